@@ -1,0 +1,30 @@
+"""mmzoo: a Keras 3 model zoo for multimodal (image + text) models.
+
+Example:
+
+```python
+import mmzoo
+model = mmzoo.build_model("classification", image_branch="vgg16",
+                          text_branch="lstm", image_shape=(64, 64, 3),
+                          vocab_size=500, sequence_length=12, num_classes=20)
+```
+"""
+
+__version__ = "0.1.0"
+
+# Building blocks register themselves on import; keep these before the API.
+from mmzoo import branches, fusion, heads  # noqa: F401,E402
+from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TEXT_BRANCHES  # noqa: E402
+from mmzoo.tasks import MultimodalModel, build_model  # noqa: E402
+
+__all__ = [
+    "build_model",
+    "MultimodalModel",
+    "IMAGE_BRANCHES",
+    "TEXT_BRANCHES",
+    "FUSIONS",
+    "HEADS",
+    "branches",
+    "fusion",
+    "heads",
+]

@@ -1,0 +1,20 @@
+"""Modality encoders ("branches"), each a reusable functional `keras.Model`.
+
+Look them up by name with `IMAGE_BRANCHES.get(name).builder` or call the
+functions directly; register new ones with `IMAGE_BRANCHES.register(name)`.
+"""
+
+from mmzoo.branches.image import VGGPreprocessing, cnn_branch, vgg16_branch
+from mmzoo.branches.text import dense_branch, embedding_branch, lstm_branch
+from mmzoo.registry import IMAGE_BRANCHES, TEXT_BRANCHES
+
+__all__ = [
+    "IMAGE_BRANCHES",
+    "TEXT_BRANCHES",
+    "VGGPreprocessing",
+    "cnn_branch",
+    "vgg16_branch",
+    "lstm_branch",
+    "embedding_branch",
+    "dense_branch",
+]

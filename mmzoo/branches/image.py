@@ -1,0 +1,133 @@
+"""Image branches: raw pixels (0..255) in, a feature vector (or map) out.
+
+Each branch is a functional `keras.Model` named `image_<branch>`, so it can be
+reused on its own the way `keras.applications` models are. Preprocessing happens
+inside the graph: callers always feed raw pixel values.
+"""
+
+import os
+
+import keras
+
+from mmzoo.registry import IMAGE_BRANCHES
+
+POOLINGS = ("flatten", "avg", "max", None)
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class VGGPreprocessing(keras.layers.Layer):
+    """VGG16's ImageNet ("caffe") preprocessing as a layer: RGB to BGR, minus the mean.
+
+    Same arithmetic as `keras.applications.vgg16.preprocess_input`, kept in the
+    graph so that saved and exported models take raw pixels.
+    """
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, inputs):
+        inputs = keras.ops.cast(inputs, self.compute_dtype)
+        bgr = keras.ops.flip(inputs, axis=-1)
+        return bgr - keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _pool(x, pooling, prefix):
+    if pooling == "flatten":
+        return keras.layers.Flatten(name=f"{prefix}_flatten")(x)
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name=f"{prefix}_avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name=f"{prefix}_max_pool")(x)
+    return x  # None: keep the feature map, for fusions that work on maps
+
+
+def _check_choice(option, value, allowed):
+    if value not in allowed:
+        raise ValueError(
+            f"`{option}` must be one of {', '.join(repr(a) for a in allowed)}. "
+            f"Received: {option}={value!r}"
+        )
+
+
+@IMAGE_BRANCHES.register("cnn")
+def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", name="image_cnn"):
+    """The seeds' small image branch: Conv2D(filters, 3x3, relu), then pooling.
+
+    Args:
+        input_shape: `(height, width, channels)` of the raw images.
+        image_filters: number of convolution filters (the seeds use 32 and 64).
+        pooling: `"flatten"` (the seeds' layout), `"avg"`, `"max"`, or `None` to
+            return the feature map.
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from raw pixels to features.
+
+    Example:
+    >>> branch = cnn_branch((28, 28, 1))
+    >>> branch.output.shape
+    (None, 21632)
+    """
+    _check_choice("pooling", pooling, POOLINGS)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="image_cnn_rescale")(inputs)
+    x = keras.layers.Conv2D(
+        image_filters, (3, 3), activation="relu", name="image_cnn_conv"
+    )(x)
+    return keras.Model(inputs, _pool(x, pooling, "image_cnn"), name=name)
+
+
+@IMAGE_BRANCHES.register("vgg16")
+def vgg16_branch(
+    input_shape,
+    *,
+    image_weights=None,
+    image_trainable=None,
+    pooling="flatten",
+    name="image_vgg16",
+):
+    """VGG16's convolutional base (`keras.applications.VGG16(include_top=False)`).
+
+    Args:
+        input_shape: `(height, width, 3)`, each side at least 32 pixels.
+        image_weights: `None` (random initialisation), `"imagenet"` (downloaded
+            by Keras on first use) or the path of a weights file for the
+            convolutional base.
+        image_trainable: whether the VGG16 layers train. `None` means "frozen
+            when pretrained weights are loaded, trainable otherwise".
+        pooling: `"flatten"` (the seeds' layout), `"avg"`, `"max"`, or `None`.
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from raw pixels (0..255, RGB) to features.
+    """
+    _check_choice("pooling", pooling, POOLINGS)
+    input_shape = tuple(input_shape)
+    if input_shape[-1] != 3 or min(input_shape[:2]) < 32:
+        raise ValueError(
+            "image_branch='vgg16' needs RGB images of at least 32x32 pixels: "
+            "`image_shape` must be (height, width, 3) with height, width >= 32. "
+            f"Received: image_shape={input_shape}"
+        )
+    if image_weights not in (None, "imagenet") and not os.path.isfile(str(image_weights)):
+        raise ValueError(
+            "`image_weights` must be None, 'imagenet' or the path of an existing "
+            f"weights file. Received: image_weights={image_weights!r}"
+        )
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = VGGPreprocessing(name="image_vgg16_preprocess")(inputs)
+    try:
+        base = keras.applications.VGG16(
+            include_top=False, weights=image_weights, input_tensor=x
+        )
+    except Exception as e:  # a failed download or a bad file: say which
+        raise ValueError(
+            f"Could not load VGG16 weights from image_weights={image_weights!r}: {e}"
+        ) from e
+    if image_trainable is None:
+        image_trainable = image_weights is None
+    for layer in base.layers:
+        layer.trainable = bool(image_trainable)
+    return keras.Model(inputs, _pool(base.output, pooling, "image_vgg16"), name=name)

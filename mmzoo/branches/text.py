@@ -1,0 +1,80 @@
+"""Text branches: token ids (or a fixed-length vector) in, a feature vector out.
+
+Each branch is a functional `keras.Model` named `text_<branch>`. Token id 0 is
+padding.
+"""
+
+import keras
+
+from mmzoo.registry import TEXT_BRANCHES
+
+
+@TEXT_BRANCHES.register("lstm", input_dtype="int32")
+def lstm_branch(
+    sequence_length,
+    *,
+    vocab_size=10000,
+    embedding_dim=64,
+    text_units=128,
+    name="text_lstm",
+):
+    """Embedding + LSTM, reading the last state; padding (id 0) is masked.
+
+    Args:
+        sequence_length: number of token ids per example.
+        vocab_size: size of the token vocabulary, padding included.
+        embedding_dim: size of each token embedding.
+        text_units: LSTM units (the size of the text feature).
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from int token ids `(batch, sequence_length)` to
+        `(batch, text_units)`.
+    """
+    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
+    x = keras.layers.Embedding(
+        vocab_size, embedding_dim, mask_zero=True, name="text_lstm_embedding"
+    )(inputs)
+    x = keras.layers.LSTM(text_units, name="text_lstm_lstm")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+@TEXT_BRANCHES.register("embedding", input_dtype="int32")
+def embedding_branch(
+    sequence_length, *, vocab_size=10000, embedding_dim=64, name="text_embedding"
+):
+    """Embedding + Flatten: the seeds' bag-of-positions text branch.
+
+    Args:
+        sequence_length: number of token ids per example.
+        vocab_size: size of the token vocabulary, padding included.
+        embedding_dim: size of each token embedding.
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from int token ids to `(batch, sequence_length * embedding_dim)`.
+    """
+    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
+    x = keras.layers.Embedding(vocab_size, embedding_dim, name="text_embedding_embedding")(
+        inputs
+    )
+    x = keras.layers.Flatten(name="text_embedding_flatten")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+@TEXT_BRANCHES.register("dense", input_dtype="float32")
+def dense_branch(sequence_length, *, text_units=128, name="text_dense"):
+    """Dense(relu) on a fixed-length text vector such as TF-IDF or bag-of-words.
+
+    Args:
+        sequence_length: length of the text vector.
+        text_units: Dense units (the size of the text feature).
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from float vectors `(batch, sequence_length)` to
+        `(batch, text_units)`.
+    """
+    inputs = keras.Input(shape=(sequence_length,), dtype="float32", name="text")
+    x = keras.layers.Dense(text_units, activation="relu", name="text_dense_dense")(inputs)
+    return keras.Model(inputs, x, name=name)

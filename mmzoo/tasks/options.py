@@ -1,0 +1,348 @@
+"""Every `build_model` option: its default, what values it allows, and checks.
+
+`resolve_options` turns what the user passed into the complete, validated option
+set of one model, before any layer is built, so that a bad option is a clear
+`TypeError` / `ValueError` and never a stack trace from inside TensorFlow.
+"""
+
+import inspect
+import numbers
+import os
+
+from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TEXT_BRANCHES
+
+MODALITIES = ("image", "text")
+BRANCH_REGISTRIES = {"image": IMAGE_BRANCHES, "text": TEXT_BRANCHES}
+
+# Options of the model as a whole (branch, fusion and head options come from the
+# signatures of the registered components).
+MODEL_DEFAULTS = {
+    "image_branch": "vgg16",
+    "text_branch": "lstm",
+    "fusion": None,  # "concat" when there are two or more modalities
+    "image_shape": (224, 224, 3),
+    "sequence_length": 100,
+    "hidden_units": (),
+    "dropout": 0.0,
+    "name": None,
+}
+COMPILE_DEFAULTS = {
+    "compile": True,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "loss": None,  # the head's own
+    "metrics": None,  # the head's own
+    "jit_compile": "auto",
+}
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_positive_int(v):
+    return _is_int(v) and v > 0
+
+
+def _fail(name, value, allowed):
+    raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
+
+
+def _positive_int(name, value):
+    if not _is_positive_int(value):
+        _fail(name, value, "a positive integer")
+    return int(value)
+
+
+def _optional_name(name, value):
+    if value is not None and not (isinstance(value, str) and value):
+        _fail(name, value, "None or a non-empty string")
+    return value
+
+
+def _choice(*allowed):
+    def check(name, value):
+        if value not in allowed:
+            _fail(name, value, "one of " + ", ".join(repr(a) for a in allowed))
+        return value
+
+    return check
+
+
+def _bool(name, value):
+    if not isinstance(value, bool):
+        _fail(name, value, "True or False")
+    return value
+
+
+def _optional_bool(name, value):
+    if value is not None and not isinstance(value, bool):
+        _fail(name, value, "None, True or False")
+    return value
+
+
+def _image_shape(name, value):
+    if not (
+        isinstance(value, (tuple, list))
+        and len(value) == 3
+        and all(_is_positive_int(v) for v in value)
+    ):
+        _fail(name, value, "a tuple of three positive integers (height, width, channels)")
+    return tuple(int(v) for v in value)
+
+
+def _units_tuple(name, value):
+    if _is_positive_int(value):
+        return (int(value),)
+    if not (isinstance(value, (tuple, list)) and all(_is_positive_int(v) for v in value)):
+        _fail(name, value, "a positive integer or a tuple of positive integers")
+    return tuple(int(v) for v in value)
+
+
+def _dropout(name, value):
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1):
+        _fail(name, value, "a number in [0, 1)")
+    return float(value)
+
+
+def _learning_rate(name, value):
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0):
+        _fail(name, value, "a positive number")
+    return float(value)
+
+
+def _min_int(minimum, what):
+    def check(name, value):
+        if not (_is_int(value) and value >= minimum):
+            _fail(name, value, what)
+        return int(value)
+
+    return check
+
+
+def _image_weights(name, value):
+    if value is None or value == "imagenet":
+        return value
+    if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+        return os.fspath(value)
+    _fail(name, value, "None, 'imagenet' or the path of an existing weights file")
+
+
+def _optimizer(name, value):
+    import keras
+
+    if isinstance(value, keras.optimizers.Optimizer):
+        return value
+    if isinstance(value, str):
+        try:
+            keras.optimizers.get(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    _fail(name, value, "an optimizer name such as 'adam' or a keras.optimizers.Optimizer")
+
+
+def _loss(name, value):
+    if value is None or isinstance(value, str) or callable(value):
+        return value
+    _fail(name, value, "None (the head's loss), a loss name or a callable")
+
+
+def _metrics(name, value):
+    if value is None or isinstance(value, (list, tuple)):
+        return value
+    _fail(name, value, "None (the head's metrics) or a list of metrics")
+
+
+def _jit_compile(name, value):
+    if value == "auto" or isinstance(value, bool):
+        return value
+    _fail(name, value, "'auto', True or False")
+
+
+def _optional_registered(registry):
+    def check(name, value):
+        return value if value is None else registry.get(value).name
+
+    return check
+
+
+VALIDATORS = {
+    # model
+    "image_branch": _optional_registered(IMAGE_BRANCHES),
+    "text_branch": _optional_registered(TEXT_BRANCHES),
+    "fusion": _optional_registered(FUSIONS),
+    "image_shape": _image_shape,
+    "sequence_length": _positive_int,
+    "hidden_units": _units_tuple,
+    "dropout": _dropout,
+    "name": _optional_name,
+    # branches
+    "image_filters": _positive_int,
+    "image_weights": _image_weights,
+    "image_trainable": _optional_bool,
+    "pooling": _choice("flatten", "avg", "max", None),
+    "vocab_size": _min_int(2, "an integer >= 2 (the vocabulary includes padding)"),
+    "embedding_dim": _positive_int,
+    "text_units": _positive_int,
+    # heads
+    "num_classes": _min_int(1, "a positive integer"),
+    "num_outputs": _positive_int,
+    # compile
+    "compile": _bool,
+    "optimizer": _optimizer,
+    "learning_rate": _learning_rate,
+    "loss": _loss,
+    "metrics": _metrics,
+    "jit_compile": _jit_compile,
+}
+
+
+def known_options():
+    """Every option name `build_model` accepts, with the components registered now."""
+    names = set(MODEL_DEFAULTS) | set(COMPILE_DEFAULTS)
+    for registry in (IMAGE_BRANCHES, TEXT_BRANCHES, FUSIONS, HEADS):
+        for component_name in registry:
+            names |= set(registry.get(component_name).options)
+    return names
+
+
+def split_compile_options(options):
+    """Splits user options into (architecture options, compile options)."""
+    arch = {k: v for k, v in options.items() if k not in COMPILE_DEFAULTS}
+    comp = {k: v for k, v in options.items() if k in COMPILE_DEFAULTS}
+    return arch, comp
+
+
+def resolve_options(task, options):
+    """Validates architecture options and fills in every default.
+
+    Args:
+        task: a registered task name (`"classification"`, `"binary"`, ...).
+        options: the architecture options the user passed.
+
+    Returns:
+        A flat dict with `task` and every option the chosen components use, with
+        values normalised (e.g. `image_shape` a tuple). Passing it back to
+        `build_model(**resolved)` builds the same architecture.
+
+    Raises:
+        TypeError: an option name that no component knows.
+        ValueError: a bad value, a missing required option, or an option the
+            chosen components do not use.
+    """
+    head = HEADS.get(task)
+    unknown = sorted(set(options) - known_options() - set(COMPILE_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"build_model() got unexpected option(s) {', '.join(map(repr, unknown))}. "
+            f"Allowed options: {', '.join(sorted(known_options()))}."
+        )
+    values = {}
+    for key, value in options.items():
+        check = VALIDATORS.get(key)
+        values[key] = check(key, value) if check else value  # user options: unchecked
+
+    resolved = {"task": head.name}
+    model_keys = dict(MODEL_DEFAULTS)
+    components = {"head": head}
+    for modality in MODALITIES:
+        option = f"{modality}_branch"
+        branch = values.get(option, MODEL_DEFAULTS[option])
+        resolved[option] = branch
+        if branch is not None:
+            components[modality] = BRANCH_REGISTRIES[modality].get(branch)
+    modalities = [m for m in MODALITIES if m in components]
+    if not modalities:
+        raise ValueError(
+            "A model needs at least one modality: `image_branch` and `text_branch` "
+            "cannot both be None. Received: image_branch=None, text_branch=None"
+        )
+    used = {"image_branch", "text_branch", "hidden_units", "dropout", "name"}
+    if "image" in components:
+        used.add("image_shape")
+    if "text" in components:
+        used.add("sequence_length")
+    if len(modalities) > 1:
+        used.add("fusion")
+        fusion = values.get("fusion") or "concat"
+        components["fusion"] = FUSIONS.get(fusion)
+        resolved["fusion"] = fusion
+    elif values.get("fusion") is not None:
+        raise ValueError(
+            f"`fusion` combines two or more modalities, but this model has only "
+            f"{modalities[0]!r}. Received: fusion={values['fusion']!r}"
+        )
+    for key in ("image_shape", "sequence_length", "hidden_units", "dropout", "name"):
+        if key in used:
+            resolved[key] = values.get(key, model_keys[key])
+
+    for role, component in components.items():
+        for key, default in component.options.items():
+            used.add(key)
+            if key in values:
+                resolved[key] = values[key]
+            elif default is inspect.Parameter.empty:
+                raise ValueError(
+                    f"`{key}` is required for {_describe(role, component)}. "
+                    f"Received: {key} not given"
+                )
+            else:
+                resolved[key] = default
+
+    for key in sorted(set(values) - used):
+        users = _components_using(key)
+        where = f"; it is used by {users}" if users else ""
+        raise ValueError(
+            f"`{key}` has no effect on this model ({_describe_model(resolved)}){where}. "
+            f"Received: {key}={options[key]!r}"
+        )
+    return resolved
+
+
+
+def validate_compile_options(options):
+    """Validates compile options and fills in their defaults."""
+    resolved = dict(COMPILE_DEFAULTS)
+    for key, value in options.items():
+        resolved[key] = VALIDATORS[key](key, value)
+    if not resolved["compile"]:
+        ignored = sorted(k for k in options if k != "compile")
+        if ignored:
+            raise ValueError(
+                f"`{ignored[0]}` has no effect with compile=False. "
+                f"Received: {ignored[0]}={options[ignored[0]]!r}"
+            )
+    return resolved
+
+
+def _describe(role, component):
+    if role == "head":
+        return f"task={component.name!r}"
+    if role == "fusion":
+        return f"fusion={component.name!r}"
+    return f"{role}_branch={component.name!r}"
+
+
+def _describe_model(resolved):
+    parts = [f"task={resolved['task']!r}"]
+    for key in ("image_branch", "text_branch", "fusion"):
+        if resolved.get(key) is not None:
+            parts.append(f"{key}={resolved[key]!r}")
+    return ", ".join(parts)
+
+
+def _components_using(key):
+    users = []
+    for registry in (IMAGE_BRANCHES, TEXT_BRANCHES, FUSIONS, HEADS):
+        for name in registry:
+            if key in registry.get(name).options:
+                users.append(f"{registry.option}={name!r}")
+    if key == "image_shape":
+        users.append("any image branch")
+    if key == "sequence_length":
+        users.append("any text branch")
+    if key == "fusion":
+        users.append("models with two or more modalities")
+    return ", ".join(users)
