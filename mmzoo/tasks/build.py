@@ -70,4 +70,7 @@ def compile_model(model, optimizer="adam", learning_rate=1e-3, loss=None, metric
                               model.task),
         jit_compile=jit_compile,
     )
+    # Built now, a model saved before training reloads without Keras's
+    # "Skipping variable loading for optimizer" warning.
+    model.optimizer.build(model.trainable_variables)
     return model

@@ -269,11 +269,6 @@ def resolve_options(task, options):
         fusion = values.get("fusion") or "concat"
         components["fusion"] = FUSIONS.get(fusion)
         resolved["fusion"] = fusion
-    elif values.get("fusion") is not None:
-        raise ValueError(
-            f"`fusion` combines two or more modalities, but this model has only "
-            f"{modalities[0]!r}. Received: fusion={values['fusion']!r}"
-        )
     for key in ("image_shape", "sequence_length", "hidden_units", "dropout", "name"):
         if key in used:
             resolved[key] = values.get(key, model_keys[key])
@@ -291,7 +286,19 @@ def resolve_options(task, options):
             else:
                 resolved[key] = default
 
-    for key in sorted(set(values) - used):
+    # Options of an absent modality (or of fusion, in a one-modality model) are
+    # ignored, so that a single-modality baseline can be built from the same
+    # options as the fused model: build_model(**options, text_branch=None).
+    ignorable = set()
+    for modality in MODALITIES:
+        if modality not in components:
+            ignorable.add("image_shape" if modality == "image" else "sequence_length")
+            ignorable |= _options_of(BRANCH_REGISTRIES[modality])
+    if len(modalities) == 1:
+        ignorable |= {"fusion"} | _options_of(FUSIONS)
+    ignorable -= set().union(*(c.options for c in components.values()))
+
+    for key in sorted(set(values) - used - ignorable):
         users = _components_using(key)
         where = f"; it is used by {users}" if users else ""
         raise ValueError(
@@ -315,6 +322,10 @@ def validate_compile_options(options):
                 f"Received: {ignored[0]}={options[ignored[0]]!r}"
             )
     return resolved
+
+
+def _options_of(registry):
+    return set().union(*(registry.get(name).options for name in registry))
 
 
 def _describe(role, component):
