@@ -1,10 +1,87 @@
 """Fusion strategies: how modality features are combined.
 
 One module per family; each registers itself in `FUSIONS` under the name that
-`build_model(fusion=...)` takes.
+`build_model(fusion=...)` takes:
+
+| name | family | options |
+|---|---|---|
+| `"concat"` | early / feature level: concatenate | - |
+| `"sum"` | parallel: `z_1 + z_2` | `fusion_dim` |
+| `"product"` | serial: `z_1 * z_2` | `fusion_dim` |
+| `"weighted"` | `a z_1 + b z_2`, fixed or learned, normalised | `fusion_dim`, `fusion_weights` |
+| `"late"` | decision level: one head per modality, averaged | `fusion_weights` |
+| `"hybrid"` | early head + per-modality heads, averaged | `fusion_weights` |
+| `"layer"` | layer level: stacks meet at a given depth | `fusion_dim`, `fusion_depth`, `fusion_layers` |
+| `"attention"` | softmax weights over modalities, per example | `fusion_dim` |
+| `"gated"` | learned sigmoid gates per modality | `fusion_dim` |
+| `"bilinear"` | low-rank bilinear pooling (MFB) | `fusion_dim`, `bilinear_factors` |
+| `"film"` | text scales and shifts the image feature map | `fusion_dim`, `pooling` |
+
+`z_i = W_i x_i + b_i` is each modality projected into the common embedding
+space of size `fusion_dim`. Every fusion takes an optional per-example
+`modality_mask` (see `mmzoo.fusion.masking`) and documents what a missing
+modality does.
+
+Adding a fusion is one registration:
+
+```python
+@FUSIONS.register("max")
+def max_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_max"):
+    layer = MyMaxFusion(fusion_dim, name=name)  # a serializable keras Layer
+    return layer(list(features.values()), modality_mask=modality_mask)
+```
+
+`features` is `{modality: tensor}` in model order; keyword-only parameters
+are `build_model` options (give each a validator in
+`mmzoo.tasks.options.VALIDATORS`). Registration info: `decision_level=True`
+(the builder gets `head=` and returns the prediction, see
+`mmzoo.fusion.decision`) and `feature_maps=("image",)` (that branch is built
+with `pooling=None`, see `mmzoo.fusion.film`).
 """
 
+from mmzoo.fusion.arithmetic import (
+    ProductFusion,
+    SumFusion,
+    WeightedFusion,
+    product_fusion,
+    sum_fusion,
+    weighted_fusion,
+)
+from mmzoo.fusion.attention import AttentionFusion, GatedFusion, attention_fusion, gated_fusion
+from mmzoo.fusion.base import FusionLayer
+from mmzoo.fusion.bilinear import BilinearFusion, bilinear_fusion
 from mmzoo.fusion.concat import concat_fusion
+from mmzoo.fusion.decision import VoteFusion, hybrid_fusion, late_fusion
+from mmzoo.fusion.film import FiLMFusion, film_fusion
+from mmzoo.fusion.inspection import modality_weights
+from mmzoo.fusion.layer_level import LayerFusion, layer_fusion
+from mmzoo.fusion.masking import MaskModalities, ModalityDropout
 from mmzoo.registry import FUSIONS
 
-__all__ = ["FUSIONS", "concat_fusion"]
+__all__ = [
+    "FUSIONS",
+    "FusionLayer",
+    "SumFusion",
+    "ProductFusion",
+    "WeightedFusion",
+    "AttentionFusion",
+    "GatedFusion",
+    "BilinearFusion",
+    "FiLMFusion",
+    "LayerFusion",
+    "VoteFusion",
+    "MaskModalities",
+    "ModalityDropout",
+    "concat_fusion",
+    "sum_fusion",
+    "product_fusion",
+    "weighted_fusion",
+    "late_fusion",
+    "hybrid_fusion",
+    "layer_fusion",
+    "attention_fusion",
+    "gated_fusion",
+    "bilinear_fusion",
+    "film_fusion",
+    "modality_weights",
+]

@@ -1,13 +1,44 @@
 """`MultimodalModel`: the functional model that `build_model` returns."""
 
+import inspect
+
 import keras
 
+from mmzoo.fusion.masking import ModalityDropout
 from mmzoo.registry import FUSIONS, HEADS
 from mmzoo.tasks.options import BRANCH_REGISTRIES, MODALITIES, resolve_options
 
 
 def _kwargs(component, resolved):
     return {key: resolved[key] for key in component.options}
+
+
+def _modality_mask(inputs, features, resolved, fusion):
+    """The mask tensor the fusion gets, or None (no mask input, no dropout).
+
+    `modality_mask=True` adds the input `"modality_mask"`, `(batch,
+    num_modalities)` floats in model order (1.0 present, 0.0 missing);
+    `modality_dropout > 0` drops modalities at random in training.
+    """
+    if not resolved["modality_mask"] and not resolved["modality_dropout"]:
+        return None
+    if "modality_mask" not in inspect.signature(fusion.builder).parameters:
+        raise ValueError(
+            f"fusion={fusion.name!r} does not take a `modality_mask` argument, so it "
+            "cannot handle missing modalities. Received: "
+            f"modality_mask={resolved['modality_mask']!r}, "
+            f"modality_dropout={resolved['modality_dropout']!r}"
+        )
+    mask = None
+    if resolved["modality_mask"]:
+        mask = inputs["modality_mask"] = keras.Input(
+            shape=(len(features),), dtype="float32", name="modality_mask"
+        )
+    if resolved["modality_dropout"]:
+        mask = ModalityDropout(resolved["modality_dropout"], name="modality_dropout")(
+            list(features.values()), modality_mask=mask
+        )
+    return mask
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -24,36 +55,62 @@ class MultimodalModel(keras.Model):
         **options: architecture options, as for `mmzoo.build_model`.
 
     Inputs are a dict keyed by modality (`"image"`: raw pixels 0..255,
-    `"text"`: int token ids); the output is a dict with one entry named by the
-    head (e.g. `"probabilities"`).
+    `"text"`: int token ids; with `modality_mask=True` also `"modality_mask"`,
+    `(batch, num_modalities)` floats, 1.0 present / 0.0 missing); the output is
+    a dict with one entry named by the head (e.g. `"probabilities"`).
+
+    The fusion (`fusion=...`) is looked up in `FUSIONS`: feature-level fusions
+    return fused features and the hidden layers and head follow; decision-level
+    ones (`late`, `hybrid`) build one head per modality themselves; FiLM gets
+    the image branch unpooled.
     """
 
     def __init__(self, task, trainable=True, dtype=None, **options):
         resolved = resolve_options(task, options)
+        present = [m for m in MODALITIES if resolved[f"{m}_branch"] is not None]
+        fusion = FUSIONS.get(resolved["fusion"]) if len(present) > 1 else None
+        # Fusions that work on feature maps (FiLM) get those branches unpooled;
+        # the fusion pools after combining (it reads the `pooling` option).
+        feature_maps = fusion.info.get("feature_maps", ()) if fusion else ()
         inputs, features = {}, {}
-        for modality in MODALITIES:
-            branch_name = resolved[f"{modality}_branch"]
-            if branch_name is None:
-                continue
-            component = BRANCH_REGISTRIES[modality].get(branch_name)
+        for modality in present:
+            component = BRANCH_REGISTRIES[modality].get(resolved[f"{modality}_branch"])
             shape_option = "image_shape" if modality == "image" else "sequence_length"
-            branch = component.builder(resolved[shape_option], **_kwargs(component, resolved))
+            kwargs = _kwargs(component, resolved)
+            if modality in feature_maps:
+                kwargs["pooling"] = None
+            branch = component.builder(resolved[shape_option], **kwargs)
             inputs[modality] = keras.Input(
                 shape=branch.input.shape[1:], dtype=branch.input.dtype, name=modality
             )
             features[modality] = branch(inputs[modality])
 
-        if len(features) > 1:
-            fusion = FUSIONS.get(resolved["fusion"])
-            x = fusion.builder(features, **_kwargs(fusion, resolved))
-        else:
-            (x,) = features.values()
-        for i, units in enumerate(resolved["hidden_units"], start=1):
-            x = keras.layers.Dense(units, activation="relu", name=f"head_hidden_{i}")(x)
-        if resolved["dropout"]:
-            x = keras.layers.Dropout(resolved["dropout"], name="head_dropout")(x)
         head = HEADS.get(task)
-        outputs = {head.info["output"]: head.builder(x, **_kwargs(head, resolved))}
+        head_name = inspect.signature(head.builder).parameters["name"].default
+
+        def head_fn(x, suffix=None):
+            # Decision-level fusions call this once per modality; the suffix
+            # keeps the layer names unique (head_softmax_image, ...).
+            end = f"_{suffix}" if suffix else ""
+            for i, units in enumerate(resolved["hidden_units"], start=1):
+                x = keras.layers.Dense(units, activation="relu", name=f"head_hidden_{i}{end}")(x)
+            if resolved["dropout"]:
+                x = keras.layers.Dropout(resolved["dropout"], name=f"head_dropout{end}")(x)
+            return head.builder(x, **_kwargs(head, resolved), name=f"{head_name}{end}")
+
+        if fusion is None:
+            (x,) = features.values()
+            y = head_fn(x)
+        else:
+            kwargs = _kwargs(fusion, resolved)
+            mask = _modality_mask(inputs, features, resolved, fusion)
+            if mask is not None:
+                kwargs["modality_mask"] = mask
+            if fusion.info.get("decision_level"):
+                y = fusion.builder(features, head=head_fn, **kwargs)
+            else:
+                y = head_fn(fusion.builder(features, **kwargs))
+        outputs = {head.info["output"]: y}
 
         name = resolved["name"] or f"mmzoo_{task}"
         super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)

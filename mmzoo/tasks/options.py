@@ -25,6 +25,10 @@ MODEL_DEFAULTS = {
     "hidden_units": (),
     "dropout": 0.0,
     "name": None,
+    # Missing modalities (models with two or more modalities only): an extra
+    # "modality_mask" input, and modalities dropped at random in training.
+    "modality_mask": False,
+    "modality_dropout": 0.0,
 }
 COMPILE_DEFAULTS = {
     "compile": True,
@@ -161,6 +165,18 @@ def _jit_compile(name, value):
     _fail(name, value, "'auto', True or False")
 
 
+def _fusion_weights(name, value):
+    ok = value is None or (
+        isinstance(value, (tuple, list))
+        and len(value) > 0
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in value)
+        and sum(value) > 0
+    )
+    if not ok:
+        _fail(name, value, "None (learned) or a tuple of non-negative numbers, not all zero")
+    return None if value is None else tuple(float(v) for v in value)
+
+
 def _optional_registered(registry):
     def check(name, value):
         return value if value is None else registry.get(value).name
@@ -178,6 +194,14 @@ VALIDATORS = {
     "hidden_units": _units_tuple,
     "dropout": _dropout,
     "name": _optional_name,
+    "modality_mask": _bool,
+    "modality_dropout": _dropout,
+    # fusions
+    "fusion_dim": _positive_int,
+    "fusion_weights": _fusion_weights,
+    "fusion_depth": _min_int(0, "an integer >= 0"),
+    "fusion_layers": _positive_int,
+    "bilinear_factors": _positive_int,
     # branches
     "image_filters": _positive_int,
     "image_weights": _image_weights,
@@ -265,11 +289,21 @@ def resolve_options(task, options):
     if "text" in components:
         used.add("sequence_length")
     if len(modalities) > 1:
-        used.add("fusion")
+        used |= {"fusion", "modality_mask", "modality_dropout"}
         fusion = values.get("fusion") or "concat"
         components["fusion"] = FUSIONS.get(fusion)
         resolved["fusion"] = fusion
-    for key in ("image_shape", "sequence_length", "hidden_units", "dropout", "name"):
+        # A fusion that works on feature maps (FiLM) gets that branch with
+        # pooling=None, so the branch must have a `pooling` option.
+        for modality in components["fusion"].info.get("feature_maps", ()):
+            if modality not in components or "pooling" not in components[modality].options:
+                raise ValueError(
+                    f"fusion={fusion!r} needs the {modality} feature map, from a "
+                    f"{modality} branch with a `pooling` option. Received: "
+                    f"{modality}_branch={resolved.get(f'{modality}_branch')!r}"
+                )
+    for key in ("image_shape", "sequence_length", "hidden_units", "dropout", "name",
+                "modality_mask", "modality_dropout"):
         if key in used:
             resolved[key] = values.get(key, model_keys[key])
 
@@ -295,7 +329,7 @@ def resolve_options(task, options):
             ignorable.add("image_shape" if modality == "image" else "sequence_length")
             ignorable |= _options_of(BRANCH_REGISTRIES[modality])
     if len(modalities) == 1:
-        ignorable |= {"fusion"} | _options_of(FUSIONS)
+        ignorable |= {"fusion", "modality_mask", "modality_dropout"} | _options_of(FUSIONS)
     ignorable -= set().union(*(c.options for c in components.values()))
 
     for key in sorted(set(values) - used - ignorable):
@@ -354,6 +388,6 @@ def _components_using(key):
         users.append("any image branch")
     if key == "sequence_length":
         users.append("any text branch")
-    if key == "fusion":
+    if key in ("fusion", "modality_mask", "modality_dropout"):
         users.append("models with two or more modalities")
     return ", ".join(users)

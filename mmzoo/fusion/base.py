@@ -1,0 +1,198 @@
+"""Shared pieces of the fusion layers: the common embedding space, weights, masks.
+
+Every fusion layer takes a list of modality features (in modality order: image,
+text, ...) and, optionally, `modality_mask`: a `(batch, num_modalities)` tensor,
+1.0 where the modality is present and 0.0 where it is missing. Each layer
+documents exactly what a missing modality does to its output; a mask of all
+ones gives the same output as no mask.
+"""
+
+import keras
+from keras import ops
+
+EPSILON = 1e-7
+
+
+def check_weights(weights, count, option="fusion_weights", what="modalities"):
+    """Validates fixed fusion weights and normalises them to sum to 1.
+
+    Args:
+        weights: `None` (the weights are learned) or one non-negative number per
+            input, not all zero.
+        count: how many inputs the weights are for.
+        option: the option name, for messages.
+        what: what the inputs are, for messages.
+
+    Returns:
+        `None`, or a tuple of floats that sums to 1.
+    """
+    if weights is None:
+        return None
+    try:
+        values = tuple(float(w) for w in weights)
+    except (TypeError, ValueError):
+        values = None
+    if (
+        values is None
+        or isinstance(weights, (str, bytes))
+        or len(values) != count
+        or any(not w >= 0 for w in values)  # `not >=` also rejects NaN
+        or sum(values) <= 0
+    ):
+        raise ValueError(
+            f"`{option}` must be None (learned) or {count} non-negative numbers, "
+            f"one per {what}, not all zero. Received: {option}={weights!r}"
+        )
+    total = sum(values)
+    return tuple(w / total for w in values)
+
+
+def mask_columns(modality_mask, count, dtype):
+    """Splits a `(batch, count)` mask into `count` columns of shape `(batch, 1)`."""
+    mask = ops.cast(modality_mask, dtype)
+    return [mask[:, i : i + 1] for i in range(count)]
+
+
+def zero_missing(x, m):
+    """`x` where the mask column `m` (broadcastable to `x`) is > 0, else 0.
+
+    `where`, not `x * m`: a NaN or inf placeholder in a missing modality must
+    not leak into the output (0 * NaN is NaN).
+    """
+    return ops.where(m > 0, x, ops.zeros_like(x))
+
+
+def _shape_list(inputs_shape):
+    if isinstance(inputs_shape, dict):
+        return list(inputs_shape.values())
+    if isinstance(inputs_shape, (list, tuple)) and inputs_shape and isinstance(
+        inputs_shape[0], (list, tuple)
+    ):
+        return list(inputs_shape)
+    return [inputs_shape]
+
+
+class FusionLayer(keras.layers.Layer):
+    """Base class: projects each modality into a common embedding space.
+
+    `z_i = W_i x_i + b_i` with one `Dense(fusion_dim)` per modality, so that
+    modalities of different sizes can be added, multiplied or attended over.
+
+    Args:
+        fusion_dim: size of the common embedding space, or `None` for no
+            projection (the inputs must then have equal sizes).
+        modalities: names of the inputs, in order (used in messages and by
+            `mmzoo.fusion.modality_weights`). Defaults to `input_0, input_1, ...`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+    """
+
+    #: Rank of each input this layer accepts (2: feature vectors).
+    input_ranks = None
+
+    def __init__(self, fusion_dim=None, modalities=None, **kwargs):
+        super().__init__(**kwargs)
+        if fusion_dim is not None and not (
+            isinstance(fusion_dim, int) and not isinstance(fusion_dim, bool) and fusion_dim > 0
+        ):
+            raise ValueError(
+                f"`fusion_dim` must be a positive integer or None. Received: fusion_dim={fusion_dim!r}"
+            )
+        self.fusion_dim = fusion_dim
+        self.modalities = tuple(modalities) if modalities is not None else None
+        self.projections = []
+
+    def modality_name(self, i):
+        return self.modalities[i] if self.modalities else f"input_{i}"
+
+    def check_shapes(self, inputs_shape, modality_mask_shape=None):
+        """Checks the input list (and mask) and returns the list of shapes."""
+        shapes = _shape_list(inputs_shape)
+        if len(shapes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} fuses two or more modalities: call it on a "
+                f"list of tensors. Received: {len(shapes)} input(s) of shape {inputs_shape}"
+            )
+        if self.modalities is not None and len(self.modalities) != len(shapes):
+            raise ValueError(
+                f"{type(self).__name__} was given modalities={self.modalities} but "
+                f"called on {len(shapes)} inputs."
+            )
+        for i, shape in enumerate(shapes):
+            expected = 2 if self.input_ranks is None else self.input_ranks[min(i, len(self.input_ranks) - 1)]
+            if len(shape) != expected:
+                raise ValueError(
+                    f"{type(self).__name__} expects the {self.modality_name(i)!r} input to "
+                    f"have rank {expected} ({'feature vectors' if expected == 2 else 'a feature map'}; "
+                    "use a pooling image branch for vectors). "
+                    f"Received: {self.modality_name(i)} shape={tuple(shape)}"
+                )
+        if modality_mask_shape is not None:
+            if len(modality_mask_shape) != 2 or modality_mask_shape[-1] not in (None, len(shapes)):
+                raise ValueError(
+                    f"`modality_mask` must have shape (batch, {len(shapes)}): one column "
+                    f"per modality. Received: modality_mask shape={tuple(modality_mask_shape)}"
+                )
+        return shapes
+
+    def build_projections(self, shapes, units=None):
+        """Creates one `Dense(units or fusion_dim)` per modality (the common space)."""
+        units = units or self.fusion_dim
+        self.projections = []
+        for i, shape in enumerate(shapes):
+            dense = keras.layers.Dense(
+                units, name=f"project_{self.modality_name(i)}", dtype=self.dtype_policy
+            )
+            dense.build(shape)
+            self.projections.append(dense)
+
+    def build(self, inputs_shape, modality_mask_shape=None):
+        shapes = self.check_shapes(inputs_shape, modality_mask_shape)
+        if self.fusion_dim is not None:
+            self.build_projections(shapes)
+        else:
+            sizes = {shape[-1] for shape in shapes}
+            if len(sizes) > 1:
+                raise ValueError(
+                    f"{type(self).__name__} without a projection needs inputs of equal "
+                    "size: pass `fusion_dim` to project them into a common space. "
+                    f"Received: sizes={[s[-1] for s in shapes]}"
+                )
+
+    def project(self, inputs):
+        """Returns `[W_i x_i + b_i]`, or the inputs when `fusion_dim` is None."""
+        inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
+        if not self.projections:
+            return [ops.cast(x, self.compute_dtype) for x in inputs]
+        return [proj(x) for proj, x in zip(self.projections, inputs)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "fusion_dim": self.fusion_dim,
+                "modalities": list(self.modalities) if self.modalities is not None else None,
+            }
+        )
+        return config
+
+
+class WeightsMixin:
+    """Per-modality scalar weights: fixed (normalised) or learned (softmax)."""
+
+    def build_weights(self, count):
+        if self.fixed_weights is None:
+            # Zero logits: every modality starts with the same weight.
+            self.weight_logits = self.add_weight(
+                name="weight_logits", shape=(count,), initializer="zeros"
+            )
+        elif len(self.fixed_weights) != count:
+            raise ValueError(
+                f"{type(self).__name__} has {len(self.fixed_weights)} weights but "
+                f"{count} inputs. Received: input_weights={self.fixed_weights}"
+            )
+
+    def normalized_weights(self):
+        """The weights actually used, summing to 1: a `(num_inputs,)` tensor."""
+        if self.fixed_weights is None:
+            return ops.softmax(ops.cast(self.weight_logits, self.compute_dtype))
+        return ops.convert_to_tensor(self.fixed_weights, dtype=self.compute_dtype)

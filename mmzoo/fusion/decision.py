@@ -1,0 +1,131 @@
+"""Decision-level fusion: one head per modality, predictions combined by weights.
+
+A decision-level fusion registers with `decision_level=True`; `build_model`
+then hands it a `head` callable, `head(features, suffix)`, that builds the
+model's hidden layers and task head on `features` (layer names end in
+`_<suffix>`, e.g. `head_softmax_image`), and the fusion returns the final
+prediction instead of fused features.
+"""
+
+import keras
+from keras import ops
+
+from mmzoo.fusion.arithmetic import WeightedFusion
+from mmzoo.fusion.base import check_weights
+from mmzoo.fusion.concat import concat_fusion
+from mmzoo.registry import FUSIONS
+
+
+def _need_head(head, fusion):
+    if head is None:
+        raise ValueError(
+            f"fusion={fusion!r} is decision-level: it needs `head`, a callable "
+            "`head(features, suffix) -> prediction` (build_model passes one). "
+            "Received: head=None"
+        )
+
+
+@FUSIONS.register("late", decision_level=True)
+def late_fusion(features, modality_mask=None, head=None, *, fusion_weights=None, name="fusion_late"):
+    """Late (decision-level) fusion: a head per modality, predictions averaged.
+
+    `P = sum w_i P_i` with the weights normalised to sum to 1: fixed by
+    `fusion_weights` or learned. `fusion_weights=(1, 0)` gives exactly the
+    image head's prediction. With a mask, the weights are renormalised over
+    the present modalities, so a missing modality's head is ignored.
+
+    Args:
+        features: `{modality: (batch, size) tensor}`.
+        modality_mask: optional `(batch, num_modalities)` mask, 1.0 = present.
+        head: `head(features, suffix) -> prediction`, from `build_model`.
+        fusion_weights: `None` (learned) or one non-negative weight per modality.
+        name: the name of the layer that combines the predictions.
+
+    Returns:
+        The combined prediction (same shape as one head's).
+    """
+    _need_head(head, "late")
+    weights = check_weights(fusion_weights, len(features))
+    predictions = [head(x, modality) for modality, x in features.items()]
+    layer = WeightedFusion(None, input_weights=weights, modalities=tuple(features), name=name)
+    return layer(predictions, modality_mask=modality_mask)
+
+
+@FUSIONS.register("hybrid", decision_level=True)
+def hybrid_fusion(
+    features, modality_mask=None, head=None, *, fusion_weights=None, name="fusion_hybrid"
+):
+    """Hybrid fusion: an early-fusion head and one head per modality, averaged.
+
+    The early part concatenates the features (`<name>_concat`) and has its own
+    head (`head_<kind>_fused`); each modality has its head too; the final
+    prediction is `w_0 P_fused + sum w_i P_i`. With a mask, missing features
+    are zeroed in the early part and the missing modalities' heads are left
+    out of the average (the fused head is always kept).
+
+    Args:
+        features: `{modality: (batch, size) tensor}`.
+        modality_mask: optional `(batch, num_modalities)` mask, 1.0 = present.
+        head: `head(features, suffix) -> prediction`, from `build_model`.
+        fusion_weights: `None` (learned) or `1 + num_modalities` non-negative
+            weights: the fused head first, then each modality's.
+        name: the name of the layer that combines the predictions.
+
+    Returns:
+        The combined prediction.
+    """
+    _need_head(head, "hybrid")
+    weights = check_weights(
+        fusion_weights, len(features) + 1, what="prediction (the fused head first, then each modality)"
+    )
+    early = concat_fusion(features, modality_mask, name=f"{name}_concat")
+    predictions = [head(early, "fused")] + [head(x, m) for m, x in features.items()]
+    layer = WeightedFusion(
+        None,
+        input_weights=weights,
+        always_present=1,
+        modalities=("fused",) + tuple(features),
+        name=name,
+    )
+    return layer(predictions, modality_mask=modality_mask)
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class VoteFusion(keras.layers.Layer):
+    """Weighted hard votes of several classifiers (the SAMME combination).
+
+    Each input is one classifier's probabilities: `(batch, k)` softmax outputs
+    vote for their argmax, `(batch, 1)` sigmoid outputs vote 1 when above 0.5.
+    The output is each class's share of the weighted vote, `sum_t a_t
+    onehot_t / sum_t a_t`: rows sum to 1 (the `(batch, 1)` case gives the
+    share voting 1), so the argmax is the ensemble's class.
+
+    Args:
+        input_weights: one non-negative weight per input (e.g. SAMME's alphas).
+        **kwargs: base layer arguments.
+    """
+
+    def __init__(self, input_weights, **kwargs):
+        super().__init__(**kwargs)
+        self.input_weights = check_weights(input_weights, len(tuple(input_weights)), "input_weights", "input")
+
+    def call(self, inputs):
+        inputs = list(inputs)
+        if len(inputs) != len(self.input_weights):
+            raise ValueError(
+                f"VoteFusion has {len(self.input_weights)} weights but was called on "
+                f"{len(inputs)} inputs."
+            )
+        out = 0.0
+        for w, p in zip(self.input_weights, inputs):
+            if p.shape[-1] == 1:
+                vote = ops.cast(p > 0.5, self.compute_dtype)
+            else:
+                vote = ops.one_hot(ops.argmax(p, axis=-1), p.shape[-1], dtype=self.compute_dtype)
+            out = out + w * vote
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config["input_weights"] = self.input_weights
+        return config
