@@ -1,0 +1,251 @@
+"""Runs the risky half of an export in its own process; run as a script.
+
+`python _worker.py SPEC.json` converts a SavedModel to TFLite, inspects the ops
+of the result with the LiteRT analyzer and runs it with the LiteRT interpreter
+(action "tflite"), or loads a SavedModel with `tf.saved_model.load` and runs
+its endpoints, XLA-compiled where asked (action "saved_model"). Outputs go to
+`.npz` files, facts to a JSON result file.
+
+Why a process of its own: the TFLite converter and calibrator can segfault or
+abort (e.g. int8 calibration of a WHILE-loop LSTM), and so can XLA on a bad
+graph. In a child process that becomes an exit status the parent turns into a
+clear error. Running the artifact in a fresh process also proves that it loads
+without mmzoo or the Keras objects in memory. This file imports neither mmzoo
+nor Keras on purpose.
+"""
+
+import json
+import re
+import sys
+import time
+import traceback
+
+import numpy as np
+
+# TF ops that read or produce strings; none may sit in an XLA-compiled core.
+_STRING_DTYPE = 7  # types_pb2.DT_STRING
+
+
+def _load_npz(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _chunks(inputs, batch_size):
+    """Yields (batch, n_real) with the last batch padded to a static size."""
+    n = len(next(iter(inputs.values())))
+    step = batch_size or n
+    for start in range(0, n, step):
+        batch = {k: v[start:start + step] for k, v in inputs.items()}
+        real = len(next(iter(batch.values())))
+        if batch_size and real < batch_size:
+            batch = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - real, 0)])
+                     for k, v in batch.items()}
+        yield batch, real
+
+
+def _run_batched(fn, inputs, batch_size):
+    outputs = {}
+    for batch, real in _chunks(inputs, batch_size):
+        for k, v in fn(batch).items():
+            outputs.setdefault(k, []).append(np.asarray(v)[:real])
+    return {k: np.concatenate(v) for k, v in outputs.items()}
+
+
+# --------------------------------------------------------------------- TFLite
+
+
+def _convert(spec):
+    import warnings
+
+    import tensorflow as tf
+
+    # The int8 calibrator uses the deprecated tf.lite.Interpreter internally;
+    # its warning would bury the converter's own messages in the log.
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        spec["saved_model"], signature_keys=["serving_default"]
+    )
+    # Builtins only: an op that would need Flex makes conversion fail here
+    # instead of producing a file no Python or phone runtime without Flex runs.
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    quantization = spec["quantization"]
+    if quantization != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        calibration = _load_npz(spec["calibration"])
+        n = len(next(iter(calibration.values())))
+        batch_size = spec["batch_size"]
+
+        def representative_dataset():
+            for start in range(0, n - batch_size + 1, batch_size):
+                yield {k: v[start:start + batch_size] for k, v in calibration.items()}
+
+        converter.representative_dataset = representative_dataset
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.target_spec.supported_ops = ops
+    start = time.perf_counter()
+    content = converter.convert()
+    seconds = time.perf_counter() - start
+    with open(spec["output"], "wb") as f:
+        f.write(content)
+    return seconds
+
+
+def _inspect(path):
+    """Operators of a .tflite file: LiteRT analyzer names, builtin vs custom."""
+    from ai_edge_litert import _pywrap_analyzer_wrapper as analyzer
+    from ai_edge_litert import schema_py_generated as schema
+
+    text = analyzer.ModelAnalyzer(path, True, False)
+    analyzer_ops = sorted(set(re.findall(r"Op#\d+ (\S+?)\(", text)))
+    with open(path, "rb") as f:
+        model = schema.Model.GetRootAs(f.read(), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    builtin, custom = set(), set()
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        op = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if op == schema.BuiltinOperator.CUSTOM or code.CustomCode():
+            custom.add((code.CustomCode() or b"?").decode("utf-8"))
+        else:
+            builtin.add(names.get(op, str(op)))
+    # The analyzer prints Flex ops by name (e.g. FlexTensorListReserve);
+    # count them even if the flatbuffer reading above missed one.
+    custom |= {op for op in analyzer_ops if op.startswith("Flex")}
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    tensor_types = {}
+    graph = model.Subgraphs(0)
+    for i in range(graph.TensorsLength()):
+        name = types.get(graph.Tensors(i).Type(), "?")
+        tensor_types[name] = tensor_types.get(name, 0) + 1
+    return {
+        "ops": sorted(builtin),
+        "custom_ops": sorted(custom),
+        "analyzer_ops": analyzer_ops,
+        "subgraphs": model.SubgraphsLength(),
+        "tensor_types": tensor_types,
+    }
+
+
+def _run_tflite(path, inputs, batch_size):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=1)
+    runner = interpreter.get_signature_runner("serving_default")
+    details = runner.get_input_details()
+    signature = {
+        "inputs": {k: {"shape": [int(d) for d in v["shape"]], "dtype": np.dtype(v["dtype"]).name}
+                   for k, v in details.items()},
+        "outputs": {k: {"shape": [int(d) for d in v["shape"]],
+                        "dtype": np.dtype(v["dtype"]).name}
+                    for k, v in runner.get_output_details().items()},
+    }
+    outputs = _run_batched(lambda batch: runner(**batch), inputs, batch_size)
+    return outputs, signature
+
+
+def _tflite(spec):
+    result = {"convert_seconds": _convert(spec)}
+    result.update(_inspect(spec["output"]))
+    if spec.get("parity_inputs"):
+        outputs, signature = _run_tflite(
+            spec["output"], _load_npz(spec["parity_inputs"]), spec["batch_size"]
+        )
+        np.savez(spec["parity_outputs"], **outputs)
+        result["signature"] = signature
+    return result
+
+
+# ----------------------------------------------------------------- SavedModel
+
+
+def _string_ops(concrete_fn):
+    """Names of ops in `concrete_fn` (and the functions it calls) that touch strings."""
+    graph_def = concrete_fn.graph.as_graph_def()
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes.extend(function.node_def)
+    found = set()
+    for node in nodes:
+        for attr in node.attr.values():
+            if attr.type == _STRING_DTYPE or _STRING_DTYPE in attr.list.type:
+                found.add(node.op)
+    return sorted(found)
+
+
+def _spec_of(concrete_fn):
+    _, kwargs = concrete_fn.structured_input_signature
+    inputs = {k: {"shape": [None if d is None else int(d) for d in v.shape],
+                  "dtype": v.dtype.name} for k, v in kwargs.items()}
+    outputs = {k: {"shape": [None if d is None else int(d) for d in v.shape],
+                   "dtype": v.dtype.name} for k, v in concrete_fn.structured_outputs.items()}
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _saved_model(spec):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(spec["dir"])
+    result = {"signatures": {k: _spec_of(f) for k, f in loaded.signatures.items()}}
+    core = loaded.signatures["serving_default"]
+    batch_size = spec.get("batch_size")
+    inputs = _load_npz(spec["parity_inputs"])
+    outputs = {"serving_default": _run_batched(lambda b: core(**b), inputs, batch_size)}
+
+    if spec.get("raw_inputs"):
+        raw = _load_npz(spec["raw_inputs"])
+        strings = {}
+        if "image_data" in raw:
+            offsets = raw["image_offsets"]
+            data = raw["image_data"].tobytes()
+            strings["image"] = np.array(
+                [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)], dtype=object
+            )
+        if "text" in raw:
+            strings["text"] = raw["text"].astype(object)
+        endpoint = loaded.signatures["serve_raw"]
+        outputs["serve_raw"] = _run_batched(
+            lambda b: endpoint(**{k: tf.constant(list(v), tf.string) for k, v in b.items()}),
+            strings, batch_size,
+        )
+
+    if spec.get("xla"):
+        result["string_ops_in_core"] = _string_ops(core)
+        compiled = tf.function(lambda batch: core(**batch), jit_compile=True)
+        start = time.perf_counter()
+        outputs["xla"] = _run_batched(compiled, inputs, batch_size)
+        result["xla_seconds"] = time.perf_counter() - start
+        result["xla_compiled"] = True
+        with_aliases = tf.saved_model.load(
+            spec["dir"],
+            options=tf.saved_model.LoadOptions(experimental_load_function_aliases=True),
+        )
+        result["function_aliases"] = sorted(getattr(with_aliases, "function_aliases", {}))
+
+    for name, values in outputs.items():
+        np.savez(f"{spec['parity_outputs']}.{name}.npz", **values)
+    result["outputs"] = sorted(outputs)
+    return result
+
+
+def main(argv):
+    with open(argv[1]) as f:
+        spec = json.load(f)
+    try:
+        action = {"tflite": _tflite, "saved_model": _saved_model}[spec["action"]]
+        result = action(spec)
+        status = 0
+    except Exception as e:  # reported to the parent, which raises a clear error
+        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        status = 3
+    with open(spec["result"], "w") as f:
+        json.dump(result, f, indent=2, default=str)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

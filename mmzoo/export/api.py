@@ -1,0 +1,448 @@
+"""`export()`: one call from a Keras model to a checked SavedModel or TFLite file."""
+
+import numbers
+import os
+import time
+import warnings
+
+import keras
+import numpy as np
+
+from mmzoo.export import parity as parity_lib
+from mmzoo.export import saved_model as sm
+from mmzoo.export import tflite as tfl
+from mmzoo.export._io import Staging, run_worker
+from mmzoo.export.prepare import export_copy, has_rnn
+from mmzoo.export.preprocessing import TextEncoder
+from mmzoo.export.report import Check, ExportError, ExportReport, folder_size
+
+FORMATS = ("saved_model", "tflite")
+QUANTIZATIONS = tfl.QUANTIZATIONS
+PARITY_MODES = ("raise", "warn", None)
+RAW_SAMPLES = 8
+
+
+def export(
+    model_or_entry,
+    path,
+    format="saved_model",
+    *,
+    quantization=None,
+    tokenizer=None,
+    batch_size=None,
+    tpu=False,
+    representative_data=None,
+    parity_data=None,
+    parity="raise",
+    overwrite=False,
+    verbose=True,
+):
+    """Exports a model as a SavedModel (serving) or a TFLite file (phones), checked.
+
+    The exported artifact is loaded with the runtime a user would use
+    (`tf.saved_model.load`, or the `ai_edge_litert` interpreter) in a separate
+    process and its outputs are compared with the Keras model's: float32 max
+    absolute difference <= 1e-5, float16 <= 1e-3, dynamic-range and int8
+    decision agreement >= 99% on held-back examples. The figures are returned
+    and printed. Files are written beside `path` first and moved into place only
+    when every check passed.
+
+    Args:
+        model_or_entry: a Keras model (e.g. from `mmzoo.build_model`), the path
+            of a `.keras` file, or a zoo entry (an object with `.model` and,
+            optionally, `.tokenizer`).
+        path: destination. A folder for `"saved_model"`; a file ending in
+            `.tflite` for `"tflite"` (side files `<stem>.preprocessing.json`
+            and `<stem>.vocab.txt` go next to it).
+        format: `"saved_model"` or `"tflite"`.
+        quantization: TFLite only: `"float32"` (default), `"float16"`,
+            `"dynamic_range"` or `"int8"` (needs `representative_data`).
+        tokenizer: tokenizes raw strings inside the SavedModel's `serve_raw`
+            endpoint; its vocabulary is written beside a TFLite file. Any
+            object with `tf_tokenize(strings)` (or callable on a `tf.string`
+            tensor) returning ids `(batch, sequence_length)`.
+        batch_size: static batch size. SavedModel: `None` (dynamic, the
+            default) or a positive int; TFLite: default 1.
+        tpu: SavedModel only: static batch (`batch_size` required), numeric
+            core checked to compile with XLA and to hold no string op,
+            `function_aliases={"tpu_func": ...}` set.
+        representative_data: example inputs, `{name: array}` or an iterable of
+            such dicts (or `(inputs, labels)` pairs). int8 calibrates on 4 of
+            every 5 examples and checks agreement on the 5th; other formats
+            check parity on them. Random inputs are used when omitted.
+        parity_data: held-back examples for the parity check, in the same
+            form; by default taken from `representative_data`.
+        parity: `"raise"` (default: a failed check raises `ExportError` and
+            writes nothing), `"warn"` (write anyway, warn) or `None` (skip the
+            comparison with the Keras model).
+        overwrite: replace an existing destination.
+        verbose: print the report.
+
+    Returns:
+        An `ExportReport` with the measured figures.
+
+    Raises:
+        ValueError: a bad argument.
+        FileExistsError: `path` exists and `overwrite` is False.
+        ExportError: conversion crashed or a check failed (nothing is written).
+
+    Example:
+
+    ```python
+    model = mmzoo.build_model("classification", image_branch="cnn",
+                              text_branch="lstm", image_shape=(32, 32, 3),
+                              vocab_size=200, sequence_length=12, num_classes=5)
+    mmzoo.export(model, "serving/1")                      # SavedModel
+    mmzoo.export(model, "phone/model.tflite", format="tflite",
+                 quantization="int8", representative_data=examples)
+    ```
+    """
+    start = time.perf_counter()
+    format, quantization, batch_size = _check_arguments(
+        path, format, quantization, batch_size, tpu, parity
+    )
+    path = os.path.abspath(os.fspath(path))
+    model, entry_tokenizer = _resolve_model(model_or_entry)
+    tokenizer = tokenizer if tokenizer is not None else entry_tokenizer
+    specs = parity_lib.input_specs(model)
+    encoder = _encoder(tokenizer, specs)
+    if quantization == "int8" and representative_data is None:
+        raise ValueError(
+            "quantization='int8' calibrates activation ranges on example inputs: pass "
+            "`representative_data` (a few hundred real examples, e.g. "
+            "{'image': images, 'text': token_ids}). Calibrating on random inputs would "
+            "give a model that agrees with itself on noise but not on your data. "
+            "Received: representative_data=None"
+        )
+    quantized = quantization in ("dynamic_range", "int8")
+    calibration, held_back = _samples(model, quantized, representative_data, parity_data)
+
+    report = ExportReport(
+        path=path, format=format, quantization=quantization, model_name=model.name,
+        batch_size=batch_size,
+    )
+    if format == "tflite":
+        destinations = [path] + list(tfl.side_files(path).values())
+    else:
+        destinations = [path]
+    with Staging(destinations, overwrite) as staging:
+        if format == "saved_model":
+            moves = _saved_model(model, staging, report, encoder, batch_size, tpu,
+                                 held_back, parity)
+        else:
+            moves = _tflite(model, staging, report, encoder, quantization, batch_size,
+                            calibration, held_back, parity)
+        failed = [c for c in report.checks if not c.passed]
+        report.seconds = time.perf_counter() - start
+        if failed and parity == "raise":
+            raise ExportError(
+                f"The exported model does not match the Keras model, so nothing was "
+                f"written to {path}:\n"
+                + "\n".join(f"  {c.describe()}" for c in failed)
+                + "\n" + _parity_hint(quantization, representative_data)
+                + "\nPass parity='warn' to write it anyway.",
+                report,
+            )
+        staging.commit(moves)
+    report.seconds = time.perf_counter() - start
+    if verbose:
+        print(report)
+    if failed and parity == "warn":
+        warnings.warn(
+            "Exported despite failed parity checks: "
+            + "; ".join(c.describe() for c in failed),
+            stacklevel=2,
+        )
+    return report
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def _check_arguments(path, format, quantization, batch_size, tpu, parity):
+    if format not in FORMATS:
+        raise ValueError(
+            f"`format` must be one of {', '.join(map(repr, FORMATS))}. "
+            f"Received: format={format!r}"
+        )
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"`path` must be a non-empty path. Received: path={path!r}")
+    path = os.fspath(path)
+    if format == "tflite":
+        if not path.endswith(".tflite"):
+            raise ValueError(
+                "`path` must end with '.tflite' for format='tflite'. "
+                f"Received: path={path!r}"
+            )
+        quantization = "float32" if quantization is None else quantization
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(
+                f"`quantization` must be one of {', '.join(map(repr, QUANTIZATIONS))} "
+                f"(or None for 'float32'). Received: quantization={quantization!r}"
+            )
+        if tpu:
+            raise ValueError(
+                "`tpu=True` applies to format='saved_model'. Received: tpu=True, "
+                "format='tflite'"
+            )
+        batch_size = 1 if batch_size is None else batch_size
+    else:
+        if path.endswith((".tflite", ".keras", ".h5")):
+            raise ValueError(
+                "A SavedModel is a folder: `path` must not end with "
+                f"{os.path.splitext(path)[1]!r} (did you mean format='tflite'?). "
+                f"Received: path={path!r}"
+            )
+        if quantization not in (None, "float32"):
+            raise ValueError(
+                "`quantization` applies to format='tflite'; a SavedModel keeps the "
+                f"model's float32 weights. Received: quantization={quantization!r}"
+            )
+        quantization = "float32"
+        if not isinstance(tpu, bool):
+            raise ValueError(f"`tpu` must be True or False. Received: tpu={tpu!r}")
+        if tpu and batch_size is None:
+            raise ValueError(
+                "`tpu=True` needs a static batch size: pass batch_size=<int> (the batch "
+                "your TPU server pads requests to). Received: batch_size=None"
+            )
+    if batch_size is not None and not (
+        isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool)
+        and batch_size > 0
+    ):
+        raise ValueError(
+            f"`batch_size` must be None or a positive integer. Received: "
+            f"batch_size={batch_size!r}"
+        )
+    if parity not in PARITY_MODES:
+        raise ValueError(
+            "`parity` must be 'raise', 'warn' or None. "
+            f"Received: parity={parity!r}"
+        )
+    return format, quantization, None if batch_size is None else int(batch_size)
+
+
+def _resolve_model(model_or_entry):
+    """Returns `(keras_model, tokenizer_or_None)`."""
+    if isinstance(model_or_entry, keras.Model):
+        return model_or_entry, None
+    if isinstance(model_or_entry, (str, os.PathLike)):
+        path = os.fspath(model_or_entry)
+        if path.endswith(".keras"):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"No such model file: {path!r}")
+            # mmzoo is imported (this module lives in it), so its layers are
+            # registered and safe_mode loading needs no custom_objects.
+            return keras.saving.load_model(path, safe_mode=True), None
+        raise ValueError(
+            "`model_or_entry` must be a Keras model, the path of a '.keras' file or a "
+            "zoo entry (zoo entry names are not supported yet). "
+            f"Received: model_or_entry={path!r}"
+        )
+    model = getattr(model_or_entry, "model", None)
+    if isinstance(model, keras.Model):
+        tokenizer = getattr(model_or_entry, "tokenizer", None)
+        if tokenizer is None:
+            tokenizer = getattr(getattr(model_or_entry, "preprocessor", None), "tokenizer", None)
+        return model, tokenizer
+    raise ValueError(
+        "`model_or_entry` must be a Keras model, the path of a '.keras' file or a "
+        f"zoo entry. Received: model_or_entry of type {type(model_or_entry).__name__}"
+    )
+
+
+def _encoder(tokenizer, specs):
+    if tokenizer is None:
+        return None
+    if "text" not in specs or not specs["text"][1].startswith("int"):
+        raise ValueError(
+            "`tokenizer` turns strings into token ids, but this model has no token-id "
+            f"'text' input (inputs: {', '.join(f'{k} {v[1]}' for k, v in specs.items())}). "
+            "Received: a tokenizer"
+        )
+    return TextEncoder(tokenizer, specs["text"][0][0])
+
+
+def _samples(model, quantized, representative_data, parity_data):
+    """Returns `(calibration_inputs_or_None, held_back_inputs)`."""
+    collect = parity_lib.collect_inputs
+    if parity_data is not None:
+        held_back = collect(parity_data, model)
+        calibration = (collect(representative_data, model)
+                       if representative_data is not None else None)
+    elif representative_data is not None:
+        examples = collect(representative_data, model)
+        n = parity_lib.num_examples(examples)
+        if quantized:
+            if n < 10:
+                raise ValueError(
+                    "`representative_data` needs at least 10 examples (4 of 5 calibrate, "
+                    f"1 of 5 is held back for the agreement check). Received: {n} examples"
+                )
+            index = np.arange(n)
+            calibration = parity_lib.take(examples, index % 5 != 4)
+            held_back = parity_lib.take(examples, index % 5 == 4)
+        else:
+            calibration, held_back = None, parity_lib.take(
+                examples, slice(0, parity_lib.QUANTIZED_SAMPLES))
+    else:
+        n = parity_lib.QUANTIZED_SAMPLES if quantized else parity_lib.FLOAT_SAMPLES
+        calibration, held_back = None, parity_lib.synthetic_inputs(model, n, seed=2)
+    return calibration, held_back
+
+
+def _parity_hint(quantization, representative_data):
+    if quantization in ("int8", "dynamic_range"):
+        return ("Quantized models agree best when calibrated and checked on real inputs; "
+                "an untrained model's near-equal scores flip under any rounding.")
+    return "A float model that differs this much points at an op the runtime computes differently."
+
+
+# ----------------------------------------------------------------- SavedModel
+
+
+def _saved_model(model, staging, report, encoder, batch_size, tpu, held_back, parity):
+    copy = export_copy(model)
+    staged = staging.path("saved_model")
+    report.notes.extend(sm.write_saved_model(copy, staged, batch_size, encoder, tpu))
+    raw_names, _ = sm.raw_endpoint_inputs(model, encoder)
+
+    spec = {"action": "saved_model", "dir": staged, "batch_size": batch_size, "xla": tpu,
+            "parity_inputs": tfl.save_inputs(staging.path("parity.npz"), held_back),
+            "parity_outputs": staging.path("outputs")}
+    raw_reference = None
+    if raw_names and parity is not None:
+        raw_inputs, raw_numeric = _raw_samples(model, held_back, encoder, raw_names)
+        spec["raw_inputs"] = tfl.save_inputs(staging.path("raw.npz"), raw_inputs)
+        raw_reference = parity_lib.keras_outputs(model, raw_numeric)
+    if parity is None and not tpu:
+        spec["parity_inputs"] = tfl.save_inputs(
+            staging.path("parity.npz"), parity_lib.take(held_back, slice(0, 1)))
+    what = "Loading and running the SavedModel" + (" (with XLA)" if tpu else "")
+    result = run_worker(spec, staging, what)
+
+    report.endpoints = sm.describe_endpoints(result["signatures"])
+    if tpu:
+        report.xla_compiled = bool(result.get("xla_compiled"))
+        report.function_aliases = result.get("function_aliases", [])
+        if result.get("string_ops_in_core"):
+            raise ExportError(
+                "tpu=True: the numeric core holds string ops, which XLA/TPU cannot run: "
+                f"{result['string_ops_in_core']}. Nothing was written."
+            )
+        if sm.TPU_FUNCTION_ALIAS not in report.function_aliases:
+            raise ExportError("tpu=True: the function alias was not saved. Nothing was written.")
+    if parity is not None:
+        reference = parity_lib.keras_outputs(model, held_back)
+        kind = parity_lib.decision_kind(model, reference)
+        loader = "tf.saved_model.load"
+        report.checks.append(parity_lib.compare(
+            "serving_default", loader, reference, _load(staging, "serving_default"), kind,
+            "float32"))
+        if raw_reference is not None:
+            report.checks.append(parity_lib.compare(
+                sm.RAW_ENDPOINT, f"{loader} (PNG bytes + strings)", raw_reference,
+                _load(staging, "serve_raw"), kind, "float32"))
+        if tpu:
+            report.checks.append(parity_lib.compare(
+                "xla", f"{loader} + tf.function(jit_compile=True)", reference,
+                _load(staging, "xla"), kind, "float32"))
+    report.size_bytes = folder_size(staged)
+    report.files = [os.path.basename(report.path) + os.sep]
+    return [(staged, report.path)]
+
+
+def _load(staging, name):
+    with np.load(staging.path(f"outputs.{name}.npz")) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _raw_samples(model, held_back, encoder, raw_names):
+    """Raw inputs (PNG bytes, strings) and the numeric inputs they must become."""
+    n = min(RAW_SAMPLES, parity_lib.num_examples(held_back))
+    raw, numeric = {}, {}
+    if "image" in raw_names:
+        pixels = np.clip(np.round(held_back["image"][:n]), 0, 255)
+        raw.update(sm.pack_images([sm.encode_png(p) for p in pixels]))
+        numeric["image"] = pixels.astype("float32")
+    if "text" in raw_names:
+        import tensorflow as tf
+
+        sentences = sm.sample_sentences(encoder, n)
+        raw["text"] = np.array(sentences)
+        # The Python path when the tokenizer has one: then this check also
+        # proves that the in-graph tokenizer follows the Python rules.
+        ids = encoder.python_encode(sentences)
+        numeric["text"] = ids if ids is not None else encoder(tf.constant(sentences)).numpy()
+    return raw, numeric
+
+
+# --------------------------------------------------------------------- TFLite
+
+
+def _tflite(model, staging, report, encoder, quantization, batch_size, calibration,
+            held_back, parity):
+    copy = export_copy(model, unroll=True)
+    source = staging.path("conversion_source")
+    tfl.write_conversion_source(copy, source, batch_size)
+    staged_model = staging.path(os.path.basename(report.path))
+    staged_side = {k: staging.path(os.path.basename(v))
+                   for k, v in tfl.side_files(report.path).items()}
+    spec = {"action": "tflite", "saved_model": source, "output": staged_model,
+            "quantization": quantization, "batch_size": batch_size,
+            "parity_outputs": staging.path("outputs.npz")}
+    if calibration is not None and quantization == "int8":
+        usable = parity_lib.num_examples(calibration) // batch_size * batch_size
+        if not usable:
+            raise ValueError(
+                f"int8 calibration needs at least batch_size={batch_size} examples. "
+                f"Received: {parity_lib.num_examples(calibration)}"
+            )
+        spec["calibration"] = tfl.save_inputs(staging.path("calibration.npz"), calibration)
+    if parity is not None:
+        spec["parity_inputs"] = tfl.save_inputs(staging.path("parity.npz"), held_back)
+    what = f"TFLite {quantization} conversion"
+    result = run_worker(spec, staging, what)
+
+    report.ops = result["ops"]
+    report.custom_ops = result["custom_ops"]
+    if report.custom_ops:
+        raise ExportError(
+            f"The {quantization} TFLite file holds non-builtin ops {report.custom_ops}; "
+            "only builtin ops run in ai_edge_litert and stock phone runtimes. Nothing "
+            "was written.", report)
+    if has_rnn(model):
+        report.notes.append("recurrent layers unrolled over the fixed sequence length")
+    if quantization == "int8":
+        report.notes.append(
+            f"int8 calibrated on {parity_lib.num_examples(calibration)} examples; tensor "
+            f"types: {result['tensor_types']}")
+    if "signature" in result:
+        report.endpoints = sm.describe_endpoints({"serving_default": result["signature"]})
+    if parity is not None:
+        reference = parity_lib.keras_outputs(model, held_back)
+        kind = parity_lib.decision_kind(model, reference)
+        with np.load(spec["parity_outputs"]) as data:
+            outputs = {k: data[k] for k in data.files}
+        report.checks.append(parity_lib.compare(
+            "litert", f"ai_edge_litert {_litert_version()} Interpreter", reference, outputs,
+            kind, quantization))
+
+    written = tfl.write_side_files(model, staged_side, encoder, quantization, batch_size)
+    report.size_bytes = os.path.getsize(staged_model)
+    side = [(staged_side[k], tfl.side_files(report.path)[k]) for k in written]
+    report.files = [os.path.basename(report.path)] + [os.path.basename(f) for _, f in side]
+    # Side files first: a reader that sees the model also sees its settings.
+    return side + [(staged_model, report.path)]
+
+
+def _litert_version():
+    try:
+        from importlib.metadata import version
+
+        return version("ai-edge-litert")
+    except Exception:
+        return "?"
+
+
+__all__ = ["export", "FORMATS", "QUANTIZATIONS", "Check"]

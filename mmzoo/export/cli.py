@@ -1,0 +1,105 @@
+"""`mmzoo export`: the command-line face of `mmzoo.export`.
+
+Wired into `mmzoo/cli.py` as `"export": (add_arguments, run, HELP)`; or use
+`add_parser(subparsers)`.
+
+Examples:
+
+```
+mmzoo export model.keras serving/1
+mmzoo export model.keras serving/tpu --tpu --batch-size 8 --tokenizer tok/
+mmzoo export model.keras phone/model.tflite --quantization int8 --data calib.npz
+```
+"""
+
+import os
+import sys
+
+HELP = "export a model as a SavedModel (serving) or a TFLite file (phones), checked"
+
+
+def add_arguments(parser):
+    """Adds the `export` arguments to `parser`."""
+    parser.add_argument("model", help="the model: a .keras file")
+    parser.add_argument(
+        "path", help="destination: a folder (SavedModel) or a file ending in .tflite")
+    parser.add_argument(
+        "--format", choices=("saved_model", "tflite"), default=None,
+        help="default: tflite when PATH ends in .tflite, else saved_model")
+    parser.add_argument(
+        "--quantization", choices=("float32", "float16", "dynamic_range", "int8"),
+        default=None, help="TFLite variant (default: float32); int8 needs --data")
+    parser.add_argument(
+        "--tokenizer", metavar="PATH", default=None,
+        help="a saved mmzoo tokenizer (folder or .json): adds the raw-string endpoint "
+             "to a SavedModel, writes the vocabulary beside a TFLite file")
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="static batch size (default: dynamic for SavedModel, 1 for TFLite)")
+    parser.add_argument(
+        "--tpu", action="store_true",
+        help="SavedModel for TPU: static batch, XLA-compile check, function alias")
+    parser.add_argument(
+        "--data", metavar="NPZ", default=None,
+        help="example inputs (.npz with one array per model input, e.g. image, text): "
+             "int8 calibration and parity check")
+    parser.add_argument(
+        "--parity-data", metavar="NPZ", default=None,
+        help="held-back inputs for the parity check (default: from --data)")
+    parser.add_argument(
+        "--parity", choices=("raise", "warn", "skip"), default="raise",
+        help="on a failed parity check: raise (write nothing, the default), warn "
+             "(write anyway), or skip the check")
+    parser.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON instead of text")
+
+
+def add_parser(subparsers):
+    """Adds the `export` subcommand to an `argparse` subparsers object."""
+    parser = subparsers.add_parser("export", help=HELP, description=HELP)
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _load_npz(path, option):
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{option}: no such file: {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{option} must be an .npz file of arrays. Received: {path!r} ({e})")
+
+
+def run(args):
+    """Runs `mmzoo export` with parsed `args`; exits with status 1 on failure."""
+    from mmzoo.export.api import export
+    from mmzoo.export.report import ExportError
+
+    fmt = args.format
+    if fmt is None:
+        fmt = "tflite" if args.path.endswith(".tflite") or args.quantization else "saved_model"
+    tokenizer = None
+    if args.tokenizer:
+        from mmzoo.data import Tokenizer
+
+        tokenizer = Tokenizer.load(args.tokenizer)
+    data = _load_npz(args.data, "--data") if args.data else None
+    parity_data = _load_npz(args.parity_data, "--parity-data") if args.parity_data else None
+    try:
+        report = export(
+            args.model, args.path, format=fmt, quantization=args.quantization,
+            tokenizer=tokenizer, batch_size=args.batch_size, tpu=args.tpu,
+            representative_data=data, parity_data=parity_data,
+            parity=None if args.parity == "skip" else args.parity,
+            overwrite=args.overwrite, verbose=not args.json,
+        )
+    except ExportError as e:
+        print(f"mmzoo export: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if args.json:
+        print(report.to_json())
