@@ -13,7 +13,7 @@ model = mmzoo.build_model("classification", image_branch="vgg16",
 __version__ = "0.1.0"
 
 # Building blocks register themselves on import; keep these before the API.
-from mmzoo import branches, fusion, heads  # noqa: F401,E402
+from mmzoo import branches, data, fusion, heads  # noqa: F401,E402
 from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TEXT_BRANCHES  # noqa: E402
 from mmzoo.tasks import MultimodalModel, build_model  # noqa: E402
 
@@ -25,6 +25,7 @@ __all__ = [
     "FUSIONS",
     "HEADS",
     "branches",
+    "data",
     "fusion",
     "heads",
 ]
