@@ -16,7 +16,8 @@ def build_model(task, **options):
 
     Args:
         task: `"classification"` (softmax), `"binary"` (sigmoid),
-            `"multilabel"` (sigmoid per label) or `"regression"` (linear).
+            `"multilabel"` (sigmoid per label), `"regression"` (linear) or
+            `"captioning"` (LSTM decoder, see `mmzoo.captioning`).
         **options: the model's options. The main ones:
             image_branch: `"vgg16"` (default), `"cnn"`, or `None` for no image.
             text_branch: `"lstm"` (default), `"embedding"`, `"dense"`, or `None`.
@@ -49,7 +50,10 @@ def build_model(task, **options):
     """
     arch_options, compile_options = split_compile_options(options)
     compile_options = validate_compile_options(compile_options)
-    model = MultimodalModel(task, **arch_options)
+    # A task may declare its own model class (e.g. "captioning" ->
+    # CaptioningModel); every other task is a MultimodalModel.
+    model_class = HEADS.get(task).info.get("model_class", MultimodalModel)
+    model = model_class(task, **arch_options)
     if compile_options["compile"]:
         compile_model(model, **{k: v for k, v in compile_options.items() if k != "compile"})
     return model

@@ -213,6 +213,9 @@ VALIDATORS = {
     # heads
     "num_classes": _min_int(1, "a positive integer"),
     "num_outputs": _positive_int,
+    # captioning (mmzoo.captioning)
+    "decoder": _choice("lstm"),
+    "architecture": _choice("merge", "inject"),
     # compile
     "compile": _bool,
     "optimizer": _optimizer,
