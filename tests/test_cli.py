@@ -1,0 +1,61 @@
+"""The `mmzoo` command line, run as a user runs it (a subprocess)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import keras
+import mmzoo
+
+
+def _mmzoo(*args, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "mmzoo", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_version_and_help():
+    version = _mmzoo("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"mmzoo {mmzoo.__version__}"
+    bare = _mmzoo()
+    assert bare.returncode == 2 and "demo" in bare.stdout
+
+
+def test_bad_arguments_are_one_clear_line():
+    result = _mmzoo("demo", "--steps", "0")
+    assert result.returncode == 1
+    assert "mmzoo demo: error: The demo needs steps >= 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    usage = _mmzoo("demo", "--image-size", "48")
+    assert usage.returncode == 2 and "invalid choice: 48" in usage.stderr
+
+
+def test_demo_trains_reports_and_saves(tmp_path):
+    out = tmp_path / "demo"
+    result = _mmzoo("demo", "--out", str(out), "--steps", "3", "--batch-size", "8",
+                    "--examples", "32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mmzoo demo summary" in result.stdout
+    assert "eval accuracy" in result.stdout and "majority answer" in result.stdout
+    assert "Total params" in result.stdout  # the model summary
+    model = keras.saving.load_model(out / "document_model.keras", safe_mode=True)
+    assert model.name == "document_model"
+    assert model.build_options["image_branch"] == "vgg16"
+    assert model.build_options["text_branch"] == "lstm"
+    assert model.optimizer.iterations.numpy() == 3  # it did train, 3 steps
+    png = (out / "training_curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_is_reproducible(tmp_path):
+    from mmzoo.demo import run_demo
+
+    kwargs = dict(steps=2, batch_size=8, num_examples=16, image_size=32, verbose=0)
+    a = run_demo(out=str(tmp_path / "a"), **kwargs)
+    b = run_demo(out=str(tmp_path / "b"), **kwargs)
+    assert a["eval_loss_after"] == b["eval_loss_after"]
+    wa = keras.saving.load_model(a["model_path"]).get_weights()
+    wb = keras.saving.load_model(b["model_path"]).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
