@@ -113,7 +113,12 @@ class MultimodalModel(keras.Model):
         outputs = {head.info["output"]: y}
 
         name = resolved["name"] or f"mmzoo_{task}"
-        super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
+        super().__init__(inputs=inputs, outputs=outputs, name=name)
+        # Set after construction: Functional's `trainable=` argument is applied
+        # before the layers are tracked, so it would leave them trainable and a
+        # frozen model (an ensemble member) reloaded from its config would
+        # train again inside an outer model.
+        self.trainable = trainable
         if dtype is not None:
             self.dtype_policy = keras.dtype_policies.get(dtype)
         self._options = resolved
