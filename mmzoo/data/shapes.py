@@ -772,7 +772,7 @@ def vocabulary():
            "what is the shape of the", "how many objects are there",
            "is there a", "are there any", "what shape is nearest to the",
            "what shape is closest to the", "what colour is the object nearest to the",
-           "closest", "is the", "shape shapes a and")
+           "closest", "is the", "shape shapes a an and")
     ):
         words.update(text.split())
     return sorted(words)

@@ -320,7 +320,9 @@ class Tokenizer:
         if add_end:
             ids = tf.concat([ids, tf.fill([batch, 1], tf.constant(END, tf.int64))], axis=1)
         dense = tf.cast(ids.to_tensor(default_value=PAD, shape=[None, length]), tf.int32)
-        return tf.reshape(dense, tf.concat([shape, [length]], axis=0))
+        out = tf.reshape(dense, tf.concat([shape, [length]], axis=0))
+        out.set_shape(strings.shape.concatenate([length]))  # static, for batching
+        return out
 
     # -- saving -----------------------------------------------------------------
 
