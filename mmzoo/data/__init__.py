@@ -1,8 +1,50 @@
 """Data for mmzoo: the mmzoo-shapes benchmark, a tokenizer, tf.data pipelines
-and loaders for users' own data. Knows nothing of models."""
+and loaders for users' own data. Knows nothing of models.
+
+Importing this package registers the `mmzoo_shapes` TFDS dataset.
+
+Example:
+
+```python
+import mmzoo
+x, y, info = mmzoo.data.shapes_arrays("classification", 256, image_size=32)
+train = mmzoo.data.shapes_dataset("binary", "train", image_size=64)
+tok = mmzoo.data.Tokenizer.from_texts(my_texts, sequence_length=20)
+ds = mmzoo.data.image_folder_dataset("labels.csv", task="classification")
+```
+"""
 
 from mmzoo.data import shapes
+from mmzoo.data.loaders import coco_captions_dataset, flickr8k_dataset, image_folder_dataset
 from mmzoo.data.mmzoo_shapes import MmzooShapes, MmzooShapesConfig, shapes_config
+from mmzoo.data.pipeline import (
+    TASKS,
+    TaskInfo,
+    prepare_examples,
+    shapes_arrays,
+    shapes_dataset,
+    shapes_tokenizer,
+)
+from mmzoo.data.shapes import ANSWERS, ATTRIBUTES, QUESTION_TYPES, generate_scenes
 from mmzoo.data.tokenizer import Tokenizer
 
-__all__ = ["shapes", "MmzooShapes", "MmzooShapesConfig", "shapes_config", "Tokenizer"]
+__all__ = [
+    "ANSWERS",
+    "ATTRIBUTES",
+    "QUESTION_TYPES",
+    "TASKS",
+    "MmzooShapes",
+    "MmzooShapesConfig",
+    "TaskInfo",
+    "Tokenizer",
+    "coco_captions_dataset",
+    "flickr8k_dataset",
+    "generate_scenes",
+    "image_folder_dataset",
+    "prepare_examples",
+    "shapes",
+    "shapes_arrays",
+    "shapes_config",
+    "shapes_dataset",
+    "shapes_tokenizer",
+]
