@@ -1,6 +1,6 @@
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # effective only for subprocesses (kernels)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
