@@ -319,10 +319,11 @@ def image_folder_dataset(csv_path, image_dir=None, *, task="classification",
     return ds
 
 
-def _captions_dataset(records, source, problems, image_size, tokenizer, sequence_length,
-                      max_tokens, batch_size, shuffle, seed, cache, drop_remainder,
-                      with_info):
-    """records: (image path, caption, where) after format checks."""
+def _captions_dataset(records, total, source, problems, image_size, tokenizer,
+                      sequence_length, max_tokens, batch_size, shuffle, seed, cache,
+                      drop_remainder, with_info):
+    """records: (image path, caption, where) that passed the format checks, out
+    of `total` rows."""
     size = _image_size(image_size)
     image_cache = {}
     paths, texts = [], []
@@ -336,7 +337,7 @@ def _captions_dataset(records, source, problems, image_size, tokenizer, sequence
             continue
         paths.append(path)
         texts.append(caption)
-    problems.finish(len(paths), len(records))
+    problems.finish(len(paths), total)
     tok = _tokenizer(tokenizer, texts, sequence_length, max_tokens)
     ds = _make_dataset(paths, texts, None, "captioning", size, tok, sequence_length,
                        batch_size, shuffle, seed, cache, drop_remainder)
@@ -396,7 +397,7 @@ def coco_captions_dataset(annotations_file, image_dir, *, image_size=64, tokeniz
             problems.report(where, f"image_id {ann['image_id']!r} is not in \"images\"")
             continue
         records.append((files[ann["image_id"]], ann.get("caption"), where))
-    return _captions_dataset(records, source, problems, image_size, tokenizer,
+    return _captions_dataset(records, len(data["annotations"]), source, problems, image_size, tokenizer,
                              sequence_length, max_tokens, batch_size, shuffle, seed, cache,
                              drop_remainder, with_info)
 
@@ -442,6 +443,7 @@ def flickr8k_dataset(token_file, image_dir, *, image_size=64, tokenizer=None,
                                    f"{line[:80]!r}")
             continue
         records.append((os.path.join(os.fspath(image_dir), name), caption, where))
-    return _captions_dataset(records, source, problems, image_size, tokenizer,
+    total = sum(1 for line in lines if line.strip())
+    return _captions_dataset(records, total, source, problems, image_size, tokenizer,
                              sequence_length, max_tokens, batch_size, shuffle, seed, cache,
                              drop_remainder, with_info)
