@@ -80,14 +80,16 @@ cells = [
     ),
     new_markdown_cell("## Predict"),
     new_code_cell(
+        "import textwrap\n"
         "probs = model.predict({k: v[:6] for k, v in x_test.items()}, verbose=0)[\"probabilities\"]\n"
-        "fig, axes = plt.subplots(1, 6, figsize=(15, 3.2))\n"
+        "fig, axes = plt.subplots(1, 6, figsize=(15, 3.8))\n"
         "for i, ax in enumerate(axes):\n"
         "    ax.imshow(x_test[\"image\"][i].astype(\"uint8\"))\n"
         "    ax.axis(\"off\")\n"
         "    question = info.tokenizer.decode(x_test[\"text\"][i])\n"
         "    guess = answers[probs[i].argmax()]\n"
-        "    ax.set_title(f\"{question}?\\n→ {guess} (truth: {answers[y_test[i]]})\", fontsize=7)\n"
+        "    title = \"\\n\".join(textwrap.wrap(question + \"?\", 24))\n"
+        "    ax.set_title(f\"{title}\\n→ {guess} (truth: {answers[y_test[i]]})\", fontsize=8)\n"
         "plt.show()"
     ),
     new_markdown_cell(
