@@ -2,11 +2,14 @@
 
 Every export is written into a staging folder beside the destination and moved
 into place only after every check passed, so a crash, a failed check or Ctrl-C
-leaves nothing partial at the destination path.
+leaves nothing partial at the destination path. Conversion and the runs of the
+exported model happen in a child process (`_worker.py`).
 """
 
+import atexit
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -95,8 +98,84 @@ def _remove(path):
         os.remove(path)
 
 
+class _Worker:
+    """The conversion child process, started on first use and kept for the session.
+
+    Importing TensorFlow takes seconds; one child serves every export of a
+    session. A crashed child is replaced by a fresh one at the next export.
+    """
+
+    def __init__(self):
+        self.log_dir = tempfile.mkdtemp(prefix="mmzoo-export-worker-")
+        self.log_path = os.path.join(self.log_dir, "log.txt")
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, WORKER, "--serve"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._log, env=env, text=True,
+        )
+
+    def run(self, spec_path, timeout):
+        """Runs one job; returns None, or the exit status if the child died."""
+        start = os.path.getsize(self.log_path)
+        self.process.stdin.write(spec_path + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            self.close(kill=True)
+            raise TimeoutError
+        line = self.process.stdout.readline()
+        self.log_start = start
+        if line.strip() == "done":
+            return None
+        return self.process.wait()
+
+    def log_tail(self, lines=15):
+        with open(self.log_path, errors="replace") as f:
+            f.seek(getattr(self, "log_start", 0))
+            return "".join(f.readlines()[-lines:]).rstrip()
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def close(self, kill=False):
+        if self.alive():
+            if kill:
+                self.process.kill()
+            else:
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
+
+_worker = None
+
+
+def _get_worker():
+    global _worker
+    if _worker is None or not _worker.alive():
+        if _worker is not None:
+            _worker.close()
+        _worker = _Worker()
+    return _worker
+
+
+@atexit.register
+def shutdown_worker():
+    """Stops the conversion child process (it is restarted when needed)."""
+    global _worker
+    if _worker is not None:
+        _worker.close()
+        _worker = None
+
+
 def run_worker(spec, staging, what, timeout=None):
-    """Runs `_worker.py` on `spec` in a child process; returns its result dict.
+    """Runs a `_worker.py` job in the child process; returns its result dict.
 
     Args:
         spec: the job (see `_worker.py`); `result` is filled in here.
@@ -110,45 +189,41 @@ def run_worker(spec, staging, what, timeout=None):
     """
     spec = dict(spec, result=staging.path(f"{spec['action']}-result.json"))
     spec_path = staging.path(f"{spec['action']}-spec.json")
-    log_path = staging.path(f"{spec['action']}-log.txt")
     with open(spec_path, "w") as f:
         json.dump(spec, f)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with open(log_path, "w") as log:
-        try:
-            status = subprocess.run(
-                [sys.executable, WORKER, spec_path], stdout=log, stderr=subprocess.STDOUT,
-                env=env, timeout=timeout, check=False,
-            ).returncode
-        except subprocess.TimeoutExpired as e:
-            raise ExportError(
-                f"{what} did not finish within {timeout}s and was stopped; "
-                "nothing was written to the destination."
-            ) from e
-    result = {}
-    if os.path.exists(spec["result"]):
-        with open(spec["result"]) as f:
-            result = json.load(f)
-    if status == 0:
-        return result
-    with open(log_path, errors="replace") as f:
-        tail = "".join(f.readlines()[-15:]).rstrip()
-    if status < 0:
-        try:
-            how = f"crashed with {signal.Signals(-status).name}"
-        except ValueError:
-            how = f"was killed by signal {-status}"
+    worker = _get_worker()
+    try:
+        status = worker.run(spec_path, timeout)
+    except TimeoutError:
+        raise ExportError(
+            f"{what} did not finish within {timeout}s and was stopped; "
+            "nothing was written to the destination."
+        ) from None
+    except BaseException:
+        # Interrupted mid-job (Ctrl-C): the child's answer would be read by the
+        # next job, so this child cannot be reused.
+        worker.close(kill=True)
+        raise
+    if status is not None:
+        tail = worker.log_tail()
+        worker.close()
+        if status < 0:
+            try:
+                how = f"crashed with {signal.Signals(-status).name}"
+            except ValueError:
+                how = f"was killed by signal {-status}"
+        else:
+            how = f"exited with status {status}"
         raise ExportError(
             f"{what} {how} (in a separate process, so this one is unharmed); nothing "
             f"was written to the destination. Last lines of its log:\n{tail}"
         )
+    with open(spec["result"]) as f:
+        result = json.load(f)
     if "error" in result:
+        trace = "\n".join(result.get("traceback", "").rstrip().splitlines()[-12:])
         raise ExportError(
             f"{what} failed: {result['error']}\nNothing was written to the destination."
-            f"\n{result.get('traceback', '')}".rstrip()
+            f"\n{trace}"
         )
-    raise ExportError(
-        f"{what} exited with status {status}; nothing was written to the destination. "
-        f"Last lines of its log:\n{tail}"
-    )
+    return result

@@ -1,17 +1,17 @@
-"""Runs the risky half of an export in its own process; run as a script.
+"""Runs the risky half of an export in a child process; run as a script.
 
-`python _worker.py SPEC.json` converts a SavedModel to TFLite, inspects the ops
-of the result with the LiteRT analyzer and runs it with the LiteRT interpreter
-(action "tflite"), or loads a SavedModel with `tf.saved_model.load` and runs
-its endpoints, XLA-compiled where asked (action "saved_model"). Outputs go to
-`.npz` files, facts to a JSON result file.
+`python _worker.py --serve` reads job files, one path per line on stdin, and
+answers "done" per job on stdout. A job converts a SavedModel to TFLite,
+inspects the result's ops with the LiteRT analyzer and runs it with the LiteRT
+interpreter (action "tflite"), or loads a SavedModel with `tf.saved_model.load`
+and runs its endpoints, XLA-compiled where asked (action "saved_model").
+Outputs go to `.npz` files, facts to a JSON result file.
 
-Why a process of its own: the TFLite converter and calibrator can segfault or
-abort (e.g. int8 calibration of a WHILE-loop LSTM), and so can XLA on a bad
-graph. In a child process that becomes an exit status the parent turns into a
-clear error. Running the artifact in a fresh process also proves that it loads
-without mmzoo or the Keras objects in memory. This file imports neither mmzoo
-nor Keras on purpose.
+Why a child process: the TFLite converter and calibrator can segfault or abort
+(e.g. int8 calibration of a WHILE-loop LSTM), and so can XLA on a bad graph.
+In a child that becomes an exit status the parent turns into a clear error;
+the next export starts a fresh child. The child imports neither mmzoo nor
+Keras, so every artifact is also proven to load and run without them.
 """
 
 import json
@@ -232,20 +232,43 @@ def _saved_model(spec):
     return result
 
 
-def main(argv):
-    with open(argv[1]) as f:
+def run_job(spec_path):
+    """Runs the job described in `spec_path`; writes its result file."""
+    with open(spec_path) as f:
         spec = json.load(f)
     try:
         action = {"tflite": _tflite, "saved_model": _saved_model}[spec["action"]]
         result = action(spec)
-        status = 0
     except Exception as e:  # reported to the parent, which raises a clear error
         result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-        status = 3
     with open(spec["result"], "w") as f:
         json.dump(result, f, indent=2, default=str)
-    return status
+
+
+def serve():
+    """Runs jobs until stdin closes: one spec path per line in, "done" per job out.
+
+    One process serves a whole session, so TensorFlow is imported once, not
+    once per export. Everything TensorFlow or the converter print goes to the
+    log (stderr); stdout carries only the protocol.
+    """
+    import os
+
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # stray prints (the converter's among them) join the log
+    for line in sys.stdin:
+        spec_path = line.strip()
+        if not spec_path:
+            continue
+        print(f"=== job {spec_path}", file=sys.stderr, flush=True)
+        run_job(spec_path)
+        sys.stderr.flush()
+        protocol.write("done\n")
+        protocol.flush()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        run_job(sys.argv[1])

@@ -83,14 +83,15 @@ def run(args):
     fmt = args.format
     if fmt is None:
         fmt = "tflite" if args.path.endswith(".tflite") or args.quantization else "saved_model"
-    tokenizer = None
-    if args.tokenizer:
-        from mmzoo.data import Tokenizer
-
-        tokenizer = Tokenizer.load(args.tokenizer)
-    data = _load_npz(args.data, "--data") if args.data else None
-    parity_data = _load_npz(args.parity_data, "--parity-data") if args.parity_data else None
     try:
+        tokenizer = None
+        if args.tokenizer:
+            from mmzoo.data import Tokenizer
+
+            tokenizer = Tokenizer.load(args.tokenizer)
+        data = _load_npz(args.data, "--data") if args.data else None
+        parity_data = (_load_npz(args.parity_data, "--parity-data")
+                       if args.parity_data else None)
         report = export(
             args.model, args.path, format=fmt, quantization=args.quantization,
             tokenizer=tokenizer, batch_size=args.batch_size, tpu=args.tpu,
@@ -98,7 +99,8 @@ def run(args):
             parity=None if args.parity == "skip" else args.parity,
             overwrite=args.overwrite, verbose=not args.json,
         )
-    except ExportError as e:
+    except (ExportError, ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
+        # What the user can act on, as one message without a traceback.
         print(f"mmzoo export: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     if args.json:
