@@ -165,6 +165,19 @@ def test_same_seed_same_bytes_and_any_chunking():
     assert list(a["question"]) != list(d["question"])
 
 
+def test_split_memo_never_changes_the_data():
+    shapes._SPLIT_MEMO.pop(21, None)
+    fresh = shapes.generate_scenes(30, "test", image_size=16, seed=21)  # scans the stream
+    shapes._SPLIT_MEMO.pop(21, None)
+    shapes.generate_scenes(200, "train", image_size=16, seed=21)  # fills the memo
+    assert len(shapes._SPLIT_MEMO[21]) > 200
+    memo = shapes.generate_scenes(30, "test", image_size=16, seed=21)  # skips by memo
+    later = shapes.generate_scenes(10, "test", image_size=16, seed=21, start=20)
+    assert fresh["image"].tobytes() == memo["image"].tobytes()
+    assert (fresh["scene_id"] == memo["scene_id"]).all()
+    assert (later["scene_id"] == fresh["scene_id"][20:]).all()
+
+
 def test_image_sizes_share_the_scene_graph():
     small = shapes.generate_scenes(6, image_size=32, seed=1)
     big = shapes.generate_scenes(6, image_size=128, seed=1)

@@ -426,12 +426,14 @@ def _caption_colours(rng, objs):
 def _caption_relation(rng, objs):
     counts = collections.Counter((o.colour, o.shape) for o in objs)
     unique = [o for o in objs if counts[(o.colour, o.shape)] == 1]
-    options = [(a, rel, b) for a in unique for b in unique for rel in _RELATIONS
-               if _relation_amount(a, b, rel) >= _REL_MARGIN]
-    if not options:
-        return None
-    a, rel, b = rng.choice(options)
-    return ("relation", ((a.colour, a.shape), rel, (b.colour, b.shape)))
+    options = [(a, b) for a in unique for b in unique if a is not b]
+    rng.shuffle(options)
+    for a, b in options:  # the first pair with a clear relation, at random
+        relations = [rel for rel in _RELATIONS if _relation_amount(a, b, rel) >= _REL_MARGIN]
+        if relations:
+            rel = rng.choice(relations)
+            return ("relation", ((a.colour, a.shape), rel, (b.colour, b.shape)))
+    return None
 
 
 def _caption_positions(rng, objs):
@@ -594,6 +596,11 @@ def _matching_pair(rng, objs):
 # Scenes and splits
 
 
+# seed -> split id of each stream position built so far: after one pass (say
+# over train) the other splits skip the positions they do not own for free.
+_SPLIT_MEMO = {}
+
+
 def _scene_rng(seed, index):
     # String seeds hash with SHA-512: stable across runs, platforms and Python.
     return random.Random(f"mmzoo-shapes:{seed}:{index}")
@@ -624,7 +631,11 @@ def sample_scene(seed, index, split=None):
     qtype = rng.randrange(len(QUESTION_TYPES))
     objs, question, answer = _QUESTION_BUILDERS[qtype](rng)
     scene = Scene(index, objs, question, answer, qtype)
-    if split is not None and split_of(scene.layout_key(), seed) != split:
+    scene_split = split_of(scene.layout_key(), seed)
+    memo = _SPLIT_MEMO.setdefault(seed, bytearray())
+    if index == len(memo):
+        memo.append(SPLITS.index(scene_split))
+    if split is not None and scene_split != split:
         return None
     scene.captions = [caption_text(c) for c in _captions(rng, objs)]
     scene.match_caption, scene.match_label, scene.match_perturbation = _matching_pair(rng, objs)
@@ -650,8 +661,16 @@ def iter_scenes(split="train", seed=0, start=0):
         start: skip this many scenes of the split first.
     """
     _check_split(split)
+    want = SPLITS.index(split)
+    memo = _SPLIT_MEMO.setdefault(seed, bytearray())
     index, seen = 0, 0
     while True:
+        if index < len(memo) and memo[index] != want:
+            index += 1  # known to be another split's: skip without building
+            continue
+        if seen < start and index < len(memo):
+            index, seen = index + 1, seen + 1  # ours, but before `start`
+            continue
         scene = sample_scene(seed, index, split)
         index += 1
         if scene is None:
