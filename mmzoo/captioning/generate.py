@@ -126,7 +126,9 @@ def beam_search(model, images, max_length, beam_width=3, length_penalty=0.0,
         model: a `CaptioningModel`.
         images: `(batch, height, width, channels)` raw pixels, float32.
         max_length: most tokens to generate (the end token included).
-        beam_width: hypotheses kept per image, at most `vocab_size - 2`.
+        beam_width: hypotheses kept per image. Slots that the first steps
+            cannot fill (fewer distinct captions than slots) hold hypotheses
+            scored about -1e9, which never win.
         length_penalty: exponent `alpha` of the length normalisation.
         start_id, end_id: the tokenizer's start and end ids.
 
@@ -347,10 +349,9 @@ class CaptionGenerator:
         max_length = _check_max_length(self.model, max_length)
         if method == "greedy":
             return method, 1, max_length, 0.0
-        most = self.model.vocab_size - 2
         if not (isinstance(beam_width, (int, np.integer)) and not isinstance(beam_width, bool)
-                and 1 <= beam_width <= most):
-            raise ValueError(f"`beam_width` must be an integer in [1, {most}] (vocab_size - 2). "
+                and beam_width >= 1):
+            raise ValueError(f"`beam_width` must be a positive integer. "
                              f"Received: beam_width={beam_width!r}")
         if not (isinstance(length_penalty, (int, float, np.floating))
                 and not isinstance(length_penalty, bool) and length_penalty >= 0):

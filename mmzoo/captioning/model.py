@@ -14,8 +14,8 @@ Inputs: `"image"` (raw pixels 0..255) and `"text"`, the caption prefix
 `[start, w1, ..., wn, 0, ...]` (int token ids, 0 = padding, length
 `sequence_length`). Output: `"logits"`, `(batch, sequence_length, vocab_size)`,
 the next-token logits at every position; the training labels are the next
-tokens `[w1, ..., wn, end, 0, ...]`. Padding is masked in the loss (and the
-mask rides on the output, so the accuracy metric skips it too).
+tokens `[w1, ..., wn, end, 0, ...]`. Padding is masked in the loss
+(`ignore_class=0`) and in the accuracy (`MaskedAccuracy`).
 
 The model also exposes its two halves for generation and mobile export:
 `encode(images) -> (states, context)` and `decode_step(tokens, states,
@@ -44,11 +44,41 @@ MODEL_OPTIONS = {
 }
 
 # Shared by every captioning model: Loss objects hold no state. `ignore_class=0`
-# drops padding from the mean (the output mask would too; this keeps it so
-# when a user feeds logits without a mask).
+# drops padding from the mean, explicitly: Keras does not carry the output
+# mask of a dict-output model into compiled metrics.
 CAPTION_LOSS = keras.losses.SparseCategoricalCrossentropy(
     from_logits=True, ignore_class=0, name="caption_crossentropy"
 )
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class MaskedAccuracy(keras.metrics.Mean):
+    """Next-token accuracy over real tokens: labels equal to `ignore_class` are skipped.
+
+    Args:
+        ignore_class: the padding label (0).
+        name: the metric's name.
+        dtype: the metric's dtype.
+    """
+
+    def __init__(self, ignore_class=0, name="accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.ignore_class = ignore_class
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = keras.ops.cast(y_true, "int32")
+        y_pred = keras.ops.cast(keras.ops.argmax(y_pred, axis=-1), "int32")
+        weight = keras.ops.cast(keras.ops.not_equal(y_true, self.ignore_class), self.dtype)
+        if sample_weight is not None:
+            sample_weight = keras.ops.cast(sample_weight, self.dtype)
+            while len(sample_weight.shape) < len(weight.shape):
+                sample_weight = keras.ops.expand_dims(sample_weight, -1)
+            weight = weight * sample_weight
+        correct = keras.ops.cast(keras.ops.equal(y_true, y_pred), self.dtype)
+        return super().update_state(correct, sample_weight=weight)
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_class": self.ignore_class}
 
 
 def _fail(option, value, allowed):
@@ -326,6 +356,6 @@ HEADS.register(
     "captioning",
     output="logits",
     loss=CAPTION_LOSS,
-    metrics=("accuracy",),
+    metrics=(MaskedAccuracy,),
     model_class=CaptioningModel,
 )(lstm_decoder)

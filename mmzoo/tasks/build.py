@@ -67,11 +67,14 @@ def compile_model(model, optimizer="adam", learning_rate=1e-3, loss=None, metric
         optimizer = keras.optimizers.get(
             {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
         )
+    if metrics is None:
+        # A head may declare metric classes (e.g. captioning's padding-masked
+        # accuracy): each model gets instances of its own, metrics hold state.
+        metrics = [m() if isinstance(m, type) else m for m in head.info["metrics"]]
     model.compile(
         optimizer=optimizer,
         loss=loss if loss is not None else head.info["loss"],
-        metrics=build_metrics(metrics if metrics is not None else head.info["metrics"],
-                              model.task),
+        metrics=build_metrics(metrics, model.task),
         jit_compile=jit_compile,
     )
     # Built now, a model saved before training reloads without Keras's
