@@ -72,6 +72,11 @@ def test_bagging_averages_members_trained_on_bootstrap_replicas(tmp_path, monkey
     assert model.evaluate(x, y, verbose=0)[1] > 0.6  # compiled with the head's metrics
     round_trip(model, x, tmp_path)
 
+    from mmzoo.export import export
+
+    report = export(model, str(tmp_path / "serving"), format="saved_model")
+    assert report.check("serving_default").max_abs_diff <= 1e-5
+
 
 def test_boosting_follows_samme(monkeypatch):
     """Scripted member predictions: check errors, alphas and the reweighting."""
