@@ -337,3 +337,9 @@ def test_adding_a_fusion_is_one_registration(monkeypatch):
     assert model.build_options["fusion_dim"] == 7
     with pytest.raises(ValueError, match="does not take a `modality_mask`"):
         build("max_test", modality_mask=True)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum", "attention"])
+def test_feature_maps_are_refused_outside_film(fusion):
+    with pytest.raises(ValueError, match=r"pooling=None .*fusion='film'"):
+        build(fusion, pooling=None)

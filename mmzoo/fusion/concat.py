@@ -25,6 +25,14 @@ def concat_fusion(features, modality_mask=None, *, name="fusion_concat"):
     Example:
     >>> fused = concat_fusion({"image": image_feats, "text": text_feats})
     """
+    for modality, tensor in features.items():
+        if len(tensor.shape) != 2:
+            raise ValueError(
+                f"fusion='concat' joins feature vectors, but the {modality} features have "
+                f"shape {tuple(tensor.shape)}: use pooling='flatten', 'avg' or 'max' "
+                "(pooling=None keeps the feature map, for fusion='film'). "
+                f"Received: {modality} features of rank {len(tensor.shape)}"
+            )
     x = list(features.values())
     if modality_mask is not None:
         x = MaskModalities(name=f"{name}_mask")(x, modality_mask=modality_mask)
