@@ -26,7 +26,7 @@ import inspect
 
 import keras
 
-from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES
+from mmzoo.registry import HEADS, IMAGE_BRANCHES
 from mmzoo.tasks.options import MODEL_DEFAULTS, VALIDATORS, known_options
 
 DECODERS = ("lstm",)
@@ -196,7 +196,9 @@ def lstm_decoder(image_features, text, *, decoder="lstm", architecture="merge",
             image = keras.layers.Dropout(dropout, name=f"{name}_image_dropout")(image)
         image = keras.layers.RepeatVector(sequence_length, name=f"{name}_image_repeat")(image)
         words = keras.layers.LSTM(text_units, return_sequences=True, name="text_lstm")(x)
-        x = FUSIONS.get("concat").builder({"image": image, "text": words})
+        # Per time step, so a plain Concatenate (the "concat" fusion joins
+        # feature vectors only); the text mask passes through it.
+        x = keras.layers.Concatenate(name="fusion_concat")([image, words])
         x = keras.layers.LSTM(text_units, return_sequences=True, name=f"{name}_lstm")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
