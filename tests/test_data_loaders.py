@@ -201,3 +201,17 @@ def test_flickr8k(folder):
                                          r"'.*missing\.jpg' does not exist"):
         ds = data.flickr8k_dataset(token, folder, on_error="skip", batch_size=None)
     assert len(list(ds)) == 1
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_shuffle_reshuffles_every_epoch(tmp_path, cache):
+    rows = ["image,text,label"]
+    for i in range(12):
+        _image(tmp_path / f"{i}.png", (i * 20, 0, 0))
+        rows.append(f"{i}.png,image {i},x")
+    (tmp_path / "many.csv").write_text("\n".join(rows) + "\n")
+    ds = data.image_folder_dataset(tmp_path / "many.csv", image_size=4, batch_size=None,
+                                   shuffle=True, cache=cache)
+    epochs = [[round(float(x["image"][0, 0, 0])) for x, _ in ds] for _ in range(3)]
+    assert all(sorted(e) == [i * 20 for i in range(12)] for e in epochs)
+    assert len({tuple(e) for e in epochs}) > 1

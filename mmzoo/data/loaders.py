@@ -148,12 +148,14 @@ def _make_dataset(paths, texts, labels, task, size, tokenizer, sequence_length,
         labels = np.zeros(len(paths), np.float32)
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),
                                              tf.constant(texts, tf.string), labels))
-    if shuffle:
+    if shuffle and not cache:
         # Shuffle file names (cheap), before decoding.
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache(os.fspath(cache)) if not isinstance(cache, bool) else ds.cache()
+        if shuffle:  # after the cache, or every epoch would replay the first order
+            ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if batch_size is not None:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)

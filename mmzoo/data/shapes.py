@@ -92,11 +92,8 @@ class ShapeObject:
 
     @property
     def region(self):
+        """Cell of the 3x3 grid (row-major from the top left, see `REGIONS`)."""
         return _region_of(self.x, self.y)
-
-    def words(self, size=True):
-        words = (SIZES[self.size],) if size else ()
-        return " ".join(words + (COLOURS[self.colour], SHAPES[self.shape]))
 
 
 @dataclasses.dataclass
