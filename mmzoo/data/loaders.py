@@ -399,9 +399,9 @@ def coco_captions_dataset(annotations_file, image_dir, *, image_size=64, tokeniz
             problems.report(where, f"image_id {ann['image_id']!r} is not in \"images\"")
             continue
         records.append((files[ann["image_id"]], ann.get("caption"), where))
-    return _captions_dataset(records, len(data["annotations"]), source, problems, image_size, tokenizer,
-                             sequence_length, max_tokens, batch_size, shuffle, seed, cache,
-                             drop_remainder, with_info)
+    return _captions_dataset(records, len(data["annotations"]), source, problems, image_size,
+                             tokenizer, sequence_length, max_tokens, batch_size, shuffle, seed,
+                             cache, drop_remainder, with_info)
 
 
 def flickr8k_dataset(token_file, image_dir, *, image_size=64, tokenizer=None,
