@@ -44,6 +44,13 @@ BAD_VALUES = [
     ("loss", 5, "loss name or a callable"),
     ("metrics", "accuracy", "list of metrics"),
     ("jit_compile", "yes", "'auto', True or False"),
+    ("fusion_dim", 0, "positive integer"),
+    ("fusion_weights", (1, -1), "non-negative numbers"),
+    ("fusion_depth", -1, "integer >= 0"),
+    ("fusion_layers", 0, "positive integer"),
+    ("bilinear_factors", 0, "positive integer"),
+    ("modality_mask", "yes", "True or False"),
+    ("modality_dropout", 1.0, "[0, 1)"),
 ]
 
 VGG_BAD_VALUES = [
