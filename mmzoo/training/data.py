@@ -1,0 +1,218 @@
+"""The data of a recipe: seeded training streams and the evaluation split.
+
+Two sources give the same scenes (the mmzoo-shapes generator is a pure
+function of seed, split and index): `"tfds"` reads (and on first use builds)
+the TFDS dataset, streaming with bounded memory; `"memory"` generates the
+arrays in the process, with no files (small runs, tests).
+"""
+
+import dataclasses
+import itertools
+
+import numpy as np
+
+from mmzoo.data import shapes
+from mmzoo.data.mmzoo_shapes import MmzooShapesConfig, shapes_config
+from mmzoo.data.pipeline import prepare_examples, shapes_arrays, shapes_dataset, shapes_tokenizer
+from mmzoo.data.tokenizer import split_words
+
+# Settings of the predefined TFDS configs: a recipe that matches one reuses its
+# build instead of generating the same scenes again under another name.
+_PREDEFINED = {"num_train": 20_000, "num_validation": 2_000, "num_test": 2_000, "seed": 0}
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """Batched training and validation streams of a recipe.
+
+    Attributes:
+        train: `(inputs, labels)` batches, reshuffled each epoch (seeded).
+        validation: `(inputs, labels)` batches in a fixed order.
+        info: the `mmzoo.data.TaskInfo` (tokenizer, label names, sizes).
+        num_train_examples: training rows (scenes x captions for captioning).
+        steps_per_epoch: training batches per epoch.
+    """
+
+    train: object
+    validation: object
+    info: object
+    num_train_examples: int
+    steps_per_epoch: int
+
+
+@dataclasses.dataclass
+class EvaluationData:
+    """The evaluation split, in memory.
+
+    Attributes:
+        inputs: `{"image", "text"}` arrays (not for captioning).
+        labels: the labels (not for captioning).
+        groups: `{"question_type": ids}` (VQA) or `{"perturbation": ids}`
+            (matching), one id per row, for per-group metrics.
+        images: captioning: one image per scene.
+        references: captioning: the reference captions of each scene,
+            normalised the way the tokenizer splits words.
+    """
+
+    inputs: dict = None
+    labels: np.ndarray = None
+    groups: dict = dataclasses.field(default_factory=dict)
+    images: np.ndarray = None
+    references: list = None
+
+    def __len__(self):
+        return len(self.images if self.images is not None else self.labels)
+
+
+def rows_per_scene(recipe):
+    """Training rows one scene gives (5 for captioning with `captions="all"`)."""
+    if recipe.task == "captioning" and recipe.dataset["captions"] == "all":
+        return shapes.NUM_CAPTIONS
+    return 1
+
+
+def tfds_config(recipe):
+    """The TFDS config of a recipe: a predefined name (`"64px"`) or a `MmzooShapesConfig`."""
+    ds = recipe.dataset
+    if ds["image_size"] in shapes.IMAGE_SIZES and all(
+            ds[k] == v for k, v in _PREDEFINED.items()):
+        return f"{ds['image_size']}px"
+    return shapes_config(image_size=ds["image_size"], num_train=ds["num_train"],
+                         num_validation=ds["num_validation"], num_test=ds["num_test"],
+                         seed=ds["seed"])
+
+
+def _data_dir(recipe, data_dir):
+    return data_dir or recipe.dataset["data_dir"] or None
+
+
+def _text_kwargs(recipe):
+    ds = recipe.dataset
+    kwargs = {"sequence_length": ds["sequence_length"], "text_field": ds["text_field"]}
+    if recipe.task == "captioning":
+        kwargs["captions"] = ds["captions"]
+    return kwargs
+
+
+def load_training_data(recipe, data_dir=None):
+    """The training and validation streams of `recipe`.
+
+    Shuffling is seeded by `training.seed`; call `keras.utils.set_random_seed`
+    first for a fully reproducible order.
+
+    Args:
+        recipe: a `Recipe`.
+        data_dir: TFDS folder, overriding `dataset.data_dir`.
+
+    Returns:
+        A `TrainingData`.
+    """
+    import tensorflow as tf
+
+    ds, tr = recipe.dataset, recipe.training
+    tokenizer = shapes_tokenizer(ds["sequence_length"])
+    batch = tr["batch_size"]
+    num_train = ds["num_train"] * rows_per_scene(recipe)
+    if ds["source"] == "tfds":
+        common = dict(data_dir=_data_dir(recipe, data_dir), config=tfds_config(recipe),
+                      batch_size=batch, tokenizer=tokenizer, **_text_kwargs(recipe))
+        train, info = shapes_dataset(recipe.task, "train", shuffle=True,
+                                     shuffle_buffer=tr["shuffle_buffer"], seed=tr["seed"],
+                                     with_info=True, **common)
+        validation = shapes_dataset(recipe.task, "validation", shuffle=False, **common)
+    else:
+        def arrays(split, scenes):
+            x, y, info = shapes_arrays(
+                recipe.task, scenes * rows_per_scene(recipe), image_size=ds["image_size"],
+                seed=ds["seed"], tokenizer=tokenizer, split=split, **_text_kwargs(recipe))
+            # uint8 in the dataset (4x less memory), float32 per batch.
+            x["image"] = x["image"].astype(np.uint8)
+            return tf.data.Dataset.from_tensor_slices((x, y)), info
+
+        def to_float(inputs, labels):
+            return {**inputs, "image": tf.cast(inputs["image"], tf.float32)}, labels
+
+        train, info = arrays("train", ds["num_train"])
+        train = train.shuffle(min(tr["shuffle_buffer"], num_train), seed=tr["seed"],
+                              reshuffle_each_iteration=True)
+        validation, _ = arrays("validation", ds["num_validation"])
+        train, validation = (
+            d.batch(batch).map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE) for d in (train, validation))
+    info.question_types = None  # per-row types belong to the evaluation split
+    return TrainingData(train=train, validation=validation, info=info,
+                        num_train_examples=num_train, steps_per_epoch=-(-num_train // batch))
+
+
+def load_evaluation_data(recipe, data_dir=None):
+    """The evaluation split of `recipe` (`evaluation.split`), in memory.
+
+    Args:
+        recipe: a `Recipe`.
+        data_dir: TFDS folder, overriding `dataset.data_dir`.
+
+    Returns:
+        An `EvaluationData`.
+    """
+    ds = recipe.dataset
+    split = recipe.evaluation["split"]
+    n = ds["num_test"] if split == "test" else ds["num_validation"]
+    tokenizer = shapes_tokenizer(ds["sequence_length"])
+    if ds["source"] == "memory":
+        if recipe.task == "captioning":
+            data = shapes.generate_scenes(n, split=split, image_size=ds["image_size"],
+                                          seed=ds["seed"])
+            return EvaluationData(images=data["image"].astype(np.float32),
+                                  references=_references(data["captions"]))
+        x, y, info = shapes_arrays(recipe.task, n, image_size=ds["image_size"],
+                                   seed=ds["seed"], tokenizer=tokenizer, split=split,
+                                   **_text_kwargs(recipe))
+        groups = {}
+        if recipe.task == "classification":
+            groups["question_type"] = np.asarray(info.question_types)
+        elif recipe.task == "binary":
+            # Scene graphs only (no rendering): cheap.
+            scenes = itertools.islice(shapes.iter_scenes(split, ds["seed"]), n)
+            groups["perturbation"] = np.array([s.match_perturbation for s in scenes])
+        return EvaluationData(inputs=x, labels=y, groups=groups)
+    return _tfds_evaluation_data(recipe, split, tokenizer, data_dir)
+
+
+def _references(captions):
+    return [[" ".join(split_words(str(c))) for c in row] for row in captions]
+
+
+def _tfds_evaluation_data(recipe, split, tokenizer, data_dir):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    config = tfds_config(recipe)
+    if isinstance(config, MmzooShapesConfig):
+        name, builder_kwargs = "mmzoo_shapes", {"config": config}
+    else:
+        name, builder_kwargs = f"mmzoo_shapes/{config}", {}
+    raw = tfds.load(name, split=split, data_dir=_data_dir(recipe, data_dir),
+                    shuffle_files=False, builder_kwargs=builder_kwargs)
+    if recipe.task == "captioning":
+        images, captions = [], []
+        for image, caps in tfds.as_numpy(raw.map(lambda e: (e["image"], e["captions"]))
+                                         .batch(256)):
+            images.append(image)
+            captions.extend([[c.decode("utf-8") for c in row] for row in caps])
+        return EvaluationData(images=np.concatenate(images).astype(np.float32),
+                              references=_references(captions))
+    examples, _ = prepare_examples(raw, recipe.task, tokenizer, **_text_kwargs(recipe))
+    # The file order is fixed (no shuffling), so zipping the raw split's fields
+    # with the prepared examples pairs every row with its own group.
+    group_key = {"classification": "question_type", "binary": "match_perturbation"}.get(
+        recipe.task)
+    extra = raw.map(lambda e: e[group_key] if group_key else tf.constant(0, tf.int64))
+    parts = list(tfds.as_numpy(tf.data.Dataset.zip((examples, extra)).batch(256)))
+    inputs = {k: np.concatenate([p[0][0][k] for p in parts]) for k in parts[0][0][0]}
+    inputs["image"] = inputs["image"].astype(np.float32)
+    labels = np.concatenate([p[0][1] for p in parts])
+    groups = {}
+    if group_key:
+        name = "question_type" if recipe.task == "classification" else "perturbation"
+        groups[name] = np.concatenate([p[1] for p in parts])
+    return EvaluationData(inputs=inputs, labels=labels, groups=groups)

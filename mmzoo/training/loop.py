@@ -1,0 +1,359 @@
+"""The training run of a recipe: build, fit, evaluate, record.
+
+Three steps, each usable on its own (a distributed or resumed run replaces
+one of them and keeps the others):
+
+- `build_run(recipe)`: seeds everything, loads the data, builds and compiles
+  the model -> a `TrainingRun`;
+- `fit(run, out_dir)`: trains it with a progress bar, TensorBoard logs, the
+  best and the last checkpoint and a per-epoch state file, then restores the
+  best weights -> the history;
+- `train(recipe, out_dir)`: both, then measures the test metrics and plots
+  the training curve -> a `TrainingResult`.
+
+Files under `out_dir`:
+
+```
+checkpoints/best.keras   the best epoch by `training.monitor` (model + optimizer)
+checkpoints/last.keras   the last finished epoch (model + optimizer)
+state.json               epochs done, best epoch and value, history so far
+logs/                    TensorBoard (train/ and validation/)
+history.json             per-epoch loss and metrics, train and validation
+training_curve.png       loss and the main metric, train vs validation
+metrics.json             the measured evaluation metrics
+recipe.json              the recipe as run (defaults filled in)
+```
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+
+import keras
+
+from mmzoo.training.data import load_evaluation_data, load_training_data
+from mmzoo.training.evaluate import evaluate_model
+from mmzoo.training.plot import plot_history
+from mmzoo.training.recipe import FIT_METRICS, Recipe, load_recipe
+
+# The cosine schedule's final learning rate, as a fraction of the first.
+COSINE_ALPHA = 0.05
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """A model and its data, ready to fit.
+
+    Attributes:
+        recipe: the `Recipe`.
+        model: the compiled model.
+        data: the `TrainingData` (streams, `info`, steps per epoch).
+        data_dir: the TFDS folder in use (or `None`: the default).
+    """
+
+    recipe: Recipe
+    model: keras.Model
+    data: object
+    data_dir: str = None
+
+    @property
+    def info(self):
+        """The `mmzoo.data.TaskInfo`: tokenizer, label names, image shape."""
+        return self.data.info
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """What `train` returns.
+
+    Attributes:
+        recipe: the `Recipe` as run.
+        model: the trained model (best weights when `training.restore_best`).
+        info: the `mmzoo.data.TaskInfo`: `tokenizer`, `label_names`,
+            `image_shape`, `sequence_length` (what a preprocessor needs).
+        history: `{"loss": [...], "val_loss": [...], ...}` per epoch.
+        metrics: the measured evaluation metrics (see `mmzoo.training.evaluate`).
+        paths: `{"out_dir", "best_checkpoint", "last_checkpoint", "state",
+            "logs", "history", "plot", "metrics", "recipe"}`.
+        training_seconds: wall time of `fit`.
+        epochs_run: epochs trained (fewer than asked after early stopping).
+        best_epoch: the best epoch (1-based) by `training.monitor`.
+    """
+
+    recipe: Recipe
+    model: keras.Model
+    info: object
+    history: dict
+    metrics: dict
+    paths: dict
+    training_seconds: float
+    epochs_run: int
+    best_epoch: int
+
+    @property
+    def tokenizer(self):
+        return self.info.tokenizer
+
+    @property
+    def label_names(self):
+        return self.info.label_names
+
+    @property
+    def image_size(self):
+        return self.info.image_shape[0]
+
+
+def _as_recipe(recipe):
+    return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+
+
+def set_seed(recipe):
+    """Seeds Python, NumPy, Keras and TF from `training.seed` (and op determinism if asked)."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(recipe.training["seed"])
+    if recipe.training["deterministic_ops"]:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(recipe, steps_per_epoch):
+    """The recipe's optimizer, with its learning-rate schedule."""
+    tr = recipe.training
+    learning_rate = tr["learning_rate"]
+    if tr["lr_schedule"] == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=max(tr["epochs"] * steps_per_epoch, 1),
+            alpha=COSINE_ALPHA)
+    optimizer_class = type(keras.optimizers.get(tr["optimizer"]))
+    return optimizer_class(learning_rate=learning_rate)
+
+
+def build_model_for(recipe, steps_per_epoch=1):
+    """Builds and compiles the recipe's model (`build_model` with data and training options)."""
+    from mmzoo.tasks import build_model
+
+    if recipe.task == "captioning":
+        import mmzoo.captioning  # noqa: F401  (registers the task)
+    return build_model(recipe.task, **recipe.architecture_options(),
+                       optimizer=make_optimizer(recipe, steps_per_epoch),
+                       jit_compile=recipe.training["jit_compile"])
+
+
+def build_run(recipe, *, epochs=None, seed=None, data_dir=None):
+    """Seeds, loads the data and builds the model of a recipe.
+
+    Args:
+        recipe: a `Recipe` or a recipe file.
+        epochs: overrides `training.epochs`.
+        seed: overrides `training.seed`.
+        data_dir: TFDS folder, overriding `dataset.data_dir`.
+
+    Returns:
+        A `TrainingRun`.
+    """
+    recipe = _as_recipe(recipe).replace(epochs=epochs, seed=seed)
+    set_seed(recipe)
+    data = load_training_data(recipe, data_dir=data_dir)
+    model = build_model_for(recipe, data.steps_per_epoch)
+    return TrainingRun(recipe=recipe, model=model, data=data, data_dir=data_dir)
+
+
+class ScalarLogger(keras.callbacks.Callback):
+    """TensorBoard scalars per epoch, in `log_dir/train` and `log_dir/validation`.
+
+    Keras's `TensorBoard` callback needs the `tensorboard` package for its
+    summaries; this one writes the same event files (tags `epoch_loss`,
+    `epoch_accuracy`, ..., and `epoch_learning_rate`) with TensorFlow alone,
+    so the logs exist wherever training runs and TensorBoard reads them.
+
+    Args:
+        log_dir: the folder to point TensorBoard at.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = pathlib.Path(log_dir)
+        self._writers = {}
+
+    def _writer(self, split):
+        import tensorflow as tf
+
+        if split not in self._writers:
+            self._writers[split] = tf.summary.create_file_writer(str(self.log_dir / split))
+        return self._writers[split]
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+        values = {"train": {}, "validation": {}}
+        for key, value in (logs or {}).items():
+            split = "validation" if key.startswith("val_") else "train"
+            values[split][key.removeprefix("val_")] = value
+        values["train"]["learning_rate"] = self.model.optimizer.learning_rate
+        for split, scalars in values.items():
+            if not scalars:
+                continue
+            with self._writer(split).as_default():
+                for key, value in scalars.items():
+                    tf.summary.write(f"epoch_{key}", tf.cast(value, tf.float32), step=epoch,
+                                     metadata=metadata)
+            self._writer(split).flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+class RunState(keras.callbacks.Callback):
+    """Writes `state.json` after every epoch: what a resumed run needs to continue.
+
+    Args:
+        path: the state file.
+        monitor: the quantity that picks the best epoch.
+        recipe: the recipe dict, recorded with the state.
+    """
+
+    def __init__(self, path, monitor, recipe):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.monitor = monitor
+        self.recipe = recipe
+        self.mode = "min" if monitor.endswith("loss") or "error" in monitor else "max"
+        self.history = {}
+        self.best = None
+        self.best_epoch = None
+        self.epochs_done = 0
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        value = logs.get(self.monitor)
+        if value is not None and not math.isnan(value) and self._better(value):
+            self.best, self.best_epoch = float(value), epoch + 1
+        self.epochs_done = epoch + 1
+        state = {"epochs_done": self.epochs_done, "monitor": self.monitor,
+                 "mode": self.mode, "best": self.best, "best_epoch": self.best_epoch,
+                 "history": self.history, "recipe": self.recipe}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, self.path)  # never a half-written state
+
+
+def fit(run, out_dir, *, verbose="auto", callbacks=()):
+    """Trains a `TrainingRun`, with checkpoints, TensorBoard logs and a state file.
+
+    Args:
+        run: a `TrainingRun` (from `build_run`).
+        out_dir: folder for `checkpoints/`, `logs/` and `state.json`.
+        verbose: Keras's `fit` verbosity: `"auto"` (a progress bar on a
+            terminal, a line per epoch otherwise), 0, 1 or 2.
+        callbacks: more Keras callbacks.
+
+    Returns:
+        `(history, state)`: the per-epoch history dict and the `RunState`
+        callback (`best_epoch`, `best`, `epochs_done`).
+    """
+    out = pathlib.Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    tr = run.recipe.training
+    monitor = tr["monitor"]
+    state = RunState(out / "state.json", monitor, run.recipe.to_dict())
+    all_callbacks = [
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "best.keras"),
+                                        monitor=monitor, mode=state.mode, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
+        ScalarLogger(out / "logs"),
+        keras.callbacks.TerminateOnNaN(),
+        state,
+    ]
+    if tr["early_stopping_patience"]:
+        all_callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=state.mode, patience=tr["early_stopping_patience"]))
+    all_callbacks.extend(callbacks)
+    # The streams shuffle themselves (seeded); Keras must not try.
+    run.model.fit(run.data.train, validation_data=run.data.validation, epochs=tr["epochs"],
+                  shuffle=False,
+                  callbacks=all_callbacks, verbose=verbose)
+    best = out / "checkpoints" / "best.keras"
+    if tr["restore_best"] and best.exists() and state.best_epoch != state.epochs_done:
+        run.model.load_weights(best)
+    return state.history, state
+
+
+def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="auto"):
+    """Trains a recipe and measures its model on the evaluation split.
+
+    Deterministic given the recipe and the seed: the same call gives the same
+    weights (on the same machine and TensorFlow build).
+
+    Args:
+        recipe: a `Recipe` or a recipe file (`.toml` / `.json`).
+        out_dir: folder for checkpoints, logs, history, plot and metrics.
+        epochs: overrides `training.epochs`.
+        seed: overrides `training.seed` (model initialisation and shuffling;
+            the data itself follows `dataset.seed`).
+        data_dir: TFDS folder, overriding `dataset.data_dir`.
+        verbose: `fit` verbosity (`"auto"`, 0, 1, 2); 0 also silences the
+            summary lines.
+
+    Returns:
+        A `TrainingResult`.
+
+    Example:
+
+    ```python
+    result = mmzoo.training.train("recipes/tiny_vqa.toml", "runs/tiny")
+    result.metrics["accuracy_colour"], result.paths["best_checkpoint"]
+    ```
+    """
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = print if verbose else (lambda *a, **k: None)
+    run = build_run(recipe, epochs=epochs, seed=seed, data_dir=data_dir)
+    recipe = run.recipe
+    say(f"mmzoo train: {recipe.name} ({recipe.task}), {run.model.count_params():,} parameters, "
+        f"{run.data.num_train_examples} training examples, {recipe.training['epochs']} "
+        f"epochs of {run.data.steps_per_epoch} steps, seed {recipe.training['seed']}")
+    start = time.perf_counter()
+    history, state = fit(run, out, verbose=verbose)
+    seconds = time.perf_counter() - start
+
+    say(f"mmzoo train: evaluating on the {recipe.evaluation['split']} split")
+    data = load_evaluation_data(recipe, data_dir=data_dir)
+    metrics = evaluate_model(run.model, data, recipe, run.info)
+
+    paths = {
+        "out_dir": str(out),
+        "best_checkpoint": str(out / "checkpoints" / "best.keras"),
+        "last_checkpoint": str(out / "checkpoints" / "last.keras"),
+        "state": str(out / "state.json"),
+        "logs": str(out / "logs"),
+        "history": str(out / "history.json"),
+        "plot": str(out / "training_curve.png"),
+        "metrics": str(out / "metrics.json"),
+        "recipe": str(out / "recipe.json"),
+    }
+    pathlib.Path(paths["history"]).write_text(json.dumps(history, indent=1))
+    pathlib.Path(paths["metrics"]).write_text(json.dumps(metrics, indent=1))
+    pathlib.Path(paths["recipe"]).write_text(json.dumps(recipe.to_dict(), indent=1))
+    main_metric = next((m for m in FIT_METRICS[recipe.task] if m != "loss"), None)
+    plot_history(history, paths["plot"], metric=main_metric,
+                 title=f"{recipe.name}: {recipe.task} on mmzoo-shapes",
+                 best_epoch=state.best_epoch if recipe.training["restore_best"] else None)
+    say("mmzoo train: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return TrainingResult(recipe=recipe, model=run.model, info=run.info, history=history,
+                          metrics=metrics, paths=paths, training_seconds=seconds,
+                          epochs_run=state.epochs_done, best_epoch=state.best_epoch)

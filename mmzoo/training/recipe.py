@@ -1,0 +1,463 @@
+"""Training recipes: one TOML (or JSON) file per zoo entry, checked against a schema.
+
+A recipe says everything a training run needs: the entry's name and task, the
+mmzoo-shapes data, the `build_model` options, the training settings and what
+to measure on the test split. Loading it checks every key and value, and the
+model options with `build_model`'s own validation, so a typo fails in
+milliseconds with the file and key named, not after an hour of training.
+
+Example recipe (`recipes/tiny_vqa.toml`):
+
+```toml
+name = "tiny_vqa"
+task = "classification"
+
+[dataset]
+source = "memory"
+image_size = 32
+num_train = 64
+
+[model]
+image_branch = "cnn"
+text_branch = "embedding"
+
+[training]
+epochs = 2
+batch_size = 16
+```
+
+TOML has no null: write the string `"none"` for a `None` model option
+(`image_weights = "none"`).
+"""
+
+import dataclasses
+import json
+import numbers
+import os
+import pathlib
+
+from mmzoo.data import shapes
+from mmzoo.data.pipeline import CAPTION_MODES, DEFAULT_SEQUENCE_LENGTH, TASKS, TEXT_FIELDS
+
+SOURCES = ("tfds", "memory")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
+LR_SCHEDULES = ("constant", "cosine")
+DECODINGS = ("greedy", "beam")
+EVAL_SPLITS = ("test", "validation")
+
+# Measurable on the test split, per task (the first ones are the defaults).
+EVAL_METRICS = {
+    "classification": ("accuracy", "per_question_type", "loss"),
+    "binary": ("accuracy", "auc", "per_perturbation", "loss"),
+    "multilabel": ("micro_f1", "binary_accuracy", "auc", "loss"),
+    "regression": ("mae", "count_accuracy", "loss"),
+    "captioning": ("bleu", "cider_d"),
+}
+# Metrics Keras tracks during `fit` for each task's head (for `monitor`).
+FIT_METRICS = {
+    "classification": ("loss", "accuracy"),
+    "binary": ("loss", "accuracy", "auc"),
+    "multilabel": ("loss", "binary_accuracy", "auc"),
+    "regression": ("loss", "mean_absolute_error"),
+    "captioning": ("loss", "accuracy"),
+}
+# build_model options the data fix (never written in [model]) and the compile
+# options that [training] sets.
+DATA_OPTIONS = {"image_shape": "dataset.image_size", "vocab_size": "the tokenizer",
+                "sequence_length": "dataset.sequence_length",
+                "num_classes": "the task's labels"}
+COMPILE_OPTIONS = {"optimizer": "training.optimizer", "learning_rate": "training.learning_rate",
+                   "jit_compile": "training.jit_compile", "loss": None, "metrics": None,
+                   "compile": None}
+REQUIRED = object()
+
+
+class RecipeError(ValueError):
+    """A recipe that does not follow the schema; the message names file and key."""
+
+
+# ----------------------------------------------------------------------------
+# Value checks: each returns the normalised value or raises _Bad(allowed).
+
+
+class _Bad(Exception):
+    def __init__(self, allowed):
+        super().__init__(allowed)
+        self.allowed = allowed
+
+
+def _int(minimum):
+    def check(v):
+        if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum):
+            raise _Bad(f"an integer >= {minimum}")
+        return int(v)
+    return check
+
+
+def _number(minimum, strict=False):
+    def check(v):
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+        if not ok or (v <= minimum if strict else v < minimum):
+            raise _Bad(f"a number {'>' if strict else '>='} {minimum}")
+        return float(v)
+    return check
+
+
+def _choice(*allowed):
+    def check(v):
+        if v not in allowed:
+            raise _Bad("one of " + ", ".join(repr(a) for a in allowed))
+        return v
+    return check
+
+
+def _string(v):
+    if not isinstance(v, str):
+        raise _Bad("a string")
+    return v
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        raise _Bad("true or false")
+    return v
+
+
+def _jit(v):
+    if v == "auto" or isinstance(v, bool):
+        return v
+    raise _Bad("'auto', true or false")
+
+
+def _entry_name(v):
+    if not (isinstance(v, str) and v and v.replace("_", "").replace("-", "").isalnum()
+            and v == v.lower()):
+        raise _Bad("a non-empty lower-case name of letters, digits, '_' and '-'")
+    return v
+
+
+# Sections: key -> (check, default). REQUIRED marks keys without a default;
+# None defaults are filled per task in `_fill_task_defaults`.
+SCHEMA = {
+    "": {
+        "name": (_entry_name, REQUIRED),
+        "task": (_choice(*TASKS), REQUIRED),
+        "description": (_string, ""),
+    },
+    "dataset": {
+        "name": (_choice("mmzoo_shapes"), "mmzoo_shapes"),
+        "source": (_choice(*SOURCES), "tfds"),
+        "data_dir": (_string, ""),
+        "image_size": (_int(16), 64),
+        "num_train": (_int(1), 20_000),
+        "num_validation": (_int(1), 2_000),
+        "num_test": (_int(1), 2_000),
+        "seed": (_int(0), 0),
+        "text_field": (_choice(*TEXT_FIELDS), None),
+        "sequence_length": (_int(1), None),
+        "captions": (_choice(*CAPTION_MODES), None),
+    },
+    "model": None,  # build_model options, checked by build_model's validation
+    "training": {
+        "epochs": (_int(1), 10),
+        "batch_size": (_int(1), 64),
+        "optimizer": (_choice(*OPTIMIZERS), "adam"),
+        "learning_rate": (_number(0, strict=True), 1e-3),
+        "lr_schedule": (_choice(*LR_SCHEDULES), "constant"),
+        "seed": (_int(0), 0),
+        "shuffle_buffer": (_int(1), 10_000),
+        "monitor": (_string, "val_loss"),
+        "early_stopping_patience": (_int(0), 0),
+        "restore_best": (_bool, True),
+        "jit_compile": (_jit, "auto"),
+        "deterministic_ops": (_bool, False),
+    },
+    "evaluation": {
+        "split": (_choice(*EVAL_SPLITS), "test"),
+        "metrics": (None, None),  # checked per task
+        "batch_size": (_int(1), 256),
+        "decoding": (_choice(*DECODINGS), None),
+        "beam_width": (_int(1), None),
+        "length_penalty": (_number(0), None),
+    },
+}
+SECTION_DOCS = {
+    "": "top level",
+    "dataset": "[dataset]",
+    "model": "[model]",
+    "training": "[training]",
+    "evaluation": "[evaluation]",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A validated training recipe, every default filled in.
+
+    Attributes:
+        name: the zoo entry's name.
+        task: the `build_model` task.
+        description: one line for the model card.
+        dataset: mmzoo-shapes settings (`source`, `image_size`, `num_train`,
+            `num_validation`, `num_test`, `seed`, `text_field`,
+            `sequence_length`, `captions`, `data_dir`).
+        model: `build_model` options (architecture only).
+        training: `epochs`, `batch_size`, `optimizer`, `learning_rate`,
+            `lr_schedule`, `seed`, `shuffle_buffer`, `monitor`,
+            `early_stopping_patience`, `restore_best`, `jit_compile`,
+            `deterministic_ops`.
+        evaluation: `split`, `metrics`, `batch_size`, and for captioning
+            `decoding`, `beam_width`, `length_penalty`.
+        path: the file it was read from (or `None`).
+    """
+
+    name: str
+    task: str
+    description: str
+    dataset: dict
+    model: dict
+    training: dict
+    evaluation: dict
+    path: str = None
+
+    def to_dict(self):
+        """The recipe as plain data (for metadata and `Recipe.from_dict`)."""
+        return {"name": self.name, "task": self.task, "description": self.description,
+                "dataset": dict(self.dataset), "model": _plain(self.model),
+                "training": dict(self.training),
+                "evaluation": {**self.evaluation, "metrics": list(self.evaluation["metrics"])}}
+
+    @classmethod
+    def from_dict(cls, config, source="<dict>"):
+        """Validates a recipe given as a dict (`source` names it in errors)."""
+        return _validate(config, source)
+
+    def replace(self, *, epochs=None, seed=None, **dataset):
+        """A copy with `training.epochs`, `training.seed` or dataset keys changed (validated)."""
+        config = self.to_dict()
+        if epochs is not None:
+            config["training"]["epochs"] = epochs
+        if seed is not None:
+            config["training"]["seed"] = seed
+        config["dataset"].update(dataset)
+        return _validate(config, self.path or "<recipe>")
+
+    def data_options(self):
+        """The `build_model` options the data fix (image shape, vocabulary, classes)."""
+        from mmzoo.data.pipeline import shapes_tokenizer
+
+        options = {
+            "image_shape": (self.dataset["image_size"],) * 2 + (3,),
+            "vocab_size": shapes_tokenizer(self.dataset["sequence_length"]).vocab_size,
+            "sequence_length": self.dataset["sequence_length"],
+        }
+        if self.task == "classification":
+            options["num_classes"] = len(shapes.ANSWERS)
+        elif self.task == "multilabel":
+            options["num_classes"] = len(shapes.ATTRIBUTES)
+        return options
+
+    def architecture_options(self):
+        """Every architecture option for `build_model(task, ...)` (no compile options)."""
+        return {**self.data_options(), **self.model}
+
+
+def load_recipe(path):
+    """Reads and validates a recipe file.
+
+    Args:
+        path: a `.toml` or `.json` file; a bare name (`"mobile_vqa"`) is
+            looked up as `recipes/<name>.toml` in the working directory.
+
+    Returns:
+        A `Recipe`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        RecipeError: the file does not parse or does not follow the schema.
+    """
+    path = pathlib.Path(os.fspath(path))
+    if not path.exists() and not path.suffix and path.parent == pathlib.Path("."):
+        candidate = pathlib.Path("recipes") / f"{path.name}.toml"
+        if candidate.exists():
+            path = candidate
+    if not path.is_file():
+        raise FileNotFoundError(f"No recipe file at {str(path)!r}.")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RecipeError(f"{path}: not valid JSON: {e}") from None
+    elif path.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            config = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    else:
+        raise RecipeError(f"A recipe is a .toml or .json file. Received: {str(path)!r}")
+    return _validate(config, str(path))
+
+
+# ----------------------------------------------------------------------------
+
+
+def _plain(model):
+    """Model options as TOML/JSON would write them (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}
+
+
+def _where(section):
+    return SECTION_DOCS[section]
+
+
+def _check_keys(config, section, source):
+    allowed = SCHEMA[section]
+    if not isinstance(config, dict):
+        raise RecipeError(f"{source}: {_where(section)} must be a table of keys. "
+                          f"Received: {section}={config!r}")
+    for key in config:
+        if key not in allowed:
+            raise RecipeError(
+                f"{source}: unknown key {key!r} in {_where(section)}. Allowed keys: "
+                f"{', '.join(sorted(allowed))}. Received: {key}={config[key]!r}")
+
+
+def _check_section(config, section, source):
+    _check_keys(config, section, source)
+    values = {}
+    for key, (check, default) in SCHEMA[section].items():
+        if key not in config:
+            if default is REQUIRED:
+                raise RecipeError(f"{source}: missing required key {key!r} in "
+                                  f"{_where(section)}. Received: no {key}")
+            values[key] = default
+            continue
+        value = config[key]
+        if check is not None:
+            try:
+                value = check(value)
+            except _Bad as bad:
+                prefix = f"{section}." if section else ""
+                raise RecipeError(
+                    f"{source}: {prefix}{key} must be {bad.allowed}. "
+                    f"Received: {key}={value!r}") from None
+        values[key] = value
+    return values
+
+
+def _validate(config, source):
+    if not isinstance(config, dict):
+        raise RecipeError(f"{source}: a recipe is a table of keys. Received: {config!r}")
+    top_keys = set(SCHEMA[""]) | {s for s in SCHEMA if s}
+    for key in config:
+        if key not in top_keys:
+            raise RecipeError(
+                f"{source}: unknown key {key!r} at the top level. Allowed keys: "
+                f"{', '.join(sorted(top_keys))}. Received: {key}={config[key]!r}")
+    top = _check_section({k: v for k, v in config.items() if k in SCHEMA[""]}, "", source)
+    task = top["task"]
+    dataset = _check_section(config.get("dataset", {}), "dataset", source)
+    training = _check_section(config.get("training", {}), "training", source)
+    evaluation = _check_section(config.get("evaluation", {}), "evaluation", source)
+    _fill_task_defaults(task, dataset, training, evaluation, source)
+    model = _check_model(config.get("model", {}), task, dataset, source)
+    recipe = Recipe(name=top["name"], task=task, description=top["description"],
+                    dataset=dataset, model=model, training=training, evaluation=evaluation,
+                    path=None if source.startswith("<") else source)
+    _check_model_options(recipe, source)
+    return recipe
+
+
+def _fill_task_defaults(task, dataset, training, evaluation, source):
+    # Matching and captioning labels are about their own text.
+    fixed_text = {"binary": "match_caption", "captioning": "caption"}.get(task)
+    if dataset["text_field"] is None:
+        dataset["text_field"] = fixed_text or "question"
+    elif fixed_text and dataset["text_field"] != fixed_text:
+        raise RecipeError(f"{source}: dataset.text_field must be {fixed_text!r} for "
+                          f"task={task!r}: its labels are about that text. "
+                          f"Received: text_field={dataset['text_field']!r}")
+    if dataset["sequence_length"] is None:
+        dataset["sequence_length"] = DEFAULT_SEQUENCE_LENGTH[task]
+    captioning = task == "captioning"
+    if captioning:
+        dataset["captions"] = dataset["captions"] or "all"
+        evaluation["decoding"] = evaluation["decoding"] or "greedy"
+        if evaluation["beam_width"] is None:
+            evaluation["beam_width"] = 3
+        if evaluation["length_penalty"] is None:
+            evaluation["length_penalty"] = 0.0
+    else:
+        for section, values, key in (("dataset", dataset, "captions"),
+                                     ("evaluation", evaluation, "decoding"),
+                                     ("evaluation", evaluation, "beam_width"),
+                                     ("evaluation", evaluation, "length_penalty")):
+            if values[key] is not None:
+                raise RecipeError(f"{source}: {section}.{key} applies to task='captioning' "
+                                  f"only. Received: {key}={values[key]!r} with task={task!r}")
+        del dataset["captions"]
+        for key in ("decoding", "beam_width", "length_penalty"):
+            del evaluation[key]
+
+    allowed = EVAL_METRICS[task]
+    metrics = evaluation["metrics"]
+    if metrics is None:
+        metrics = list(allowed)
+    if not (isinstance(metrics, list) and metrics and all(m in allowed for m in metrics)):
+        raise RecipeError(
+            f"{source}: evaluation.metrics must be a non-empty list of "
+            f"{', '.join(map(repr, allowed))} for task={task!r}. Received: metrics={metrics!r}")
+    evaluation["metrics"] = tuple(dict.fromkeys(metrics))
+
+    monitors = FIT_METRICS[task]
+    allowed_monitors = [f"val_{m}" for m in monitors] + list(monitors)
+    if training["monitor"] not in allowed_monitors:
+        raise RecipeError(
+            f"{source}: training.monitor must be one of "
+            f"{', '.join(map(repr, allowed_monitors))} for task={task!r}. "
+            f"Received: monitor={training['monitor']!r}")
+
+
+def _check_model(model, task, dataset, source):
+    if not isinstance(model, dict):
+        raise RecipeError(f"{source}: [model] must be a table of build_model options. "
+                          f"Received: model={model!r}")
+    options = {}
+    for key, value in model.items():
+        if key in DATA_OPTIONS:
+            raise RecipeError(
+                f"{source}: [model] must not set {key!r}: it is fixed by "
+                f"{DATA_OPTIONS[key]}. Received: {key}={value!r}")
+        if key in COMPILE_OPTIONS or key == "task":
+            where = COMPILE_OPTIONS.get(key)
+            hint = f"set {where} instead" if where else "the head's own is used"
+            if key == "task":
+                hint = "set the top-level `task` instead"
+            raise RecipeError(f"{source}: [model] must not set {key!r}: {hint}. "
+                              f"Received: {key}={value!r}")
+        # TOML has no null.
+        options[key] = None if value == "none" else value
+    return options
+
+
+def _check_model_options(recipe, source):
+    """Runs build_model's own option validation (no layers built)."""
+    from mmzoo.tasks.options import resolve_options
+
+    if recipe.task == "captioning":
+        from mmzoo.captioning.model import resolve_captioning_options as resolve
+    else:
+        resolve = resolve_options
+    try:
+        resolved = resolve(recipe.task, recipe.architecture_options())
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"{source}: [model] {e}") from None
+    # Normalised (e.g. hidden_units as a tuple), so to_dict() is stable.
+    for key in recipe.model:
+        if key in resolved:
+            recipe.model[key] = resolved[key]
