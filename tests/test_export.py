@@ -227,7 +227,7 @@ def test_raw_endpoint_needs_a_tokenizer_for_token_ids(trained, tmp_path):
     assert "serve_raw" not in tf.saved_model.load(str(tmp_path / "sm")).signatures
 
 
-def test_saved_model_loads_with_tensorflow_hub_and_saved_model_cli(saved_models, trained,
+def test_saved_model_loads_with_hub_tfsmlayer_and_saved_model_cli(saved_models, trained,
                                                                   examples):
     import tensorflow_hub as hub
 
@@ -235,8 +235,12 @@ def test_saved_model_loads_with_tensorflow_hub_and_saved_model_cli(saved_models,
     x = {k: v[:3] for k, v in examples.items()}
     hub_model = hub.load(str(path))
     got = hub_model.signatures["serving_default"](**{k: tf.constant(v) for k, v in x.items()})
-    np.testing.assert_allclose(got["probabilities"].numpy(),
-                               _keras(trained["classification"], x)["probabilities"], atol=1e-5)
+    want = _keras(trained["classification"], x)["probabilities"]
+    np.testing.assert_allclose(got["probabilities"].numpy(), want, atol=1e-5)
+    # And back into a Keras 3 graph, the way DESIGN.md says to wrap a SavedModel.
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)["probabilities"]), want,
+                               atol=1e-5)
 
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     shown = subprocess.run([cli, "show", "--all", "--dir", str(path)], capture_output=True,

@@ -95,12 +95,28 @@ def _convert(spec):
     return seconds
 
 
+def _analyzer_text(path):
+    """The LiteRT analyzer's dump of a .tflite file (op by op)."""
+    try:
+        from ai_edge_litert import _pywrap_analyzer_wrapper as analyzer
+    except ImportError:  # an ai_edge_litert without it: TensorFlow's front end
+        import contextlib
+        import io
+
+        import tensorflow as tf
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            tf.lite.experimental.Analyzer.analyze(model_path=path)
+        return out.getvalue()
+    return analyzer.ModelAnalyzer(path, True, False)
+
+
 def _inspect(path):
     """Operators of a .tflite file: LiteRT analyzer names, builtin vs custom."""
-    from ai_edge_litert import _pywrap_analyzer_wrapper as analyzer
     from ai_edge_litert import schema_py_generated as schema
 
-    text = analyzer.ModelAnalyzer(path, True, False)
+    text = _analyzer_text(path)
     analyzer_ops = sorted(set(re.findall(r"Op#\d+ (\S+?)\(", text)))
     with open(path, "rb") as f:
         model = schema.Model.GetRootAs(f.read(), 0)

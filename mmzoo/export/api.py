@@ -14,12 +14,13 @@ from mmzoo.export import tflite as tfl
 from mmzoo.export._io import Staging, run_worker
 from mmzoo.export.prepare import export_copy, has_rnn
 from mmzoo.export.preprocessing import TextEncoder
-from mmzoo.export.report import Check, ExportError, ExportReport, folder_size
+from mmzoo.export.report import ExportError, ExportReport, folder_size
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = tfl.QUANTIZATIONS
 PARITY_MODES = ("raise", "warn", None)
 RAW_SAMPLES = 8
+MAX_EXAMPLES = 1000  # read from representative_data / parity_data
 
 
 def export(
@@ -67,9 +68,10 @@ def export(
             core checked to compile with XLA and to hold no string op,
             `function_aliases={"tpu_func": ...}` set.
         representative_data: example inputs, `{name: array}` or an iterable of
-            such dicts (or `(inputs, labels)` pairs). int8 calibrates on 4 of
-            every 5 examples and checks agreement on the 5th; other formats
-            check parity on them. Random inputs are used when omitted.
+            such dicts (or `(inputs, labels)` pairs); the first 1000 are
+            used. int8 calibrates on 4 of every 5 examples and checks agreement
+            on the 5th; other formats check parity on (up to 200 of) them.
+            Random inputs are used when omitted.
         parity_data: held-back examples for the parity check, in the same
             form; by default taken from `representative_data`.
         parity: `"raise"` (default: a failed check raises `ExportError` and
@@ -139,7 +141,7 @@ def export(
                 f"The exported model does not match the Keras model, so nothing was "
                 f"written to {path}:\n"
                 + "\n".join(f"  {c.describe()}" for c in failed)
-                + "\n" + _parity_hint(quantization, representative_data)
+                + "\n" + _parity_hint(quantization)
                 + "\nPass parity='warn' to write it anyway.",
                 report,
             )
@@ -267,11 +269,13 @@ def _samples(model, quantized, representative_data, parity_data):
     """Returns `(calibration_inputs_or_None, held_back_inputs)`."""
     collect = parity_lib.collect_inputs
     if parity_data is not None:
-        held_back = collect(parity_data, model)
-        calibration = (collect(representative_data, model)
+        held_back = collect(parity_data, model, limit=MAX_EXAMPLES)
+        calibration = (collect(representative_data, model, limit=MAX_EXAMPLES)
                        if representative_data is not None else None)
     elif representative_data is not None:
-        examples = collect(representative_data, model)
+        # Calibration gains little beyond a few hundred examples and costs a
+        # batch-1 run each: keep at most MAX_EXAMPLES.
+        examples = collect(representative_data, model, limit=MAX_EXAMPLES)
         n = parity_lib.num_examples(examples)
         if quantized:
             if n < 10:
@@ -291,7 +295,7 @@ def _samples(model, quantized, representative_data, parity_data):
     return calibration, held_back
 
 
-def _parity_hint(quantization, representative_data):
+def _parity_hint(quantization):
     if quantization in ("int8", "dynamic_range"):
         return ("Quantized models agree best when calibrated and checked on real inputs; "
                 "an untrained model's near-equal scores flip under any rounding.")
@@ -445,4 +449,4 @@ def _litert_version():
         return "?"
 
 
-__all__ = ["export", "FORMATS", "QUANTIZATIONS", "Check"]
+__all__ = ["export", "FORMATS", "QUANTIZATIONS"]

@@ -34,7 +34,7 @@ def add_arguments(parser):
         help="a saved mmzoo tokenizer (folder or .json): adds the raw-string endpoint "
              "to a SavedModel, writes the vocabulary beside a TFLite file")
     parser.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size", type=int, default=None, metavar="N",
         help="static batch size (default: dynamic for SavedModel, 1 for TFLite)")
     parser.add_argument(
         "--tpu", action="store_true",
@@ -83,6 +83,11 @@ def run(args):
     fmt = args.format
     if fmt is None:
         fmt = "tflite" if args.path.endswith(".tflite") or args.quantization else "saved_model"
+    if args.quantization == "int8" and not args.data:
+        print("mmzoo export: error: --quantization int8 needs --data NPZ: a few hundred "
+              "real example inputs (one array per model input, e.g. image and text) to "
+              "calibrate on and check against.", file=sys.stderr)
+        raise SystemExit(1)
     try:
         tokenizer = None
         if args.tokenizer:

@@ -65,7 +65,7 @@ def build_archive(model, batch_size=None, encoder=None, tpu=False):
     """
     specs = input_specs(model)
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    _add_variable_collections(archive, model)
     signature = {
         name: tf.TensorSpec((batch_size,) + shape, dtype, name=name)
         for name, (shape, dtype) in specs.items()
@@ -104,6 +104,17 @@ def build_archive(model, batch_size=None, encoder=None, tpu=False):
     return archive, options, notes
 
 
+def _add_variable_collections(archive, model):
+    """Exposes the model's variables on the loaded object (`loaded.variables`).
+
+    `archive.track(model)` would do this too, but it saves every weight twice
+    (once as the Keras variable, once as the TF variable the endpoints capture),
+    doubling the SavedModel; listing the TF variables themselves saves them once.
+    """
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(name, [v.value for v in getattr(model, name)])
+
+
 def write_saved_model(model, path, batch_size=None, encoder=None, tpu=False):
     """Writes the SavedModel and its client files (preprocessing, vocabulary).
 
@@ -125,7 +136,7 @@ def write_saved_model(model, path, batch_size=None, encoder=None, tpu=False):
         vocabulary_file = "vocabulary.txt"
         write_vocabulary(os.path.join(extra, vocabulary_file), vocabulary)
     config = preprocessing_config(
-        input_specs(model), _output_names(model), encoder, vocabulary_file,
+        input_specs(model), output_names(model), encoder, vocabulary_file,
         batch_size=batch_size,
     )
     config["raw_endpoint"] = RAW_ENDPOINT if not notes else None
@@ -140,7 +151,8 @@ def write_vocabulary(path, vocabulary):
             f.write(token.replace("\n", " ") + "\n")
 
 
-def _output_names(model):
+def output_names(model):
+    """The names of the exported outputs (the model's output dict keys)."""
     structure = model.output
     return list(structure) if isinstance(structure, dict) else ["output_0"]
 

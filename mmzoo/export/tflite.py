@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from mmzoo.export.parity import input_specs
 from mmzoo.export.preprocessing import preprocessing_config, write_json
-from mmzoo.export.saved_model import _output_names, write_vocabulary
+from mmzoo.export.saved_model import output_names, write_vocabulary
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
 
@@ -47,8 +47,8 @@ def side_files(path):
 
 def write_conversion_source(model, path, batch_size):
     """The static-shape SavedModel the converter reads (numeric endpoint only)."""
+    # The converter reads the endpoint only: no variable collections needed.
     archive = keras.export.ExportArchive()
-    archive.track(model)
     signature = {
         name: tf.TensorSpec((batch_size,) + shape, dtype, name=name)
         for name, (shape, dtype) in input_specs(model).items()
@@ -76,7 +76,7 @@ def write_side_files(model, staged_paths, encoder, quantization, batch_size):
         vocabulary_file = os.path.basename(staged_paths["vocabulary"])
         written.append("vocabulary")
     config = preprocessing_config(
-        input_specs(model), _output_names(model), encoder, vocabulary_file,
+        input_specs(model), output_names(model), encoder, vocabulary_file,
         quantization=quantization, batch_size=batch_size,
     )
     write_json(staged_paths["preprocessing"], config)
