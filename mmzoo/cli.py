@@ -7,6 +7,8 @@ one runs it. Add a command by adding a pair to `COMMANDS`.
 import argparse
 import sys
 
+from mmzoo.zoo import cli as _zoo_cli
+
 
 def _add_demo(parser):
     parser.add_argument("--out", default="mmzoo_runs/demo",
@@ -28,9 +30,59 @@ def _run_demo(args):
              image_size=args.image_size, num_examples=args.examples, seed=args.seed)
 
 
+def _add_train(parser):
+    parser.add_argument("recipe", help="a recipe file (recipes/*.toml), or the name of one "
+                        "in ./recipes")
+    parser.add_argument("--out", default=None,
+                        help="the zoo entry folder to write (default: saved_models/<name>)")
+    parser.add_argument("--work-dir", default=None,
+                        help="folder for checkpoints, TensorBoard logs, history, plot and "
+                             "metrics (default: mmzoo_runs/<name>)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the recipe's training.epochs")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="override the recipe's training.seed")
+    parser.add_argument("--data-dir", default=None,
+                        help="TFDS data folder (default: the recipe's, or TFDS's own)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing entry at --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _run_train(args):
+    import os
+
+    from mmzoo import training
+
+    recipe = training.load_recipe(args.recipe).replace(epochs=args.epochs, seed=args.seed)
+    out = args.out or os.path.join("saved_models", recipe.name)
+    if os.path.exists(out) and not args.overwrite:
+        # Before hours of training, not after.
+        raise FileExistsError(f"{out!r} exists; pass --overwrite to replace it, or --out.")
+    work_dir = args.work_dir or os.path.join("mmzoo_runs", recipe.name)
+    result = training.train(recipe, work_dir, data_dir=args.data_dir,
+                            verbose=0 if args.quiet else "auto")
+    from mmzoo.zoo import save_entry
+
+    entry = save_entry(out, result.model, result.preprocessor(),
+                       metadata=result.entry_metadata(), overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"mmzoo train: {recipe.name}: {result.epochs_run} epochs in "
+              f"{result.training_seconds:.0f} s (best epoch {result.best_epoch})")
+        for key, value in result.metrics.items():
+            print(f"  {key:<28} {value:.4f}" if isinstance(value, float) else
+                  f"  {key:<28} {value}")
+        print(f"  training curve               {result.paths['plot']}")
+        print(f"  entry                        {entry}")
+
+
 COMMANDS = {
     "demo": (_add_demo, _run_demo,
              "build the document model, train it briefly on built-in scenes, save it"),
+    "train": (_add_train, _run_train,
+              "train a recipe, measure it on the test split, write the zoo entry"),
+    # Zoo entries (mmzoo/zoo/cli.py): list, info, predict, evaluate.
+    **_zoo_cli.COMMANDS,
 }
 
 

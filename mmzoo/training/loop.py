@@ -34,10 +34,10 @@ import time
 
 import keras
 
-from mmzoo.training.data import load_evaluation_data, load_training_data
+from mmzoo.training.data import load_evaluation_data, load_training_data, rows_per_scene
 from mmzoo.training.evaluate import evaluate_model
 from mmzoo.training.plot import plot_history
-from mmzoo.training.recipe import FIT_METRICS, Recipe, load_recipe
+from mmzoo.training.recipe import FIT_METRICS, Recipe, RecipeError, load_recipe
 
 # The cosine schedule's final learning rate, as a fraction of the first.
 COSINE_ALPHA = 0.05
@@ -105,6 +105,42 @@ class TrainingResult:
     def image_size(self):
         return self.info.image_shape[0]
 
+    def preprocessor(self):
+        """The `mmzoo.data.Preprocessor` of the model's inputs and outputs."""
+        from mmzoo.data.preprocessor import Preprocessor
+
+        return Preprocessor.from_task_info(self.info)
+
+    def entry_metadata(self):
+        """The `metadata` of a zoo entry of this run (for `mmzoo.zoo.save_entry`).
+
+        Everything is measured or recorded, nothing typed in: the recipe as
+        run, its dataset section with the dataset and TFDS versions, the test
+        metrics, and the training's time, epochs, seed, history and machine.
+        """
+        import platform
+
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        from mmzoo.data.mmzoo_shapes import MmzooShapes
+
+        recipe = self.recipe.to_dict()
+        dataset = {**recipe["dataset"], "version": str(MmzooShapes.VERSION),
+                   "tfds_version": tfds.__version__}
+        training = {
+            "seed": self.recipe.training["seed"],
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "seconds": round(self.training_seconds, 1),
+            "history": self.history,
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "gpus": len(tf.config.list_physical_devices("GPU")),
+                        "tensorflow": tf.__version__, "keras": keras.__version__},
+        }
+        return {"description": self.recipe.description, "recipe": recipe,
+                "dataset": dataset, "metrics": dict(self.metrics), "training": training}
+
 
 def _as_recipe(recipe):
     return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
@@ -156,8 +192,15 @@ def build_run(recipe, *, epochs=None, seed=None, data_dir=None):
     """
     recipe = _as_recipe(recipe).replace(epochs=epochs, seed=seed)
     set_seed(recipe)
+    # The model first: a build-time error (e.g. VGG16 on 16 px images) comes
+    # before any data is generated.
+    steps = -(-recipe.dataset["num_train"] * rows_per_scene(recipe)
+              // recipe.training["batch_size"])
+    try:
+        model = build_model_for(recipe, steps)
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"{recipe.path or '<recipe>'}: [model] {e}") from e
     data = load_training_data(recipe, data_dir=data_dir)
-    model = build_model_for(recipe, data.steps_per_epoch)
     return TrainingRun(recipe=recipe, model=model, data=data, data_dir=data_dir)
 
 

@@ -1,0 +1,213 @@
+"""Recipes: every shipped recipe is valid, and bad ones fail early and clearly."""
+
+import json
+import pathlib
+
+import pytest
+
+from mmzoo import training
+from mmzoo.training import RecipeError, load_recipe
+
+RECIPES = pathlib.Path(__file__).resolve().parent.parent / "recipes"
+SHIPPED = ("document_vqa", "fusion_vqa", "matching", "captioner", "mobile_vqa")
+
+TINY = """\
+name = "t"
+task = "classification"
+
+[dataset]
+source = "memory"
+image_size = 32
+
+[model]
+image_branch = "cnn"
+text_branch = "embedding"
+
+[training]
+epochs = 1
+"""
+
+
+def _write(tmp_path, text, name="recipe.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _error(tmp_path, text, name="recipe.toml"):
+    path = _write(tmp_path, text, name)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:"), message  # names the file
+    return message
+
+
+@pytest.mark.parametrize("name", SHIPPED + ("tiny_vqa",))
+def test_shipped_recipes_are_valid(name):
+    recipe = load_recipe(RECIPES / f"{name}.toml")
+    assert recipe.name == name
+    assert recipe.description
+    # Round trip through plain data (what the entry's metadata stores).
+    again = training.Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
+    assert again.to_dict() == recipe.to_dict()
+
+
+def test_recipes_folder_holds_the_shipped_entries():
+    assert {p.stem for p in RECIPES.glob("*.toml")} >= set(SHIPPED) | {"tiny_vqa"}
+
+
+def test_mobile_recipe_fits_the_int8_budget():
+    # int8 stores ~1 byte per parameter: under 5 MB means well under 5M parameters.
+    recipe = load_recipe(RECIPES / "mobile_vqa.toml")
+    model = training.build_model_for(recipe)
+    assert model.count_params() < 4_000_000
+    assert recipe.model["image_branch"] == "cnn"
+    assert recipe.dataset["image_size"] in (32, 64)
+
+
+def test_defaults_are_filled_in(tmp_path):
+    recipe = load_recipe(_write(tmp_path, TINY))
+    assert recipe.training["batch_size"] == 64 and recipe.training["optimizer"] == "adam"
+    assert recipe.dataset["text_field"] == "question"
+    assert recipe.dataset["sequence_length"] == 16
+    assert recipe.evaluation["metrics"] == ("accuracy", "per_question_type", "loss")
+    assert "decoding" not in recipe.evaluation  # captioning only
+    options = recipe.architecture_options()
+    assert options["image_shape"] == (32, 32, 3) and options["num_classes"] == 20
+
+
+def test_json_recipe_and_bare_name(tmp_path, monkeypatch):
+    import tomllib
+
+    config = tomllib.loads(TINY)
+    path = _write(tmp_path, json.dumps(config), "r.json")
+    assert load_recipe(path).to_dict() == load_recipe(_write(tmp_path, TINY)).to_dict()
+    monkeypatch.chdir(RECIPES.parent)
+    assert load_recipe("tiny_vqa").path == str(pathlib.Path("recipes/tiny_vqa.toml"))
+
+
+def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
+    message = _error(tmp_path, TINY.replace("epochs = 1", "epochz = 1"))
+    assert "unknown key 'epochz' in [training]" in message
+    assert "Allowed keys: batch_size, deterministic_ops, early_stopping_patience, epochs" in message
+    assert "Received: epochz=1" in message
+    top = _error(tmp_path, TINY.replace('task = "classification"',
+                                        'task = "classification"\nseeed = 3'))
+    assert "unknown key 'seeed' at the top level" in top and "dataset" in top
+    section = _error(tmp_path, TINY + "\n[trainig]\nepochs = 2\n")
+    assert "unknown key 'trainig' at the top level" in section
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (("epochs = 1", 'epochs = "10"'),
+     "training.epochs must be an integer >= 1. Received: epochs='10'"),
+    (("epochs = 1", "epochs = 0"),
+     "training.epochs must be an integer >= 1. Received: epochs=0"),
+    (("epochs = 1", "learning_rate = -0.1"),
+     "training.learning_rate must be a number > 0. Received: learning_rate=-0.1"),
+    (("epochs = 1", 'optimizer = "adamax9"'),
+     "training.optimizer must be one of 'adam', 'adamw', 'sgd', 'rmsprop', 'nadam'. "
+     "Received: optimizer='adamax9'"),
+    (("epochs = 1", 'monitor = "val_auc"'),
+     "training.monitor must be one of 'val_loss', 'val_accuracy', 'loss', 'accuracy' for "
+     "task='classification'. Received: monitor='val_auc'"),
+    (('source = "memory"', 'source = "web"'),
+     "dataset.source must be one of 'tfds', 'memory'. Received: source='web'"),
+    (('task = "classification"', 'task = "vqa"'),
+     "task must be one of 'classification', 'binary', 'multilabel', 'regression', "
+     "'captioning'. Received: task='vqa'"),
+    (('task = "classification"', 'task = "binary"\n[evaluation]\nmetrics = ["bleu"]'),
+     "evaluation.metrics must be a non-empty list of 'accuracy', 'auc', 'per_perturbation', "
+     "'loss' for task='binary'. Received: metrics=['bleu']"),
+    (('source = "memory"', 'source = "memory"\ncaptions = "first"'),
+     "dataset.captions applies to task='captioning' only. Received: captions='first'"),
+    (('name = "t"', 'name = "My Entry"'),
+     "name must be a non-empty lower-case name"),
+])
+def test_bad_values_name_key_value_and_allowed(tmp_path, edit, expected):
+    message = _error(tmp_path, TINY.replace(*edit))
+    assert expected in message
+
+
+def test_missing_required_key(tmp_path):
+    message = _error(tmp_path, TINY.replace('name = "t"\n', ""))
+    assert "missing required key 'name' in top level" in message
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (('image_branch = "cnn"', 'image_branch = "vgg61"'), "vgg61"),
+    (('image_branch = "cnn"', 'image_branch = "cnn"\nimage_filterz = 3'),
+     "unexpected option(s) 'image_filterz'"),
+    (('image_branch = "cnn"', 'image_branch = "cnn"\nimage_filters = -3'),
+     "`image_filters` must be a positive integer. Received: image_filters=-3"),
+    (('image_branch = "cnn"', 'image_branch = "cnn"\nfusion_dim = 8'),
+     "`fusion_dim` has no effect on this model"),
+])
+def test_bad_model_options_fail_at_load_time(tmp_path, edit, expected):
+    message = _error(tmp_path, TINY.replace(*edit))
+    assert "[model]" in message and expected in message
+
+
+def test_build_time_errors_come_before_the_data(tmp_path, monkeypatch):
+    # VGG16 needs 32 px or more: the branch builder's check, not an option
+    # check, so it fails when the run builds the model, before any data.
+    text = TINY.replace('"cnn"', '"vgg16"').replace("image_size = 32", "image_size = 16")
+    path = _write(tmp_path, text)
+    recipe = load_recipe(path)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data loaded before the model was built")
+
+    monkeypatch.setattr(training.loop, "load_training_data", no_data)
+    with pytest.raises(RecipeError) as info:
+        training.build_run(recipe)
+    message = str(info.value)
+    assert message.startswith(f"{path}: [model]")
+    assert "image_branch='vgg16' needs RGB images of at least 32x32 pixels" in message
+
+
+@pytest.mark.parametrize("key, value, fixed_by", [
+    ("image_shape", "[32, 32, 3]", "dataset.image_size"),
+    ("vocab_size", "100", "the tokenizer"),
+    ("learning_rate", "0.1", "training.learning_rate"),
+])
+def test_model_section_refuses_what_data_or_training_set(tmp_path, key, value, fixed_by):
+    message = _error(tmp_path, TINY.replace('text_branch = "embedding"',
+                                            f'text_branch = "embedding"\n{key} = {value}'))
+    assert f"[model] must not set {key!r}" in message and fixed_by in message
+
+
+def test_none_model_option_and_normalised_values(tmp_path):
+    text = TINY.replace('text_branch = "embedding"',
+                        'text_branch = "none"\nhidden_units = 32')
+    recipe = load_recipe(_write(tmp_path, text))
+    assert recipe.model["text_branch"] is None
+    assert recipe.model["hidden_units"] == (32,)
+
+
+def test_captioning_defaults_and_checks(tmp_path):
+    text = TINY.replace('task = "classification"', 'task = "captioning"').replace(
+        'text_branch = "embedding"\n', 'architecture = "inject"\n')
+    recipe = load_recipe(_write(tmp_path, text))
+    assert recipe.dataset["captions"] == "all" and recipe.dataset["text_field"] == "caption"
+    assert recipe.evaluation["decoding"] == "greedy"
+    assert recipe.evaluation["metrics"] == ("bleu", "cider_d")
+    message = _error(tmp_path, text.replace('architecture = "inject"', 'architecture = "x"'))
+    assert "[model]" in message and "architecture" in message
+
+
+def test_unparsable_files(tmp_path):
+    assert "not valid TOML" in _error(tmp_path, "name = \n")
+    assert "not valid JSON" in _error(tmp_path, "{", "r.json")
+    with pytest.raises(FileNotFoundError, match="No recipe file"):
+        load_recipe(tmp_path / "missing.toml")
+
+
+def test_replace_overrides_and_validates(tmp_path):
+    recipe = load_recipe(_write(tmp_path, TINY))
+    changed = recipe.replace(epochs=5, seed=7)
+    assert changed.training["epochs"] == 5 and changed.training["seed"] == 7
+    assert recipe.training["epochs"] == 1  # frozen original
+    with pytest.raises(RecipeError, match="training.epochs must be an integer >= 1"):
+        recipe.replace(epochs=0)
