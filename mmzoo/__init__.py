@@ -16,10 +16,16 @@ __version__ = "0.1.0"
 from mmzoo import branches, data, fusion, heads  # noqa: F401,E402
 from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TEXT_BRANCHES  # noqa: E402
 from mmzoo.tasks import MultimodalModel, build_model  # noqa: E402
+from mmzoo import captioning  # noqa: E402,F401  (registers the "captioning" task)
+from mmzoo.tasks import ensembles  # noqa: E402,F401
+from mmzoo import export  # noqa: E402,F401  (a callable package: mmzoo.export(model, path))
 
 __all__ = [
     "build_model",
+    "export",
     "MultimodalModel",
+    "captioning",
+    "ensembles",
     "IMAGE_BRANCHES",
     "TEXT_BRANCHES",
     "FUSIONS",
