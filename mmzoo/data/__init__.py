@@ -25,6 +25,7 @@ from mmzoo.data.pipeline import (
     shapes_dataset,
     shapes_tokenizer,
 )
+from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.data.shapes import ANSWERS, ATTRIBUTES, QUESTION_TYPES, generate_scenes
 from mmzoo.data.tokenizer import Tokenizer
 
@@ -35,6 +36,7 @@ __all__ = [
     "TASKS",
     "MmzooShapes",
     "MmzooShapesConfig",
+    "Preprocessor",
     "TaskInfo",
     "Tokenizer",
     "coco_captions_dataset",

@@ -1,0 +1,528 @@
+"""`Preprocessor`: raw inputs (image files, arrays, strings) to model inputs and back.
+
+A preprocessor holds everything a model's inputs and outputs depend on besides
+the weights: the task, the tokenizer and text length, the image size and the
+label names. It is saved as JSON beside the tokenizer's own file (no pickle),
+so a zoo entry can turn `"scene.png"` and `"what colour is the circle?"` into
+the `{"image": ..., "text": ...}` dict a model takes, and its output
+probabilities back into `[("red", 0.91), ...]`.
+
+Images are brought to the model's size the way the exported SavedModel's raw
+endpoint does it (`mmzoo.export.preprocessing`): decoded with
+`tf.io.decode_image`, converted to the model's channels, resized bilinearly
+with antialiasing unless the size already matches, kept as raw 0..255 pixels.
+
+Example:
+
+```python
+pre = Preprocessor("classification", tokenizer, image_size=(32, 32, 3),
+                   label_names=mmzoo.data.ANSWERS)
+inputs = pre(images=["scene.png", pil_image, array], texts="what colour is the circle?")
+probabilities = model.predict(inputs)
+pre.decode(probabilities, top_k=3)   # [[("red", 0.91), ("blue", 0.05), ...], ...]
+pre.save("entry/")  ;  Preprocessor.load("entry/")
+```
+"""
+
+import json
+import numbers
+import os
+import warnings
+
+import numpy as np
+
+from mmzoo.data.tokenizer import FILE_NAME as TOKENIZER_FILE
+from mmzoo.data.tokenizer import Tokenizer
+
+FILE_NAME = "preprocessor.json"
+TASKS = ("classification", "binary", "multilabel", "regression", "captioning")
+IMAGE_RESIZE = "bilinear"  # as mmzoo.export.preprocessing, so predict == serve_raw
+IMAGE_ANTIALIAS = True
+_FORMAT = "mmzoo-preprocessor"
+_FORMAT_VERSION = 1
+# What each input form means, for error messages.
+_IMAGE_FORMS = ("a file path, encoded image bytes, a PIL image, or an array "
+                "(H, W), (H, W, C) with C in 1..4, or a batch (N, H, W, C); "
+                "or a list of these")
+
+
+class Preprocessor:
+    """Turns raw images and strings into model inputs, and outputs into results.
+
+    Args:
+        task: `"classification"`, `"binary"`, `"multilabel"`, `"regression"`
+            or `"captioning"`.
+        tokenizer: a `mmzoo.data.Tokenizer`, or `None` for a model without
+            text input.
+        sequence_length: token ids per text; default the tokenizer's.
+        image_size: the model's image shape `(height, width, channels)` (an
+            int means a square RGB image, `(height, width)` RGB), or `None`
+            for a model without image input.
+        label_names: names of the output ids (answers for classification,
+            attributes for multilabel, `("false", "true")` for binary).
+        text_field: which text the model reads (e.g. `"question"`), for
+            people reading the entry.
+
+    Example:
+
+    ```python
+    x, y, info = mmzoo.data.shapes_arrays("classification", 64, image_size=32)
+    pre = Preprocessor.from_task_info(info)
+    pre(images="scene.png", texts="is there a red circle?")["text"].shape  # (1, 16)
+    ```
+    """
+
+    def __init__(self, task, tokenizer=None, *, sequence_length=None, image_size=None,
+                 label_names=None, text_field=None):
+        if task not in TASKS:
+            raise ValueError(f"`task` must be one of {', '.join(map(repr, TASKS))}. "
+                             f"Received: task={task!r}")
+        if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
+            raise TypeError("`tokenizer` must be a mmzoo.data.Tokenizer or None. Received: "
+                            f"tokenizer of type {type(tokenizer).__name__}")
+        if sequence_length is None and tokenizer is not None:
+            sequence_length = tokenizer.sequence_length
+        if sequence_length is not None and not _is_positive_int(sequence_length):
+            raise ValueError("`sequence_length` must be a positive integer or None. "
+                             f"Received: sequence_length={sequence_length!r}")
+        if image_size is None and tokenizer is None:
+            raise ValueError("A preprocessor needs a `tokenizer`, an `image_size` or both. "
+                             "Received: tokenizer=None, image_size=None")
+        if label_names is not None:
+            if isinstance(label_names, str) or not all(
+                    isinstance(n, str) for n in label_names):
+                raise ValueError("`label_names` must be a sequence of strings or None. "
+                                 f"Received: label_names={label_names!r}")
+            label_names = tuple(label_names)
+        if task in ("classification", "multilabel") and not label_names:
+            raise ValueError(f"task={task!r} needs `label_names` (one per model output), "
+                             "to say what the predictions mean. Received: label_names="
+                             f"{label_names!r}")
+        self.task = task
+        self.tokenizer = tokenizer
+        self.sequence_length = None if sequence_length is None else int(sequence_length)
+        self.image_size = None if image_size is None else _image_size(image_size)
+        self.label_names = label_names
+        self.text_field = text_field
+
+    @classmethod
+    def from_task_info(cls, info):
+        """The preprocessor of data made by `shapes_arrays` / `shapes_dataset`.
+
+        Args:
+            info: a `mmzoo.data.TaskInfo`.
+
+        Returns:
+            A `Preprocessor`.
+        """
+        return cls(info.task, info.tokenizer, sequence_length=info.sequence_length,
+                   image_size=info.image_shape, label_names=info.label_names,
+                   text_field=info.text_field)
+
+    def __repr__(self):
+        return (f"Preprocessor(task={self.task!r}, image_size={self.image_size}, "
+                f"sequence_length={self.sequence_length}, "
+                f"labels={None if self.label_names is None else len(self.label_names)})")
+
+    def __eq__(self, other):
+        return isinstance(other, Preprocessor) and self.get_config() == other.get_config() \
+            and self.tokenizer == other.tokenizer
+
+    # -- raw inputs to model inputs -----------------------------------------
+
+    def __call__(self, images=None, texts=None):
+        """Model inputs from raw images and/or texts.
+
+        Args:
+            images: one image or a list of images, each a file path, encoded
+                image bytes, a PIL image or an array of any size and dtype
+                (grayscale, RGB or RGBA; uint8/uint16/bool/int/float pixels,
+                floats as 0..255); or a batch array `(N, H, W, C)`.
+            texts: one string or a list of strings (empty strings allowed).
+
+        When one side has a single item and the other several, the single
+        one is repeated (one question about many images, or the reverse).
+
+        Returns:
+            A dict with `"image"` float32 `(N, H, W, C)` raw pixels 0..255
+            and/or `"text"` int32 `(N, sequence_length)`.
+        """
+        if images is None and texts is None:
+            raise ValueError("Pass `images`, `texts` or both. Received: images=None, "
+                             "texts=None")
+        inputs = {}
+        if images is not None:
+            inputs["image"] = self.preprocess_images(images)
+        if texts is not None:
+            inputs["text"] = self.preprocess_texts(texts)
+        if len(inputs) == 2:
+            n_images, n_texts = len(inputs["image"]), len(inputs["text"])
+            if n_images != n_texts:
+                if n_images == 1:
+                    inputs["image"] = np.repeat(inputs["image"], n_texts, axis=0)
+                elif n_texts == 1:
+                    inputs["text"] = np.repeat(inputs["text"], n_images, axis=0)
+                else:
+                    raise ValueError(
+                        "`images` and `texts` must have the same number of items (or one "
+                        f"of them a single item). Received: {n_images} images and "
+                        f"{n_texts} texts")
+        return inputs
+
+    def preprocess_texts(self, texts):
+        """Token ids `(N, sequence_length)` int32 of one string or a list of strings."""
+        if self.tokenizer is None:
+            raise ValueError("This model has no text input, so `texts` cannot be used. "
+                             "Received: texts")
+        if isinstance(texts, (str, bytes, np.str_, np.bytes_)):
+            items = [texts]
+        elif isinstance(texts, (list, tuple, np.ndarray)):
+            items = list(np.asarray(texts, dtype=object).reshape(-1)) \
+                if isinstance(texts, np.ndarray) else list(texts)
+        else:
+            raise TypeError("`texts` must be a string or a list of strings. Received: "
+                            f"texts={texts!r} of type {type(texts).__name__}")
+        for i, text in enumerate(items):
+            if not isinstance(text, (str, bytes, np.str_, np.bytes_)):
+                raise TypeError("Every text must be a string (str or UTF-8 bytes). "
+                                f"Received: texts[{i}]={text!r} of type "
+                                f"{type(text).__name__}")
+        if not items:
+            return np.zeros((0, self.sequence_length), np.int32)
+        return np.asarray(self.tokenizer.encode(items, sequence_length=self.sequence_length),
+                          np.int32)
+
+    def preprocess_images(self, images):
+        """Raw pixels `(N, H, W, C)` float32 in 0..255 at the model's size."""
+        if self.image_size is None:
+            raise ValueError("This model has no image input, so `images` cannot be used. "
+                             "Received: images")
+        items = _image_items(images)
+        height, width, channels = self.image_size
+        out = np.empty((len(items), height, width, channels), np.float32)
+        for i, (where, item) in enumerate(items):
+            pixels = _to_pixels(item, where, channels)
+            out[i] = _resize(pixels, height, width)
+        return out
+
+    # -- model outputs to readable results ------------------------------------
+
+    def decode(self, outputs, top_k=3, threshold=0.5):
+        """Readable results from model outputs, one per example.
+
+        Args:
+            outputs: what the model returned (its output dict or the array);
+                for captioning, generated token ids `(N, L)` or a
+                `mmzoo.captioning.Captions`.
+            top_k: classification: how many labels to list per example.
+            threshold: binary and multilabel: the probability from which a
+                label counts as predicted.
+
+        Returns:
+            A list with one item per example: classification
+            `[(label, score), ...]` (best first, `top_k` of them); binary
+            `(probability, bool)`; multilabel `[(label, score), ...]` for the
+            labels at or above `threshold`, best first; regression a float (a
+            list of floats for several outputs); captioning a string.
+        """
+        if not _is_positive_int(top_k):
+            raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+        if not (isinstance(threshold, numbers.Real) and 0 <= threshold <= 1):
+            raise ValueError("`threshold` must be a number in [0, 1]. Received: "
+                             f"threshold={threshold!r}")
+        if self.task == "captioning":
+            return self._decode_captions(outputs)
+        if isinstance(outputs, dict):
+            if len(outputs) != 1:
+                raise ValueError("`outputs` must be the model's output (one array, or a dict "
+                                 f"with one entry). Received: a dict with keys "
+                                 f"{sorted(outputs)}")
+            (outputs,) = outputs.values()
+        scores = np.asarray(outputs, dtype=np.float64)
+        if scores.ndim == 1:
+            scores = scores[:, None]
+        if scores.ndim != 2:
+            raise ValueError("`outputs` must have shape (batch, outputs). Received: outputs "
+                             f"with shape {scores.shape}")
+        if self.task in ("classification", "multilabel") and scores.shape[1] != len(
+                self.label_names):
+            raise ValueError(f"`outputs` has {scores.shape[1]} scores per example but there "
+                             f"are {len(self.label_names)} label names. Received: outputs "
+                             f"with shape {scores.shape}")
+        names = self.label_names
+        if self.task == "classification":
+            k = min(int(top_k), scores.shape[1])
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            return [[(names[j], float(row[j])) for j in idx] for row, idx in zip(scores, order)]
+        if self.task == "binary":
+            return [(float(p), bool(p >= threshold)) for p in scores[:, 0]]
+        if self.task == "multilabel":
+            results = []
+            for row in scores:
+                idx = [j for j in np.argsort(-row, kind="stable") if row[j] >= threshold]
+                results.append([(names[j], float(row[j])) for j in idx])
+            return results
+        if scores.shape[1] == 1:
+            return [float(v) for v in scores[:, 0]]
+        return [[float(v) for v in row] for row in scores]
+
+    def _decode_captions(self, outputs):
+        if self.tokenizer is None:
+            raise ValueError("Decoding captions needs the tokenizer. Received: a "
+                             "preprocessor without tokenizer")
+        texts = getattr(outputs, "texts", None)
+        if texts is not None:
+            return list(texts)
+        tokens = getattr(outputs, "tokens", outputs)
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError("For captioning, `outputs` must be generated token ids "
+                             "(batch, length) or a mmzoo.captioning.Captions. Received: "
+                             f"outputs with shape {tokens.shape} and dtype {tokens.dtype}")
+        return list(self.tokenizer.decode(tokens))
+
+    # -- saving ---------------------------------------------------------------
+
+    def get_config(self):
+        """The JSON-ready settings (the tokenizer is saved in its own file)."""
+        return {
+            "task": self.task,
+            "sequence_length": self.sequence_length,
+            "image_size": None if self.image_size is None else list(self.image_size),
+            "label_names": None if self.label_names is None else list(self.label_names),
+            "text_field": self.text_field,
+        }
+
+    def save(self, folder):
+        """Writes `preprocessor.json` (and `tokenizer.json`) into `folder`.
+
+        Returns:
+            The paths written, as a list.
+        """
+        folder = os.fspath(folder)
+        os.makedirs(folder, exist_ok=True)
+        data = {"format": _FORMAT, "version": _FORMAT_VERSION, **self.get_config(),
+                "tokenizer_file": None if self.tokenizer is None else TOKENIZER_FILE,
+                "image_resize": {"method": IMAGE_RESIZE, "antialias": IMAGE_ANTIALIAS},
+                "pixel_range": [0, 255]}
+        path = os.path.join(folder, FILE_NAME)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        paths = [path]
+        if self.tokenizer is not None:
+            paths.append(self.tokenizer.save(os.path.join(folder, TOKENIZER_FILE)))
+        return paths
+
+    @classmethod
+    def load(cls, folder):
+        """Reads a preprocessor written by `save` from `folder`."""
+        folder = os.fspath(folder)
+        path = os.path.join(folder, FILE_NAME)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"No preprocessor file at {path!r}.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path!r} is not a preprocessor file: {e}") from None
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(f"{path!r} is not a preprocessor file (no "
+                             f"\"format\": \"{_FORMAT}\").")
+        if data.get("version") != _FORMAT_VERSION:
+            raise ValueError(f"{path!r} has preprocessor format version "
+                             f"{data.get('version')!r}; this mmzoo reads version "
+                             f"{_FORMAT_VERSION}.")
+        tokenizer = None
+        if data.get("tokenizer_file"):
+            name = data["tokenizer_file"]
+            if os.path.basename(name) != name:  # the file must sit in the folder
+                raise ValueError(f"{path!r}: `tokenizer_file` must be a file name in the "
+                                 f"same folder. Received: tokenizer_file={name!r}")
+            tokenizer = Tokenizer.load(os.path.join(folder, name))
+        try:
+            return cls(data["task"], tokenizer, sequence_length=data.get("sequence_length"),
+                       image_size=data.get("image_size"),
+                       label_names=data.get("label_names"),
+                       text_field=data.get("text_field"))
+        except KeyError as e:
+            raise ValueError(f"{path!r} lacks the key {e}.") from None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path!r} is not a valid preprocessor file: {e}") from None
+
+
+# ----------------------------------------------------------------------------
+# Images
+
+
+def _is_positive_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+
+
+def _image_size(value):
+    if _is_positive_int(value):
+        return (int(value), int(value), 3)
+    if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(
+            _is_positive_int(v) for v in value):
+        size = tuple(int(v) for v in value)
+        if len(size) == 2:
+            size += (3,)
+        if size[2] in (1, 3):
+            return size
+    raise ValueError("`image_size` must be (height, width, channels) with 1 or 3 channels, "
+                     f"(height, width) or one int. Received: image_size={value!r}")
+
+
+def _is_pil(obj):
+    return type(obj).__module__.startswith("PIL.") and hasattr(obj, "mode")
+
+
+def _image_items(images):
+    """`[(where, item), ...]`: one entry per image; `where` names it in errors."""
+    if isinstance(images, (str, os.PathLike, bytes, bytearray)) or _is_pil(images):
+        return [("images", images)]
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError(f"`images` is an empty list. Expected {_IMAGE_FORMS}.")
+        items = []
+        for i, item in enumerate(images):
+            if isinstance(item, (list, tuple)):
+                raise TypeError(f"Every image must be {_IMAGE_FORMS.rsplit('; ', 1)[0]}. "
+                                f"Received: images[{i}] of type {type(item).__name__}")
+            items.append((f"images[{i}]", item))
+        return items
+    if hasattr(images, "__array__") or isinstance(images, np.ndarray):
+        array = np.asarray(images)
+        if array.ndim == 4:
+            return [(f"images[{i}]", a) for i, a in enumerate(array)]
+        return [("images", array)]
+    raise TypeError(f"`images` must be {_IMAGE_FORMS}. Received: images of type "
+                    f"{type(images).__name__}")
+
+
+def _to_pixels(item, where, channels):
+    """One image as float32 `(h, w, channels)` in 0..255."""
+    if isinstance(item, (str, os.PathLike)):
+        item = _read_file(item, where)
+    if isinstance(item, (bytes, bytearray)):
+        return _decode_bytes(bytes(item), where, channels)
+    if _is_pil(item):
+        item = _from_pil(item)
+    if not (isinstance(item, np.ndarray) or hasattr(item, "__array__")):
+        raise TypeError(f"Every image must be {_IMAGE_FORMS.rsplit('; ', 1)[0]}. "
+                        f"Received: {where} of type {type(item).__name__}")
+    array = np.asarray(item)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or not 1 <= array.shape[-1] <= 4:
+        raise ValueError(f"An image array must be (H, W) or (H, W, C) with C in 1..4 "
+                         f"(grayscale, grayscale+alpha, RGB, RGBA). Received: {where} with "
+                         f"shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"An image needs at least one pixel. Received: {where} with shape "
+                         f"{array.shape}")
+    return _convert_channels(_to_0_255(array, where), channels)
+
+
+def _read_file(path, where):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such image file: {path!r} ({where}).")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _decode_bytes(data, where, channels):
+    import tensorflow as tf
+
+    try:
+        # The SavedModel's raw endpoint decodes with this op: same pixels.
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        return image.numpy().astype(np.float32)
+    except (tf.errors.InvalidArgumentError, ValueError):
+        pass
+    try:  # formats TensorFlow does not decode (TIFF, WebP, ...)
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            array = _from_pil(image)
+    except Exception as e:
+        raise ValueError(f"Could not decode {where} as an image (JPEG, PNG, GIF, BMP or a "
+                         f"format Pillow reads): {e}") from None
+    return _convert_channels(_to_0_255(np.asarray(array), where), channels)
+
+
+def _from_pil(image):
+    # Palette, CMYK, 1-bit, YCbCr...: let Pillow turn them into RGB(A) or L;
+    # 16/32-bit and float modes keep their values (scaled by dtype below).
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image)
+        return array.astype(np.uint16) if image.mode.startswith("I;16") else array
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        has_alpha = image.mode in ("PA", "La") or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    return np.asarray(image)
+
+
+def _to_0_255(array, where):
+    """Pixel values as float32 0..255, from any numeric dtype."""
+    dtype = array.dtype
+    if dtype == np.bool_:
+        return array.astype(np.float32) * 255.0
+    if dtype == np.uint8:
+        return array.astype(np.float32)
+    if dtype == np.uint16:
+        return array.astype(np.float32) * (255.0 / 65535.0)
+    if np.issubdtype(dtype, np.integer):
+        lo, hi = int(array.min()), int(array.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"Integer pixels must be in [0, 255] (uint16 images are scaled "
+                             f"from [0, 65535]). Received: {where} with values in "
+                             f"[{lo}, {hi}] and dtype {dtype}")
+        return array.astype(np.float32)
+    if np.issubdtype(dtype, np.floating):
+        array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"Image pixels must be finite numbers. Received: {where} with "
+                             "NaN or infinite values")
+        lo, hi = float(array.min()), float(array.max())
+        if lo < -0.5 or hi > 255.5:
+            raise ValueError(f"Float pixels must be raw values in [0, 255] (the model "
+                             f"normalises inside its graph); this image looks normalised "
+                             f"already. Received: {where} with values in [{lo:.3g}, "
+                             f"{hi:.3g}]")
+        if hi <= 1.0 and hi > lo:
+            warnings.warn(f"{where} has float pixels in [{lo:.3g}, {hi:.3g}]: mmzoo models "
+                          "take raw 0..255 values, so it will look almost black. Multiply "
+                          "by 255 if it is a [0, 1] image.", stacklevel=4)
+        return np.clip(array, 0.0, 255.0)
+    raise TypeError(f"Image pixels must be numbers (bool, integer or float). Received: "
+                    f"{where} with dtype {dtype}")
+
+
+def _convert_channels(array, channels):
+    """`(h, w, c)` to `(h, w, channels)`: alpha dropped, grey and RGB converted."""
+    have = array.shape[-1]
+    if have in (2, 4):  # drop alpha, as decode_image(channels=...) does
+        array = array[..., : have - 1]
+        have -= 1
+    if have == channels:
+        return array
+    if channels == 3:  # grey to RGB
+        return np.repeat(array, 3, axis=-1)
+    # RGB to grey with the weights of tf.image.rgb_to_grayscale (ITU-R 601).
+    weights = np.asarray([0.2989, 0.5870, 0.1140], np.float32)
+    return (array @ weights)[..., None].astype(np.float32)
+
+
+def _resize(pixels, height, width):
+    if pixels.shape[:2] == (height, width):
+        return pixels  # bit-exact when the size already matches, as in export
+    import tensorflow as tf
+
+    resized = tf.image.resize(pixels, (height, width), method=IMAGE_RESIZE,
+                              antialias=IMAGE_ANTIALIAS)
+    return np.clip(resized.numpy(), 0.0, 255.0)
