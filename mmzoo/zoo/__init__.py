@@ -1,0 +1,57 @@
+"""The model zoo: pretrained entries saved, found, verified and loaded safely.
+
+An entry is a folder (like a KerasHub preset) with `model.keras`, the
+preprocessor (`preprocessor.json`, `tokenizer.json`), `metadata.json` (task,
+architecture, recipe, dataset, metrics, sizes and sha256 of every file,
+versions) and a generated model card, `README.md`. See `mmzoo.zoo.entry`.
+
+Example:
+
+```python
+import mmzoo
+
+mmzoo.zoo.list_models("vqa_*")
+entry = mmzoo.zoo.load("vqa_cnn_lstm_32px")         # verified, safe_mode=True
+entry.predict(images="scene.png", texts="what colour is the circle?")
+entry.evaluate()                                    # re-measure the card's metrics
+
+mmzoo.zoo.save_entry("saved_models/my_model", model, preprocessor,
+                     metadata={"dataset": dataset, "metrics": metrics})
+```
+"""
+
+from mmzoo.zoo.card import flatten_metrics, model_card
+from mmzoo.zoo.entry import (
+    EntryVerificationError,
+    ZooEntry,
+    read_metadata,
+    save_entry,
+    sha256_file,
+    verify_entry,
+)
+from mmzoo.zoo.evaluation import (
+    compare_metrics,
+    evaluation_settings,
+    measure_metrics,
+    shapes_dataset_metadata,
+)
+from mmzoo.zoo.registry import list_models, load, mmzoo_home, search_paths
+
+__all__ = [
+    "EntryVerificationError",
+    "ZooEntry",
+    "compare_metrics",
+    "evaluation_settings",
+    "flatten_metrics",
+    "list_models",
+    "load",
+    "measure_metrics",
+    "mmzoo_home",
+    "model_card",
+    "read_metadata",
+    "save_entry",
+    "search_paths",
+    "sha256_file",
+    "shapes_dataset_metadata",
+    "verify_entry",
+]

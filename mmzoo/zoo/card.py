@@ -1,0 +1,164 @@
+"""Model cards: the `README.md` of a zoo entry, generated from its metadata."""
+
+import json
+
+from mmzoo.zoo.entry import format_size
+
+_EXAMPLE_TEXT = {
+    "classification": 'texts="what colour is the circle?"',
+    "binary": 'texts="a red circle to the left of a blue square"',
+    "multilabel": 'texts="what is in the picture?"',
+    "regression": 'texts="how many shapes are there?"',
+}
+_RESULT = {
+    "classification": "[(label, score), ...] per example, best first",
+    "binary": "(probability, bool) per example",
+    "multilabel": "[(label, score), ...] above 0.5 per example",
+    "regression": "a number per example",
+    "captioning": "a caption string per image",
+}
+
+
+def flatten_metrics(metrics, prefix=""):
+    """`{"a": 1, "per_type": {"b": 2}}` -> `{"a": 1, "per_type/b": 2}`."""
+    flat = {}
+    for key, value in (metrics or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _architecture(meta):
+    arch = meta.get("architecture") or {}
+    parts = []
+    for key, label in (("image_branch", "image"), ("text_branch", "text"),
+                       ("fusion", "fusion"), ("decoder", "decoder")):
+        if arch.get(key):
+            parts.append(f"{label} `{arch[key]}`")
+    return ", ".join(parts) or f"`{meta.get('model_class')}`"
+
+
+def _python(value):
+    if isinstance(value, list):
+        return repr(tuple(_plain(v) for v in value))
+    return repr(value)
+
+
+def _plain(value):
+    return tuple(_plain(v) for v in value) if isinstance(value, list) else value
+
+
+def _build_call(meta):
+    arch = dict(meta["architecture"])
+    task = arch.pop("task", meta["task"])
+    lines = ["mmzoo.build_model(", f"    {task!r},"]
+    lines += [f"    {k}={_python(v)}," for k, v in arch.items()]
+    return "\n".join(lines + [")"])
+
+
+def _dataset(meta):
+    data = meta.get("dataset")
+    if not data:
+        return "not recorded"
+    if data.get("name") == "mmzoo_shapes":
+        version = f" {data['version']}" if data.get("version") else ""
+        text = (f"mmzoo-shapes{version}, {data.get('image_size')} px, "
+                f"seed {data.get('seed')}, {data.get('num_test')} test examples")
+        if data.get("text_field"):
+            text += f", text: {data['text_field']}"
+        return text
+    return ", ".join(f"{k}={v}" for k, v in data.items())
+
+
+def _fmt(value):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def model_card(meta):
+    """The model card (Markdown) of an entry's metadata.
+
+    Args:
+        meta: the entry's metadata dict (as in `metadata.json`).
+
+    Returns:
+        The card text.
+    """
+    files = meta.get("files", {})
+    total = sum(f["size"] for f in files.values())
+    params = meta.get("parameters", {})
+    versions = meta.get("versions", {})
+    name = meta["name"]
+    lines = [f"# {name}", ""]
+    if meta.get("description"):
+        lines += [meta["description"], ""]
+    lines += [
+        "| | |",
+        "|---|---|",
+        f"| Task | `{meta['task']}` |",
+        f"| Architecture | {_architecture(meta)} |",
+        f"| Parameters | {params.get('total', 0):,} ({params.get('trainable', 0):,} trainable) |",
+        f"| Size | {format_size(total)} |",
+        f"| Dataset | {_dataset(meta)} |",
+        f"| Created | {meta.get('created', '?')} |",
+        "| Versions | " + ", ".join(f"{k} {v}" for k, v in versions.items()) + " |",
+    ]
+    if meta.get("license"):
+        lines.append(f"| License | {meta['license']} |")
+    lines += ["", "## Metrics (test split)", ""]
+    metrics = flatten_metrics(meta.get("metrics"))
+    if metrics:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
+        lines += ["", f"Re-measure them with `mmzoo evaluate {name}`."]
+    else:
+        lines.append("No metrics recorded.")
+    images = 'images="scene.png"'
+    if meta["task"] == "captioning":
+        args = images
+    else:
+        args = f"{images}, {_EXAMPLE_TEXT.get(meta['task'], 'texts=...')}"
+    lines += [
+        "", "## Usage", "", "```python", "import mmzoo", "",
+        f'entry = mmzoo.load("{name}")',
+        f"entry.predict({args})  # {_RESULT.get(meta['task'], '')}",
+        "```", "",
+        "```", f"mmzoo predict {name} --image scene.png"
+        + ("" if meta["task"] == "captioning" else ' --text "..."'), "```", "",
+    ]
+    shape = ((meta.get("inputs") or {}).get("image") or {}).get("shape")
+    if shape:
+        lines += [f"Images may be files, PIL images or arrays of any size, dtype and channels: "
+                  f"they are converted and resized to {shape[1]}x{shape[2]}x{shape[3]}.", ""]
+    if meta.get("recipe"):
+        lines += ["## Training recipe", "", "```json",
+                  json.dumps(meta["recipe"], indent=2, ensure_ascii=False), "```", ""]
+    if meta.get("training"):
+        # Scalars and small dicts only; long records (history) stay in metadata.json.
+        items = [(k, v) for k, v in meta["training"].items() if not isinstance(v, list)
+                 and not (isinstance(v, dict) and any(isinstance(x, (list, dict))
+                                                      for x in v.values()))]
+        if items:
+            lines += ["## Training", ""]
+            for k, v in items:
+                if isinstance(v, dict):
+                    v = ", ".join(f"{a} {b}" for a, b in v.items())
+                lines.append(f"- {k}: {v}")
+            lines.append("")
+    if meta.get("architecture"):
+        lines += ["## Architecture", "", "This builds the same architecture (untrained):", "",
+                  "```python", _build_call(meta), "```", ""]
+    if meta.get("notes"):
+        lines += ["## Notes", "", str(meta["notes"]), ""]
+    lines += ["## Files", "", "| file | size | sha256 |", "|---|---|---|"]
+    lines += [f"| {rel} | {format_size(info['size'])} | `{info['sha256'][:16]}…` |"
+              for rel, info in sorted(files.items())]
+    lines += ["", "`mmzoo.load` checks every file against `metadata.json` and loads the model "
+              "with `safe_mode=True`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""`mmzoo list | info | predict | evaluate`: the command-line face of the zoo.
+
+Each command is a pair `(add_arguments, run)` plus a help line, wired into
+`mmzoo/cli.py`'s `COMMANDS`. NAME is an entry name, an entry folder or a URL.
+
+Examples:
+
+```
+mmzoo list 'vqa_*'
+mmzoo info vqa_cnn_lstm_32px
+mmzoo predict vqa_cnn_lstm_32px --image scene.png --text "what colour is the circle?"
+mmzoo predict vqa_cnn_lstm_32px --image a.png --image b.png --text "..." --json
+mmzoo evaluate vqa_cnn_lstm_32px
+```
+"""
+
+import json
+import sys
+
+LIST_HELP = "list the zoo entries (saved_models/ and the MMZOO_HOME cache)"
+INFO_HELP = "print a zoo entry's model card (after checking its files)"
+PREDICT_HELP = "predict on image files and texts with a zoo entry"
+EVALUATE_HELP = "re-measure a zoo entry's metrics and compare them with its card"
+
+
+def _add_entry(parser):
+    parser.add_argument("name", metavar="NAME", help="entry name, entry folder or URL")
+    parser.add_argument("--sha256", default=None,
+                        help="expected sha256 of the archive, when NAME is a URL")
+
+
+def _load(args):
+    from mmzoo.zoo.registry import load
+
+    return load(args.name, sha256=args.sha256)
+
+
+# -- list -----------------------------------------------------------------------
+
+
+def add_list(parser):
+    parser.add_argument("pattern", nargs="?", default=None, metavar="PATTERN",
+                        help="shell-style wildcard, e.g. 'vqa_*' (default: all)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run_list(args):
+    from mmzoo.zoo.entry import format_size, read_metadata
+    from mmzoo.zoo.registry import _entries, list_models, search_paths
+
+    names = list_models(args.pattern)
+    folders = _entries()
+    rows = []
+    for name in names:
+        try:  # listing reads metadata only; `info` and `load` check the files
+            meta = read_metadata(folders[name])
+            size = sum(f["size"] for f in meta["files"].values())
+            rows.append({"name": name, "task": meta.get("task"), "size": size,
+                         "path": str(folders[name]),
+                         "description": meta.get("description") or ""})
+        except (OSError, ValueError) as e:
+            rows.append({"name": name, "task": None, "size": None,
+                         "path": str(folders[name]), "description": f"(unreadable: {e})"})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        where = ", ".join(str(p) for p in search_paths())
+        what = f"matching {args.pattern!r} " if args.pattern else ""
+        print(f"No zoo entries {what}found (searched {where}).", file=sys.stderr)
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        size = format_size(r["size"]) if r["size"] is not None else "?"
+        print(f"{r['name']:<{width}}  {str(r['task']):<14}  {size:>9}  {r['description']}")
+
+
+# -- info -----------------------------------------------------------------------
+
+
+def add_info(parser):
+    _add_entry(parser)
+    parser.add_argument("--json", action="store_true", help="print metadata.json instead")
+
+
+def run_info(args):
+    from mmzoo.zoo.entry import format_size
+
+    entry = _load(args)
+    if args.json:
+        print(json.dumps(entry.metadata, indent=2, ensure_ascii=False))
+        return
+    print(entry.card.rstrip())
+    print()
+    print(f"Verified: {len(entry.metadata['files'])} files ({format_size(entry.size)}), sha256 "
+          f"match metadata.json. Folder: {entry.path}")
+
+
+# -- predict --------------------------------------------------------------------
+
+
+def add_predict(parser):
+    _add_entry(parser)
+    parser.add_argument("--image", action="append", default=None, metavar="PATH",
+                        help="an image file; repeat for several")
+    parser.add_argument("--text", action="append", default=None, metavar="TEXT",
+                        help="a text (question, caption); repeat for several, or give one "
+                             "for all images")
+    parser.add_argument("--top-k", type=int, default=3, metavar="K",
+                        help="classification: labels per example (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _describe(result, task):
+    if task == "classification" or task == "multilabel":
+        if not result:
+            return ["  (no label at or above 0.5)"]
+        width = max(len(label) for label, _ in result)
+        return [f"  {label:<{width}}  {score:.3f}" for label, score in result]
+    if task == "binary":
+        probability, decision = result
+        return [f"  {'yes' if decision else 'no'}  (probability {probability:.3f})"]
+    if task == "regression":
+        values = result if isinstance(result, list) else [result]
+        return ["  " + ", ".join(f"{v:.3f}" for v in values)]
+    return [f"  {result}"]
+
+
+def _spread(items, n):
+    """One label per result: a single --image / --text applies to every result."""
+    if not items:
+        return [None] * n
+    return items * n if len(items) == 1 else items
+
+
+def run_predict(args):
+    if not args.image and not args.text:
+        raise ValueError("Pass at least one --image PATH or --text TEXT. Received: neither")
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be a positive integer. Received: --top-k={args.top_k}")
+    entry = _load(args)
+    images, texts = args.image, args.text
+    results = entry.predict(images=images, texts=texts if texts else None, top_k=args.top_k)
+    images, texts = _spread(images, len(results)), _spread(texts, len(results))
+    if args.json:
+        rows = [{"image": i, "text": t, "result": r} for i, t, r in zip(images, texts, results)]
+        print(json.dumps({"entry": entry.name, "task": entry.task, "predictions": rows},
+                         indent=2, ensure_ascii=False))
+        return
+    for image, text, result in zip(images, texts, results):
+        head = " | ".join(x for x in (image, None if text is None else repr(text)) if x)
+        print(head)
+        print("\n".join(_describe(result, entry.task)))
+
+
+# -- evaluate -------------------------------------------------------------------
+
+
+def add_evaluate(parser):
+    _add_entry(parser)
+    parser.add_argument("--examples", type=int, default=None, metavar="N",
+                        help="evaluation examples (default: as many as the card's)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="examples per model call")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _number(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def run_evaluate(args):
+    from mmzoo.zoo.evaluation import compare_metrics
+
+    if args.examples is not None and args.examples < 1:
+        raise ValueError(f"--examples must be a positive integer. Received: "
+                         f"--examples={args.examples}")
+    entry = _load(args)
+    measured = entry.evaluate(num_examples=args.examples, batch_size=args.batch_size)
+    rows = compare_metrics(entry.metadata.get("metrics"), measured)
+    if args.json:
+        print(json.dumps({"entry": entry.name, "card": entry.metadata.get("metrics"),
+                          "measured": measured}, indent=2))
+        return
+    width = max([len("metric")] + [len(name) for name, _, _ in rows])
+    print(f"{entry.name}: card vs measured on mmzoo-shapes"
+          + (f" ({args.examples} examples)" if args.examples else ""))
+    print(f"{'metric':<{width}}  {'card':>10}  {'measured':>10}  {'difference':>10}")
+    for name, card, now in rows:
+        diff = "-"
+        if isinstance(card, (int, float)) and isinstance(now, (int, float)):
+            diff = f"{now - card:+.4f}"
+        print(f"{name:<{width}}  {_number(card):>10}  {_number(now):>10}  {diff:>10}")
+
+
+COMMANDS = {
+    "list": (add_list, run_list, LIST_HELP),
+    "info": (add_info, run_info, INFO_HELP),
+    "predict": (add_predict, run_predict, PREDICT_HELP),
+    "evaluate": (add_evaluate, run_evaluate, EVALUATE_HELP),
+}

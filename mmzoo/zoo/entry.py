@@ -1,0 +1,696 @@
+"""Zoo entries: a folder with the model, its preprocessor, metadata and a card.
+
+Layout (like a KerasHub preset):
+
+```
+<name>/
+  model.keras          the inference model (Keras native; no optimizer state)
+  preprocessor.json    task, image size, text length, label names
+  tokenizer.json       the vocabulary (when the model reads text)
+  README.md            the model card, generated from metadata.json
+  metadata.json        task, architecture, recipe, dataset, metrics, sizes and
+                       sha256 of every other file, versions, date
+```
+
+`save_entry` writes all of it into a temporary folder beside the destination
+and renames it into place, so a failed save leaves nothing behind. Opening an
+entry checks every file against `metadata.json` (a changed, truncated,
+missing or extra file is refused, naming the file) and loads the model with
+`safe_mode=True`: nothing in an entry can run Python code.
+"""
+
+import datetime
+import functools
+import hashlib
+import json
+import math
+import numbers
+import os
+import platform
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from mmzoo.data.preprocessor import Preprocessor
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "README.md"
+FORMAT = "mmzoo-entry"
+FORMAT_VERSION = 1
+# Keys a caller may put in `metadata`; the others are measured by save_entry.
+USER_KEYS = ("description", "recipe", "dataset", "metrics", "training", "license", "notes")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CHUNK = 1 << 20
+
+
+class EntryVerificationError(ValueError):
+    """An entry's files do not match its `metadata.json`.
+
+    Attributes:
+        file: the offending file, relative to the entry folder.
+    """
+
+    def __init__(self, message, file=None):
+        super().__init__(message)
+        self.file = file
+
+
+def sha256_file(path):
+    """The hex sha256 of a file, read in 1 MB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_name(name):
+    """Returns `name` if it can name an entry (letters, digits, `.`, `_`, `-`)."""
+    if not (isinstance(name, str) and NAME_PATTERN.match(name)):
+        raise ValueError("An entry name must start with a letter or digit and use only "
+                         f"letters, digits, '.', '_' and '-'. Received: name={name!r}")
+    return name
+
+
+# ----------------------------------------------------------------------------
+# Saving
+
+
+def save_entry(path, model, preprocessor, *, metadata, overwrite=False):
+    """Saves a zoo entry: model, preprocessor, `metadata.json` and model card.
+
+    The model is saved without its optimizer (an entry is for inference and
+    fine-tuning starts a new optimizer), reloaded with `safe_mode=True` and
+    checked to predict exactly like `model` before anything is published.
+
+    Args:
+        path: the entry folder to create; its name is the entry's name (put
+            it in the repo's `saved_models/` to ship it).
+        model: the trained Keras model (a `MultimodalModel`, a
+            `CaptioningModel`, an ensemble ...). Every layer must load with
+            `safe_mode=True` (no `Lambda`, no TF-Hub module).
+        preprocessor: the `mmzoo.data.Preprocessor` of its inputs.
+        metadata: a JSON-ready dict with any of `description` (str),
+            `recipe` (dict or None: the training recipe, `Recipe.to_dict()`),
+            `dataset` (dict: the recipe's dataset section or
+            `mmzoo.zoo.shapes_dataset_metadata(...)`, which
+            `ZooEntry.evaluate` reads to re-measure), `metrics` (numbers by
+            name, may nest; NaN is stored as null; keys as
+            `mmzoo.zoo.measure_metrics` writes them, e.g. `{"accuracy": 0.8,
+            "accuracy_colour": 0.9, ...}`), `training` (dict: steps, time,
+            hardware...), `license`, `notes`.
+            Task, architecture, parameter count, file sizes and hashes,
+            versions and date are added here.
+        overwrite: replace an existing entry at `path`.
+
+    Returns:
+        The entry folder, a `pathlib.Path`.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is False (or it is a
+            folder that is not a zoo entry).
+        ValueError: a model that would not load safely, a preprocessor that
+            does not fit the model, or bad metadata.
+
+    Example:
+
+    ```python
+    x, y, info = mmzoo.data.shapes_arrays("classification", 2048, image_size=32)
+    model = mmzoo.build_model("classification", image_branch="cnn",
+                              **info.model_options())
+    model.fit(x, y, epochs=5)
+    dataset = mmzoo.zoo.shapes_dataset_metadata(image_size=32, num_test=512)
+    pre = mmzoo.data.Preprocessor.from_task_info(info)
+    metrics = mmzoo.zoo.measure_metrics(model, pre, dataset)
+    mmzoo.zoo.save_entry("saved_models/vqa_cnn_lstm_32px", model, pre,
+                         metadata={"dataset": dataset, "metrics": metrics,
+                                   "description": "A small VQA model."})
+    ```
+    """
+    path = Path(os.fspath(path)).absolute()
+    name = check_name(path.name)
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model of type "
+                        f"{type(model).__name__}")
+    if not isinstance(preprocessor, Preprocessor):
+        raise TypeError("`preprocessor` must be a mmzoo.data.Preprocessor. Received: "
+                        f"preprocessor of type {type(preprocessor).__name__}")
+    _check_destination(path, overwrite)
+    user = _check_metadata(metadata)
+    _check_safe_layers(model)
+    task = _check_fits(model, preprocessor)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        inference = _without_optimizer(model)
+        inference.save(staging / MODEL_FILE)
+        _check_reload(staging / MODEL_FILE, model, preprocessor)
+        preprocessor.save(staging)
+        record = _metadata(name, task, model, user)
+        record["files"] = _file_table(staging)
+        card = _card(record)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        record["files"] = _file_table(staging)
+        with open(staging / METADATA_FILE, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2, ensure_ascii=False, allow_nan=False)
+            f.write("\n")
+        verify_entry(staging)  # what we publish is what load accepts
+        _publish(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _check_destination(path, overwrite):
+    if not path.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"{str(path)!r} already exists. Pass overwrite=True to replace "
+                              f"it. Received: path={str(path)!r}, overwrite=False")
+    if path.is_dir() and (not any(path.iterdir()) or (path / METADATA_FILE).is_file()):
+        return
+    # Never delete something that is not an entry (a user's folder or file).
+    raise FileExistsError(f"{str(path)!r} exists and is not a zoo entry (no {METADATA_FILE}), "
+                          "so overwrite=True will not replace it. Received: "
+                          f"path={str(path)!r}")
+
+
+def _publish(staging, path):
+    if not path.exists():
+        os.rename(staging, path)
+        return
+    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(path, old)
+    try:
+        os.rename(staging, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_metadata(metadata):
+    if not isinstance(metadata, dict):
+        raise TypeError("`metadata` must be a dict (e.g. {'metrics': {...}, 'dataset': {...}}). "
+                        f"Received: metadata of type {type(metadata).__name__}")
+    for key in metadata:
+        if key not in USER_KEYS:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), USER_KEYS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"Unknown metadata key: keys must be among {', '.join(map(repr, USER_KEYS))} "
+                f"(task, architecture, sizes, hashes and versions are filled in by "
+                f"save_entry).{hint} Received: metadata key {key!r}")
+    user = {k: _jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()}
+    if user.get("description") is not None and not isinstance(user["description"], str):
+        raise ValueError("metadata['description'] must be a string. Received: "
+                         f"{user['description']!r}")
+    for key in ("recipe", "dataset", "training"):
+        if user.get(key) is not None and not isinstance(user[key], dict):
+            raise ValueError(f"metadata[{key!r}] must be a dict or None. Received: "
+                             f"{key}={user[key]!r}")
+    _check_metrics(user.get("metrics", {}), "metadata['metrics']")
+    return user
+
+
+def _check_metrics(metrics, where):
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{where} must be a dict of numbers (which may nest). Received: "
+                         f"{metrics!r}")
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            _check_metrics(value, f"{where}[{key!r}]")
+        elif value is not None and not (isinstance(value, numbers.Real)
+                                        and not isinstance(value, bool)):
+            raise ValueError(f"{where}[{key!r}] must be a number or a dict of numbers. "
+                             f"Received: {value!r}")
+
+
+def _jsonable(value, where):
+    """`value` as plain JSON data (tuples to lists, NumPy scalars to numbers)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} must have string keys. Received: key {k!r}")
+            out[k] = _jsonable(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray) and value.ndim <= 1 and value.size <= 1000:
+        return _jsonable(value.tolist(), where)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        # JSON has no NaN: an undefined metric (e.g. AUC with one class) is null.
+        return value if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{where} must be JSON data (dicts, lists, strings, numbers, booleans, "
+                    f"None). Received: {value!r} of type {type(value).__name__}")
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _check_safe_layers(model):
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.TFSMLayer):
+            raise ValueError(
+                f"The model has a TF-Hub / SavedModel layer ({layer.name!r}); zoo entries load "
+                "with safe_mode=True, which refuses to load SavedModels (they may run "
+                "arbitrary TensorFlow ops). Save it with model.save(...) and load it "
+                "yourself with safe_mode=False if you trust the module. Received: a model "
+                f"with layer {layer.name!r} of type {type(layer).__name__}")
+        if isinstance(layer, keras.layers.Lambda):
+            raise ValueError(
+                f"The model has a Lambda layer ({layer.name!r}); Lambda layers hold Python "
+                "code and do not load with safe_mode=True. Write a registered layer "
+                "(@keras.saving.register_keras_serializable) instead. Received: a model "
+                f"with layer {layer.name!r} of type Lambda")
+
+
+def _model_inputs(model):
+    inputs = model.input
+    if isinstance(inputs, dict):
+        return inputs
+    names = getattr(model, "input_names", None) or [t.name for t in keras.tree.flatten(inputs)]
+    return dict(zip(names, keras.tree.flatten(inputs)))
+
+
+def _check_fits(model, preprocessor):
+    """The task, after checking the preprocessor produces what the model reads."""
+    task = getattr(model, "task", None) or preprocessor.task
+    if task != preprocessor.task:
+        raise ValueError(f"The preprocessor is for task={preprocessor.task!r} but the model "
+                         f"is for task={task!r}. Received: preprocessor.task="
+                         f"{preprocessor.task!r}")
+    inputs = _model_inputs(model)
+    unknown = sorted(set(inputs) - {"image", "text", "modality_mask"})
+    if unknown:
+        raise ValueError(f"A zoo entry's model reads 'image' and/or 'text' (and optionally "
+                         f"'modality_mask'). Received: a model with inputs {sorted(inputs)}")
+    if "image" in inputs:
+        shape = tuple(inputs["image"].shape[1:])
+        if preprocessor.image_size != shape:
+            raise ValueError(f"The model reads images of shape {shape} but the preprocessor "
+                             f"makes {preprocessor.image_size}. Received: "
+                             f"preprocessor.image_size={preprocessor.image_size}")
+    if "text" in inputs:
+        if preprocessor.tokenizer is None:
+            raise ValueError("The model reads text but the preprocessor has no tokenizer. "
+                             "Received: preprocessor.tokenizer=None")
+        length = inputs["text"].shape[-1]
+        if preprocessor.sequence_length != length:
+            raise ValueError(f"The model reads {length} token ids per text but the "
+                             f"preprocessor makes {preprocessor.sequence_length}. Received: "
+                             f"preprocessor.sequence_length={preprocessor.sequence_length}")
+        vocab = (getattr(model, "build_options", None) or {}).get("vocab_size")
+        if vocab is not None and vocab < preprocessor.tokenizer.vocab_size:
+            raise ValueError(f"The tokenizer has {preprocessor.tokenizer.vocab_size} ids but the "
+                             f"model's vocab_size is {vocab}. Received: a tokenizer with "
+                             f"vocab_size={preprocessor.tokenizer.vocab_size}")
+    if task in ("classification", "multilabel"):
+        (output,) = keras.tree.flatten(model.output)
+        if output.shape[-1] != len(preprocessor.label_names):
+            raise ValueError(f"The model has {output.shape[-1]} outputs but the preprocessor "
+                             f"names {len(preprocessor.label_names)} labels. Received: "
+                             f"{len(preprocessor.label_names)} label_names")
+    return task
+
+
+def _without_optimizer(model):
+    """A copy of `model` with the same weights and no optimizer or compile state."""
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _sample_inputs(model, preprocessor, n=2):
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for key, tensor in _model_inputs(model).items():
+        shape = (n,) + tuple(tensor.shape[1:])
+        if key == "image":
+            inputs[key] = rng.uniform(0, 255, shape).astype(np.float32)
+        elif key == "modality_mask":
+            inputs[key] = np.ones(shape, np.float32)
+        elif "int" in str(tensor.dtype):
+            high = preprocessor.tokenizer.vocab_size if preprocessor.tokenizer else 2
+            inputs[key] = rng.integers(0, high, shape).astype(np.int32)
+        else:
+            inputs[key] = rng.uniform(0, 1, shape).astype(np.float32)
+    return inputs
+
+
+def _check_reload(model_path, model, preprocessor):
+    try:
+        reloaded = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    except Exception as e:
+        raise ValueError(f"The model does not load back with safe_mode=True, so it cannot be "
+                         f"a zoo entry: {e}") from e
+    x = _sample_inputs(model, preprocessor)
+    expected = keras.tree.flatten(model(x, training=False))
+    got = keras.tree.flatten(reloaded(x, training=False))
+    for a, b in zip(expected, got):
+        if not np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6):
+            raise ValueError("The saved model does not predict like the model given (max "
+                             f"difference {np.max(np.abs(np.asarray(a) - np.asarray(b))):.3g})"
+                             "; a layer's get_config() probably misses a setting.")
+
+
+def _versions():
+    import tensorflow as tf
+
+    import mmzoo
+
+    return {"mmzoo": mmzoo.__version__, "keras": keras.__version__,
+            "tensorflow": tf.__version__, "python": platform.python_version()}
+
+
+def _metadata(name, task, model, user):
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    total = int(model.count_params())
+    architecture = getattr(model, "build_options", None)
+    inputs = {k: {"shape": [None] + list(t.shape[1:]), "dtype": str(t.dtype)}
+              for k, t in _model_inputs(model).items()}
+    outputs = sorted(model.output) if isinstance(model.output, dict) else None
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "description": user.get("description", ""),
+        "task": task,
+        "model_class": keras.saving.get_registered_name(type(model)),
+        "architecture": None if architecture is None else _jsonable(architecture,
+                                                                     "architecture"),
+        "inputs": inputs,
+        "outputs": outputs,
+        "recipe": user.get("recipe"),
+        "dataset": user.get("dataset"),
+        "metrics": user.get("metrics", {}),
+        "training": user.get("training"),
+        "license": user.get("license"),
+        "notes": user.get("notes"),
+        "parameters": {"total": total, "trainable": trainable,
+                       "non_trainable": total - trainable},
+        "versions": _versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _relative_files(folder):
+    """Every file under `folder` as a posix path relative to it (symlinks refused)."""
+    folder = Path(folder)
+    found = []
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            if (Path(root) / d).is_symlink():
+                rel = (Path(root) / d).relative_to(folder).as_posix()
+                raise EntryVerificationError(
+                    f"Entry {folder.name!r} contains a symbolic link, {rel!r}; entries hold "
+                    "plain files only.", rel)
+        for f in files:
+            full = Path(root) / f
+            rel = full.relative_to(folder).as_posix()
+            if full.is_symlink() or not full.is_file():
+                raise EntryVerificationError(
+                    f"Entry {folder.name!r} contains {rel!r}, which is a link or not a "
+                    "regular file; entries hold plain files only.", rel)
+            found.append(rel)
+    return sorted(found)
+
+
+def _file_table(folder):
+    folder = Path(folder)
+    return {rel: {"size": (folder / rel).stat().st_size, "sha256": sha256_file(folder / rel)}
+            for rel in _relative_files(folder) if rel != METADATA_FILE}
+
+
+def _card(record):
+    from mmzoo.zoo.card import model_card
+
+    return model_card(record)
+
+
+# ----------------------------------------------------------------------------
+# Verification
+
+
+def read_metadata(folder):
+    """`metadata.json` of the entry in `folder`, parsed and checked (files not hashed)."""
+    folder = Path(folder)
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(folder)!r} is not a zoo entry: it has no {METADATA_FILE}.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} is not valid "
+                                     f"JSON ({e}).", METADATA_FILE) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} is not an mmzoo "
+                                     f"entry's metadata (no \"format\": \"{FORMAT}\").",
+                                     METADATA_FILE)
+    if data.get("format_version") != FORMAT_VERSION:
+        raise EntryVerificationError(
+            f"Entry {folder.name!r}: {METADATA_FILE!r} has format version "
+            f"{data.get('format_version')!r}; this "
+            f"mmzoo reads version {FORMAT_VERSION}. Upgrade mmzoo.", METADATA_FILE)
+    files = data.get("files")
+    if not isinstance(files, dict) or MODEL_FILE not in files:
+        raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} lists no files "
+                                     f"(or not {MODEL_FILE}).", METADATA_FILE)
+    for rel, info in files.items():
+        parts = rel.split("/")
+        if (not rel or rel.startswith("/") or "\\" in rel or ".." in parts or "" in parts
+                or not isinstance(info, dict)
+                or not isinstance(info.get("size"), int)
+                or not re.fullmatch(r"[0-9a-f]{64}", str(info.get("sha256")))):
+            raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} has a bad "
+                                         f"file record for {rel!r}.", METADATA_FILE)
+    return data
+
+
+def verify_entry(folder):
+    """Checks every file of an entry against its `metadata.json`.
+
+    Args:
+        folder: the entry folder.
+
+    Returns:
+        The metadata (a dict).
+
+    Raises:
+        FileNotFoundError: no `metadata.json`.
+        EntryVerificationError: (a `ValueError`) a missing, extra, truncated
+            or changed file, named in the message and in `error.file`.
+    """
+    folder = Path(folder)
+    data = read_metadata(folder)
+    name = folder.name
+    expected = data["files"]
+    present = [f for f in _relative_files(folder) if f != METADATA_FILE]
+    for rel in sorted(expected):
+        if rel not in present:
+            raise EntryVerificationError(
+                f"Entry {name!r} is incomplete: {rel!r} (listed in {METADATA_FILE}) is "
+                "missing. Download or copy the entry again.", rel)
+    for rel in present:
+        if rel not in expected:
+            raise EntryVerificationError(
+                f"Entry {name!r} has a file that {METADATA_FILE} does not list: {rel!r}. "
+                "Entries are verified file by file; remove it (or save the entry again).",
+                rel)
+    for rel in sorted(expected):
+        size = (folder / rel).stat().st_size
+        if size != expected[rel]["size"]:
+            raise EntryVerificationError(
+                f"Entry {name!r}: {rel!r} is {size} bytes but {METADATA_FILE} says "
+                f"{expected[rel]['size']}: the file is truncated or was replaced. Download "
+                "or copy the entry again.", rel)
+    for rel in sorted(expected):
+        if sha256_file(folder / rel) != expected[rel]["sha256"]:
+            raise EntryVerificationError(
+                f"Entry {name!r}: {rel!r} does not match its sha256 in {METADATA_FILE}: the "
+                "file was changed or corrupted after the entry was saved. Refusing to load "
+                "it.", rel)
+    return data
+
+
+# ----------------------------------------------------------------------------
+# Loaded entries
+
+
+class ZooEntry:
+    """A verified zoo entry: model, preprocessor, metadata and card.
+
+    Get one with `mmzoo.load(name_or_path_or_url)`. The model is loaded
+    (with `safe_mode=True`, its file hashed once more) on first use.
+
+    Attributes:
+        name: the entry's name.
+        path: its folder (`pathlib.Path`).
+        metadata: the parsed `metadata.json`.
+        card: the model card (`README.md`) text.
+        preprocessor: the `mmzoo.data.Preprocessor`.
+        task: the task name.
+
+    Example:
+
+    ```python
+    entry = mmzoo.load("vqa_cnn_lstm_32px")
+    entry.predict(images="scene.png", texts="what colour is the circle?")
+    # [[('red', 0.83), ('blue', 0.07), ('green', 0.04)]]
+    entry.evaluate()   # re-measures the card's metrics on the test split
+    ```
+    """
+
+    def __init__(self, path, metadata=None):
+        self.path = Path(path)
+        self.metadata = verify_entry(self.path) if metadata is None else metadata
+        self.name = self.metadata.get("name") or self.path.name
+        self.task = self.metadata["task"]
+        self.preprocessor = Preprocessor.load(self.path)
+        card = self.path / CARD_FILE
+        self.card = card.read_text(encoding="utf-8") if card.is_file() else ""
+
+    def __repr__(self):
+        return (f"<ZooEntry {self.name!r} task={self.task!r} "
+                f"size={format_size(self.size)} path={str(self.path)!r}>")
+
+    @property
+    def size(self):
+        """Total bytes of the entry's files."""
+        return sum(f["size"] for f in self.metadata["files"].values())
+
+    @property
+    def tokenizer(self):
+        """The preprocessor's tokenizer (or `None`)."""
+        return self.preprocessor.tokenizer
+
+    @functools.cached_property
+    def model(self):
+        """The Keras model, loaded with `safe_mode=True` (uncompiled).
+
+        To fine-tune, compile it first, e.g.
+        `mmzoo.tasks.compile_model(entry.model, learning_rate=1e-4)`.
+        """
+        path = self.path / MODEL_FILE
+        # Hashed again right before loading: the folder may have changed
+        # since the entry was opened.
+        if sha256_file(path) != self.metadata["files"][MODEL_FILE]["sha256"]:
+            raise EntryVerificationError(
+                f"Entry {self.name!r}: {MODEL_FILE!r} changed after the entry was opened. "
+                "Refusing to load it.", MODEL_FILE)
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+    def model_inputs(self, images=None, texts=None):
+        """The model's input dict from raw images and texts.
+
+        A missing modality is filled in (zeros, flagged in `modality_mask`)
+        only for models trained for it (`modality_mask=True`).
+        """
+        inputs = self.preprocessor(images=images, texts=texts)
+        needed = _model_inputs(self.model)
+        present = [m for m in ("image", "text") if m in needed]
+        n = len(next(iter(inputs.values())))
+        missing = [m for m in present if m not in inputs]
+        if missing and "modality_mask" not in needed:
+            what = {"image": "images", "text": "texts"}[missing[0]]
+            raise ValueError(f"Entry {self.name!r} needs {what} (its model reads "
+                             f"{' and '.join(present)}). Received: {what}=None")
+        for m in missing:
+            tensor = needed[m]
+            inputs[m] = np.zeros((n,) + tuple(tensor.shape[1:]),
+                                 np.int32 if "int" in str(tensor.dtype) else np.float32)
+        if "modality_mask" in needed:
+            inputs["modality_mask"] = np.asarray(
+                [[0.0 if m in missing else 1.0 for m in present]] * n, np.float32)
+        return {k: inputs[k] for k in needed}
+
+    def predict(self, images=None, texts=None, top_k=3, batch_size=32, **generation):
+        """Predictions on raw inputs, as readable results.
+
+        Args:
+            images: image file paths, PIL images or arrays (any size, dtype,
+                grayscale/RGB/RGBA), one or a list; see
+                `mmzoo.data.Preprocessor`.
+            texts: a string or a list of strings (one text for several images
+                is repeated).
+            top_k: classification: labels per example.
+            batch_size: examples per model call.
+            **generation: captioning: `method` (`"greedy"` or `"beam"`),
+                `beam_width`, `max_length`, `length_penalty`.
+
+        Returns:
+            One result per example: classification `[(label, score), ...]`;
+            binary `(probability, bool)`; multilabel `[(label, score), ...]`
+            above 0.5; regression a float; captioning the caption string.
+        """
+        if self.task == "captioning":
+            if texts is not None:
+                raise ValueError(f"Entry {self.name!r} writes captions from images only. "
+                                 "Received: texts")
+            from mmzoo.captioning import generate
+
+            images = self.preprocessor.preprocess_images(images)
+            captions = generate(self.model, images, self.tokenizer,
+                                batch_size=min(batch_size, len(images)), **generation)
+            return self.preprocessor.decode(captions)
+        if generation:
+            raise TypeError(f"Unexpected argument(s) {sorted(generation)}: generation settings "
+                            f"apply to captioning entries only (this is {self.task!r}).")
+        inputs = self.model_inputs(images, texts)
+        outputs = self.model.predict(inputs, batch_size=batch_size, verbose=0)
+        return self.preprocessor.decode(outputs, top_k=top_k)
+
+    def evaluate(self, num_examples=None, batch_size=None):
+        """Re-measures the card's metrics on the mmzoo-shapes test split.
+
+        Uses the settings recorded in the metadata (`dataset`: image size,
+        seed, number of test examples, text field; the recipe's `evaluation`
+        section: split, decoding), so the numbers line up key for key with
+        `metadata["metrics"]` (see `mmzoo.zoo.compare_metrics`).
+
+        Args:
+            num_examples: examples to use (default: the number recorded).
+            batch_size: examples per model call (default: the recipe's, or 64).
+
+        Returns:
+            The measured metrics, a flat dict of floats.
+        """
+        from mmzoo.zoo.evaluation import evaluation_settings, measure_metrics
+
+        settings = evaluation_settings(self.metadata)
+        if batch_size is not None:
+            settings["batch_size"] = batch_size
+        return measure_metrics(self.model, self.preprocessor, self.metadata.get("dataset"),
+                               num_examples=num_examples, **settings)
+
+
+def format_size(num_bytes):
+    """`1234567` -> `'1.2 MB'`."""
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"

@@ -1,0 +1,277 @@
+"""Measuring an entry's metrics on mmzoo-shapes again, reproducibly.
+
+`ZooEntry.evaluate` (and `mmzoo evaluate NAME`) regenerate the evaluation
+scenes from the settings recorded in the entry's `metadata["dataset"]` (image
+size, seed, number of examples, text field; the scenes are a pure function
+of them) and measure the metrics under the same keys, with the same formulas,
+as the training recipes write them (`mmzoo.training.evaluate`), so the card's
+numbers and the measured ones line up key for key:
+
+| task | metrics (keys) |
+|---|---|
+| classification (VQA) | `accuracy`, `accuracy_<question type>`, `loss` |
+| binary (matching) | `accuracy`, `auc`, `accuracy_perturbation_<kind>`, `loss` |
+| multilabel | `micro_f1`, `binary_accuracy`, `auc`, `loss` |
+| regression (count) | `mae`, `count_accuracy`, `loss` (MSE) |
+| captioning | `bleu_1` .. `bleu_4`, `cider_d` |
+
+Every result also has `num_examples`.
+"""
+
+import itertools
+import warnings
+
+import keras
+import numpy as np
+
+from mmzoo.zoo.card import flatten_metrics
+
+DATASET_NAME = "mmzoo_shapes"
+SPLITS = ("test", "validation")
+_EPS = 1e-7
+
+
+def shapes_dataset_metadata(image_size=64, *, seed=0, num_train=20_000, num_validation=2_000,
+                            num_test=2_000, text_field=None, sequence_length=None,
+                            captions=None, config=None):
+    """The `metadata["dataset"]` record of a model trained on mmzoo-shapes.
+
+    The same keys as a training recipe's `[dataset]` section, plus the
+    dataset version (a recipe's `recipe.dataset` works as well).
+
+    Args:
+        image_size, seed, num_train, num_validation, num_test: the build's
+            settings (as in `mmzoo.data.shapes_config`); the metrics are
+            measured on the first `num_test` test scenes.
+        text_field: the text the model reads (`"question"`, ...); `None` for
+            the task's default.
+        sequence_length: token ids per text.
+        captions: captioning: `"all"` or `"first"` (training rows per scene).
+        config: a `mmzoo.data.MmzooShapesConfig` to copy the settings from.
+
+    Returns:
+        A JSON-ready dict.
+
+    Example:
+
+    ```python
+    dataset = mmzoo.zoo.shapes_dataset_metadata(image_size=32, num_test=512)
+    ```
+    """
+    from mmzoo.data.mmzoo_shapes import MmzooShapes
+
+    if config is not None:
+        image_size, seed = config.image_size, config.seed
+        num_train, num_validation, num_test = (config.num_train, config.num_validation,
+                                               config.num_test)
+    for key, value in (("image_size", image_size), ("seed", seed), ("num_train", num_train),
+                       ("num_validation", num_validation), ("num_test", num_test)):
+        if not _is_int(value, 0):
+            raise ValueError(f"`{key}` must be a non-negative integer. Received: "
+                             f"{key}={value!r}")
+    return {"name": DATASET_NAME, "version": str(MmzooShapes.VERSION),
+            "image_size": int(image_size), "seed": int(seed), "num_train": int(num_train),
+            "num_validation": int(num_validation), "num_test": int(num_test),
+            "text_field": text_field, "sequence_length": sequence_length,
+            "captions": captions}
+
+
+def _is_int(value, minimum):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
+        and value >= minimum
+
+
+def _check_dataset(dataset, split, num_examples):
+    if not isinstance(dataset, dict) or dataset.get("name", DATASET_NAME) != DATASET_NAME:
+        name = dataset.get("name") if isinstance(dataset, dict) else dataset
+        raise ValueError(
+            "Metrics can be re-measured only for models trained on mmzoo-shapes (the "
+            "entry's metadata['dataset'] must be a recipe's dataset section or "
+            f"mmzoo.zoo.shapes_dataset_metadata(...)). Received: dataset={name!r}")
+    for key in ("image_size", "seed"):
+        if not _is_int(dataset.get(key), 0):
+            raise ValueError(f"metadata['dataset'] lacks {key!r}, needed to regenerate the "
+                             f"evaluation scenes. Received: dataset={dataset!r}")
+    from mmzoo.data.mmzoo_shapes import MmzooShapes
+
+    version = dataset.get("version")
+    if version is not None and version != str(MmzooShapes.VERSION):
+        warnings.warn(f"The entry was measured on mmzoo-shapes {version}; this mmzoo "
+                      f"generates {MmzooShapes.VERSION}, whose scenes may differ.", stacklevel=3)
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+    if num_examples is None:
+        num_examples = dataset.get("num_test" if split == "test" else "num_validation")
+    if not _is_int(num_examples, 1):
+        raise ValueError(f"`num_examples` must be a positive integer (default: the dataset's "
+                         f"num_{split}). Received: num_examples={num_examples!r}")
+    return int(num_examples)
+
+
+def _inputs_for(model, preprocessor, x):
+    """`x` from shapes_arrays, cut and resized to what `model` reads."""
+    from mmzoo.zoo.entry import _model_inputs
+
+    needed = _model_inputs(model)
+    out = {}
+    for key in needed:
+        if key == "image":
+            image = x["image"]
+            if image.shape[1:] != tuple(preprocessor.image_size):
+                image = preprocessor.preprocess_images(image)
+            out[key] = image
+        elif key == "modality_mask":
+            present = [m for m in ("image", "text") if m in needed]
+            out[key] = np.ones((len(x["image"]), len(present)), np.float32)
+        else:
+            out[key] = x[key]
+    return out
+
+
+def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=None,
+                    batch_size=64, decoding="greedy", beam_width=3, length_penalty=0.0):
+    """Measures a model's metrics on an mmzoo-shapes evaluation split.
+
+    Args:
+        model: the Keras model.
+        preprocessor: its `mmzoo.data.Preprocessor` (task, tokenizer, image size).
+        dataset: the `metadata["dataset"]` record: a recipe's dataset
+            section or `shapes_dataset_metadata(...)` (`image_size`, `seed`,
+            `num_test`, `text_field`).
+        split: `"test"` (default) or `"validation"`.
+        num_examples: examples (default: the dataset's `num_test` /
+            `num_validation`).
+        batch_size: examples per model call.
+        decoding, beam_width, length_penalty: captioning's search.
+
+    Returns:
+        A flat dict of floats (see the module table).
+
+    Example:
+
+    ```python
+    metrics = mmzoo.zoo.measure_metrics(model, pre, dataset)
+    # {"num_examples": 512, "accuracy": 0.61, "accuracy_colour": 0.8, ..., "loss": 1.2}
+    ```
+    """
+    from mmzoo.data import pipeline, shapes
+
+    n = _check_dataset(dataset, split, num_examples)
+    task = preprocessor.task
+    image_size, seed = int(dataset["image_size"]), int(dataset["seed"])
+    if task == "captioning":
+        return _captioning(model, preprocessor, n, split, image_size, seed, batch_size,
+                           decoding, beam_width, length_penalty)
+    text_field = dataset.get("text_field") or preprocessor.text_field
+    x, y, info = pipeline.shapes_arrays(
+        task, n, image_size=image_size, seed=seed, split=split,
+        tokenizer=preprocessor.tokenizer, sequence_length=preprocessor.sequence_length,
+        text_field=text_field)
+    (pred,) = keras.tree.flatten(model.predict(_inputs_for(model, preprocessor, x),
+                                               batch_size=batch_size, verbose=0))
+    pred = np.asarray(pred, np.float64)
+    metrics = {"num_examples": int(len(y))}
+    if task == "classification":
+        correct = pred.argmax(-1) == y
+        metrics["accuracy"] = float(correct.mean())
+        metrics.update(_per_group(correct, np.asarray(info.question_types),
+                                  shapes.QUESTION_TYPES, "accuracy_"))
+        p = pred[np.arange(len(y)), y.astype(int)]
+        metrics["loss"] = float(-np.log(np.clip(p, _EPS, 1.0)).mean())
+    elif task == "binary":
+        p, t = pred[:, 0], y[:, 0]
+        correct = (p >= 0.5) == (t >= 0.5)
+        metrics["accuracy"] = float(correct.mean())
+        metrics["auc"] = _auc(t, p)
+        scenes = itertools.islice(shapes.iter_scenes(split, seed), n)
+        kinds = np.array([s.match_perturbation for s in scenes])
+        metrics.update(_per_group(correct, kinds, shapes.PERTURBATIONS,
+                                  "accuracy_perturbation_"))
+        metrics["loss"] = _bce(t, p)
+    elif task == "multilabel":
+        hits, truth = pred >= 0.5, y >= 0.5
+        tp = np.sum(hits & truth)
+        metrics["micro_f1"] = float(2 * tp / max(hits.sum() + truth.sum(), 1))
+        metrics["binary_accuracy"] = float((hits == truth).mean())
+        aucs = [_auc(truth[:, j], pred[:, j]) for j in range(y.shape[1])
+                if 0 < truth[:, j].sum() < len(y)]
+        metrics["auc"] = float(np.mean(aucs)) if aucs else float("nan")
+        metrics["loss"] = _bce(truth, pred)
+    else:
+        p, t = pred[:, 0], y[:, 0]
+        metrics["mae"] = float(np.abs(p - t).mean())
+        metrics["count_accuracy"] = float((np.round(p) == t).mean())
+        metrics["loss"] = float(((p - t) ** 2).mean())
+    return metrics
+
+
+def _per_group(correct, groups, names, prefix):
+    out = {}
+    for i, name in enumerate(names):
+        mask = groups == i
+        if mask.any():
+            out[prefix + name] = float(correct[mask].mean())
+    return out
+
+
+def _bce(t, p):
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).mean())
+
+
+def _auc(t, p):
+    """ROC AUC by the rank statistic (ties count half)."""
+    t = np.asarray(t) >= 0.5
+    pos, neg = t.sum(), (~t).sum()
+    if pos == 0 or neg == 0:
+        return float("nan")
+    order = np.argsort(p, kind="mergesort")
+    sorted_p = np.asarray(p)[order]
+    _, first, counts = np.unique(sorted_p, return_index=True, return_counts=True)
+    ranks = np.empty(len(p))
+    ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1, counts)
+    return float((ranks[t].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _captioning(model, preprocessor, n, split, image_size, seed, batch_size, decoding,
+                beam_width, length_penalty):
+    from mmzoo.captioning import CaptionGenerator, caption_metrics
+    from mmzoo.data import shapes
+    from mmzoo.data.tokenizer import split_words
+
+    data = shapes.generate_scenes(n, split=split, image_size=image_size, seed=seed)
+    images = preprocessor.preprocess_images(data["image"])
+    kwargs = {"method": decoding or "greedy"}
+    if kwargs["method"] == "beam":
+        kwargs.update(beam_width=beam_width or 3, length_penalty=length_penalty or 0.0)
+    captions = CaptionGenerator(model, preprocessor.tokenizer)(
+        images, batch_size=min(batch_size, 64), **kwargs)
+    references = [[" ".join(split_words(str(c))) for c in row] for row in data["captions"]]
+    scores = caption_metrics(captions.texts, references)
+    return {"num_examples": int(n), **{k: float(v) for k, v in scores.items()}}
+
+
+def evaluation_settings(metadata):
+    """The `measure_metrics` keyword arguments an entry's metadata records.
+
+    Reads `metadata["recipe"]["evaluation"]` (split, batch size, decoding)
+    when the entry was trained from a recipe.
+    """
+    recipe = metadata.get("recipe") or {}
+    ev = recipe.get("evaluation") or {}
+    settings = {}
+    for key in ("split", "batch_size", "decoding", "beam_width", "length_penalty"):
+        if ev.get(key) is not None:
+            settings[key] = ev[key]
+    return settings
+
+
+def compare_metrics(card, measured):
+    """Rows `(metric, card value, measured value)` for every metric in either.
+
+    Nested metrics are flattened to `"group/name"`; a value missing on one
+    side is `None`.
+    """
+    card, measured = flatten_metrics(card), flatten_metrics(measured)
+    names = list(card) + [k for k in measured if k not in card]
+    return [(k, card.get(k), measured.get(k)) for k in names]
