@@ -4,6 +4,7 @@ Look them up by name with `IMAGE_BRANCHES.get(name).builder` or call the
 functions directly; register new ones with `IMAGE_BRANCHES.register(name)`.
 """
 
+from mmzoo.branches.hub import HubModule, tfhub_branch
 from mmzoo.branches.image import VGGPreprocessing, cnn_branch, vgg16_branch
 from mmzoo.branches.text import dense_branch, embedding_branch, lstm_branch
 from mmzoo.registry import IMAGE_BRANCHES, TEXT_BRANCHES
@@ -14,6 +15,8 @@ __all__ = [
     "VGGPreprocessing",
     "cnn_branch",
     "vgg16_branch",
+    "HubModule",
+    "tfhub_branch",
     "lstm_branch",
     "embedding_branch",
     "dense_branch",

@@ -177,6 +177,25 @@ def _fusion_weights(name, value):
     return None if value is None else tuple(float(v) for v in value)
 
 
+def _hub_handle(name, value):
+    # A URL is resolved (downloaded) by the branch; a path must hold a SavedModel.
+    if isinstance(value, str) and "://" in value:
+        return value
+    if (isinstance(value, (str, os.PathLike)) and os.fspath(value)
+            and os.path.isfile(os.path.join(value, "saved_model.pb"))):
+        return os.path.abspath(os.fspath(value))
+    _fail(name, value, "a TF-Hub handle (a URL) or the folder of a SavedModel "
+                       "(with saved_model.pb)")
+
+
+def _pixel_range(name, value):
+    ranges = ((0, 1), (0, 255), (-1, 1))
+    if isinstance(value, (tuple, list)) and tuple(value) in ranges and not any(
+            isinstance(v, bool) for v in value):
+        return tuple(int(v) for v in value)
+    _fail(name, value, "one of " + ", ".join(map(repr, ranges)))
+
+
 def _optional_registered(registry):
     def check(name, value):
         return value if value is None else registry.get(value).name
@@ -206,6 +225,10 @@ VALIDATORS = {
     "image_filters": _positive_int,
     "image_weights": _image_weights,
     "image_trainable": _optional_bool,
+    "image_handle": _hub_handle,
+    "image_endpoint": _optional_name,
+    "image_output_key": _optional_name,
+    "image_pixel_range": _pixel_range,
     "pooling": _choice("flatten", "avg", "max", None),
     "vocab_size": _min_int(2, "an integer >= 2 (the vocabulary includes padding)"),
     "embedding_dim": _positive_int,
