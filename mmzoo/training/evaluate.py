@@ -2,13 +2,15 @@
 
 | task | metrics (keys) |
 |---|---|
-| classification (VQA) | `accuracy`, `accuracy_<question type>` (colour, shape, count, existence, relational), `loss` |
-| binary (matching) | `accuracy`, `auc`, `accuracy_perturbation_<kind>` (none = true captions, colour, shape, ...), `loss` |
+| classification (VQA) | `accuracy`, `accuracy_<question type>`, `loss` |
+| binary (matching) | `accuracy`, `auc`, `accuracy_perturbation_<kind>`, `loss` |
 | multilabel | `micro_f1`, `binary_accuracy`, `auc`, `loss` |
 | regression (count) | `mae`, `count_accuracy` (rounded prediction right), `loss` (MSE) |
 | captioning | `bleu_1` .. `bleu_4`, `cider_d` (greedy or beam search) |
 
-Every result also has `num_examples`.
+Question types: colour, shape, count, existence, relational. Perturbation
+kinds: none (the true captions), colour, shape, size, count, relation,
+position. Every result also has `num_examples`.
 """
 
 import numpy as np

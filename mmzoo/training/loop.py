@@ -30,6 +30,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 import time
 
 import keras
@@ -326,6 +327,9 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
         all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=state.mode, patience=tr["early_stopping_patience"]))
     all_callbacks.extend(callbacks)
+    if verbose == "auto":
+        # A progress bar on a terminal; in a log file, one line per epoch.
+        verbose = 1 if sys.stdout.isatty() else 2
     # The streams shuffle themselves (seeded); Keras must not try.
     run.model.fit(run.data.train, validation_data=run.data.validation, epochs=tr["epochs"],
                   shuffle=False,

@@ -1,0 +1,166 @@
+"""Training from recipes: end to end, reproducible, measured (tiny settings, seconds)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras
+from mmzoo import training
+from mmzoo.data import QUESTION_TYPES
+from mmzoo.training import evaluate as evaluate_module
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TINY = ROOT / "recipes" / "tiny_vqa.toml"
+
+
+def _event_tags(folder):
+    import tensorflow as tf
+
+    tags = set()
+    for path in pathlib.Path(folder).glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags |= {v.tag for v in event.summary.value}
+    return tags
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_run")
+    return training.train(TINY, out, verbose=0)
+
+
+def test_tiny_recipe_trains_end_to_end(tiny_run):
+    result = tiny_run
+    paths = {k: pathlib.Path(v) for k, v in result.paths.items()}
+    # Checkpoints are loadable models that trained.
+    best = keras.saving.load_model(paths["best_checkpoint"], safe_mode=True)
+    last = keras.saving.load_model(paths["last_checkpoint"], safe_mode=True)
+    assert last.optimizer.iterations.numpy() == 2 * 4  # 2 epochs of 64 / 16
+    assert best.build_options == result.model.build_options
+    # The returned model carries the best epoch's weights.
+    for a, b in zip(best.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # TensorBoard scalars, train and validation.
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= _event_tags(
+        paths["logs"] / "train")
+    assert {"epoch_loss", "epoch_accuracy"} <= _event_tags(paths["logs"] / "validation")
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # History, state and metrics on disk match the result.
+    history = json.loads(paths["history"].read_text())
+    assert history == result.history and len(history["val_loss"]) == result.epochs_run == 2
+    state = json.loads(paths["state"].read_text())
+    assert state["epochs_done"] == 2 and state["best_epoch"] == result.best_epoch
+    assert state["best"] == min(history["val_loss"])
+    assert json.loads(paths["metrics"].read_text()) == result.metrics
+    assert json.loads(paths["recipe"].read_text()) == result.recipe.to_dict()
+
+
+def test_metrics_are_measured_per_question_type(tiny_run):
+    metrics = tiny_run.metrics
+    assert metrics["num_examples"] == 40
+    for qtype in QUESTION_TYPES:
+        assert 0.0 <= metrics[f"accuracy_{qtype}"] <= 1.0
+    # The overall accuracy is the per-type accuracies weighted by their counts.
+    data = training.load_evaluation_data(tiny_run.recipe)
+    types = data.groups["question_type"]
+    weighted = sum(metrics[f"accuracy_{q}"] * np.sum(types == i)
+                   for i, q in enumerate(QUESTION_TYPES)) / len(types)
+    assert metrics["accuracy"] == pytest.approx(weighted)
+    probs = tiny_run.model.predict(data.inputs, verbose=0)["probabilities"]
+    assert metrics["accuracy"] == pytest.approx(np.mean(probs.argmax(-1) == data.labels))
+    # Preprocessor facts come with the result.
+    assert tiny_run.image_size == 32 and tiny_run.label_names[0] == "red"
+    assert tiny_run.tokenizer.sequence_length == 16
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
+    def weights(name, seed):
+        result = training.train(TINY, tmp_path / name, epochs=1, seed=seed, verbose=0)
+        return result.model.get_weights(), result.metrics
+
+    a, metrics_a = weights("a", 3)
+    b, metrics_b = weights("b", 3)
+    c, _ = weights("c", 4)
+    assert metrics_a == metrics_b
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, z) for x, z in zip(a, c))
+
+
+def test_tfds_source_gives_the_same_data_as_memory(tmp_path):
+    recipe = training.load_recipe(TINY).replace(num_train=24, num_validation=8, num_test=12)
+    tfds_recipe = recipe.replace(source="tfds", data_dir=str(tmp_path / "tfds"))
+    memory = training.load_evaluation_data(recipe)
+    built = training.load_evaluation_data(tfds_recipe)
+    for key in ("image", "text"):
+        np.testing.assert_array_equal(memory.inputs[key], built.inputs[key])
+    np.testing.assert_array_equal(memory.labels, built.labels)
+    np.testing.assert_array_equal(memory.groups["question_type"],
+                                  built.groups["question_type"])
+    # And it trains from the TFDS build.
+    keras.utils.set_random_seed(0)
+    data = training.load_training_data(tfds_recipe)
+    assert data.steps_per_epoch == 2
+    assert sum(int(y.shape[0]) for _, y in data.train) == 24
+
+
+@pytest.mark.parametrize("task, keys", [
+    ("binary", {"accuracy", "auc", "loss", "accuracy_perturbation_none"}),
+    ("multilabel", {"micro_f1", "binary_accuracy", "auc", "loss"}),
+    ("regression", {"mae", "count_accuracy", "loss"}),
+    ("captioning", {"bleu_1", "bleu_4", "cider_d"}),
+])
+def test_every_task_is_measured(task, keys):
+    config = training.load_recipe(TINY).to_dict()
+    config["task"] = task
+    config["dataset"]["num_test"] = 12
+    del config["dataset"]["text_field"], config["dataset"]["sequence_length"]  # per task
+    config["evaluation"] = {}
+    if task == "captioning":
+        config["model"] = {"image_branch": "cnn", "image_filters": 4, "architecture": "inject",
+                           "embedding_dim": 8, "text_units": 8}
+    recipe = training.Recipe.from_dict(config)
+    model = training.build_model_for(recipe)
+    data = training.load_evaluation_data(recipe)
+    info = training.load_training_data(recipe).info if task == "captioning" else None
+    metrics = training.evaluate_model(model, data, recipe, info)
+    assert keys <= set(metrics), metrics
+    assert metrics["num_examples"] == 12
+    assert all(np.isfinite(v) for k, v in metrics.items() if k != "auc")
+
+
+def test_auc_and_per_group_helpers():
+    t = np.array([0, 0, 1, 1])
+    assert evaluate_module._auc(t, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+    assert evaluate_module._auc(t, np.array([0.5, 0.5, 0.5, 0.5])) == pytest.approx(0.5)
+    per = evaluate_module._per_group(np.array([True, False, True]), np.array([0, 0, 2]),
+                                     ("a", "b", "c"), "acc_")
+    assert per == {"acc_a": 0.5, "acc_c": 1.0}  # no examples of "b": no key
+
+
+def test_cli_train_on_the_tiny_recipe(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out, work = tmp_path / "entry", tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "mmzoo", "train", str(TINY), "--out", str(out), "--work-dir",
+         str(work), "--epochs", "1", "--seed", "5"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "accuracy_colour" in result.stdout
+    assert (work / "checkpoints" / "best.keras").exists()
+    assert json.loads((work / "recipe.json").read_text())["training"]["seed"] == 5
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["task"] == "classification"
+    assert metadata["architecture"]["image_branch"] == "cnn"
+    assert metadata["recipe"]["training"]["epochs"] == 1
+    assert metadata["metrics"] == json.loads((work / "metrics.json").read_text())
+    bad = subprocess.run([sys.executable, "-m", "mmzoo", "train", str(tmp_path / "nope.toml")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 1 and "mmzoo train: error: No recipe file" in bad.stderr
+    assert "Traceback" not in bad.stderr
