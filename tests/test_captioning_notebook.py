@@ -11,7 +11,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "captioning.ip
 def test_captioning_notebook_trains_generates_and_scores():
     nb = execute_notebook(NOTEBOOK, parameters={
         "NUM_TRAIN_SCENES": 40, "EPOCHS": 1, "NUM_TEST_SCENES": 8, "TEXT_UNITS": 16,
-        "BATCH_SIZE": 50, "BEAM_WIDTH": 2})
+        "BATCH_SIZE": 50, "BEAM_WIDTHS": (2,)})
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                       for o in c.get("outputs", []))
     match = re.search(r"test BLEU-4: (\d\.\d{3}) \((greedy|beam-2)\), CIDEr-D: (\d+\.\d{3})",

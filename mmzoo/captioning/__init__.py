@@ -3,7 +3,10 @@
 `mmzoo.build_model("captioning", ...)` returns a `CaptioningModel` (importing
 this package registers the task). Generation: `CaptionGenerator` /
 `generate` (greedy and beam search, XLA-compiled loops). Metrics:
-`corpus_bleu`, `cider_d`, `caption_metrics`.
+`corpus_bleu`, `cider_d`, `caption_metrics`. Export: `export_saved_model`
+(an endpoint from images to caption strings), `export_tflite` (image encoder
++ one-step decoder + unrolled greedy decoder, builtins only) and
+`TFLiteCaptioner` (runs them with the LiteRT interpreter).
 
 Example:
 
@@ -20,6 +23,7 @@ caption_metrics(captions.texts, references)  # bleu_1..bleu_4, cider_d
 ```
 """
 
+from mmzoo.captioning.export import TFLiteCaptioner, export_saved_model, export_tflite
 from mmzoo.captioning.generate import (
     CaptionGenerator,
     Captions,
@@ -29,10 +33,11 @@ from mmzoo.captioning.generate import (
     naive_greedy,
 )
 from mmzoo.captioning.metrics import caption_metrics, cider_d, corpus_bleu
-from mmzoo.captioning.model import CaptioningModel, lstm_decoder
+from mmzoo.captioning.model import CaptioningModel, MaskedAccuracy, lstm_decoder
 
 __all__ = [
     "CaptioningModel",
+    "MaskedAccuracy",
     "lstm_decoder",
     "CaptionGenerator",
     "Captions",
@@ -43,4 +48,7 @@ __all__ = [
     "corpus_bleu",
     "cider_d",
     "caption_metrics",
+    "export_saved_model",
+    "export_tflite",
+    "TFLiteCaptioner",
 ]
