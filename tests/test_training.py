@@ -93,21 +93,40 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     assert any(not np.array_equal(x, z) for x, z in zip(a, c))
 
 
-def test_tfds_source_gives_the_same_data_as_memory(tmp_path):
-    recipe = training.load_recipe(TINY).replace(num_train=24, num_validation=8, num_test=12)
-    tfds_recipe = recipe.replace(source="tfds", data_dir=str(tmp_path / "tfds"))
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.mark.parametrize("task", ["classification", "binary", "captioning"])
+def test_tfds_source_gives_the_same_data_as_memory(task, tfds_dir):
+    config = training.load_recipe(TINY).to_dict()
+    config["task"] = task
+    config["dataset"].update(num_train=24, num_validation=8, num_test=12)
+    del config["dataset"]["text_field"], config["dataset"]["sequence_length"]  # per task
+    if task == "captioning":
+        config["model"] = {"image_branch": "cnn", "architecture": "inject"}
+    config["evaluation"] = {}
+    recipe = training.Recipe.from_dict(config)
+    tfds_recipe = recipe.replace(source="tfds", data_dir=tfds_dir)
     memory = training.load_evaluation_data(recipe)
     built = training.load_evaluation_data(tfds_recipe)
-    for key in ("image", "text"):
-        np.testing.assert_array_equal(memory.inputs[key], built.inputs[key])
-    np.testing.assert_array_equal(memory.labels, built.labels)
-    np.testing.assert_array_equal(memory.groups["question_type"],
-                                  built.groups["question_type"])
-    # And it trains from the TFDS build.
+    if task == "captioning":
+        np.testing.assert_array_equal(memory.images, built.images)
+        assert memory.references == built.references and len(built.references[0]) == 5
+    else:
+        for key in ("image", "text"):
+            np.testing.assert_array_equal(memory.inputs[key], built.inputs[key])
+        np.testing.assert_array_equal(memory.labels, built.labels)
+        assert memory.groups.keys() == built.groups.keys() and len(built.groups) == 1
+        for key in built.groups:
+            np.testing.assert_array_equal(memory.groups[key], built.groups[key])
+    # And it trains from the TFDS build: every row once per epoch.
     keras.utils.set_random_seed(0)
     data = training.load_training_data(tfds_recipe)
-    assert data.steps_per_epoch == 2
-    assert sum(int(y.shape[0]) for _, y in data.train) == 24
+    rows = 24 * (5 if task == "captioning" else 1)
+    assert data.num_train_examples == rows and data.steps_per_epoch == -(-rows // 16)
+    assert sum(int(y.shape[0]) for _, y in data.train) == rows
 
 
 @pytest.mark.parametrize("task, keys", [
