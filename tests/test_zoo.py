@@ -220,6 +220,7 @@ def test_model_changed_after_opening_is_refused(entry_copy):
 
 
 def test_saved_models_folder_is_beside_the_package():
+    assert mmzoo.load is zoo.load and mmzoo.list_models is zoo.list_models
     assert registry.SAVED_MODELS == Path(mmzoo.__file__).resolve().parents[1] / "saved_models"
 
 
@@ -295,6 +296,7 @@ def test_url_download_is_hashed_extracted_once_and_cached(trained, tmp_path, mon
     def no_extraction(*args):
         raise AssertionError("extracted twice")
 
+    real_extract = registry._extract
     monkeypatch.setattr(registry, "_extract", no_extraction)
     again = zoo.load(url, sha256=digest.upper())
     assert again.path == entry.path
@@ -302,6 +304,11 @@ def test_url_download_is_hashed_extracted_once_and_cached(trained, tmp_path, mon
     assert (after.st_ino, after.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
     assert len([p for p in home.rglob("model.keras")]) == 1
     assert again.predict(images=trained["x"]["image"][:1], texts="what shape is it?")[0]
+
+    # A damaged cached copy is extracted again from the (hash-checked) download.
+    monkeypatch.setattr(registry, "_extract", real_extract)
+    (again.path / "tokenizer.json").write_text("damaged")
+    assert zoo.load(url, sha256=digest).tokenizer == entry.tokenizer
 
 
 def test_url_with_a_tampered_entry_is_refused(trained, tmp_path, monkeypatch):
@@ -437,3 +444,33 @@ def test_exported_entry_loads_with_tensorflow_hub(trained, tmp_path):
     (got,) = got.values()
     expected = entry.model.predict(inputs, verbose=0)["probabilities"]
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["binary", "multilabel", "regression", "captioning"])
+def test_other_tasks_round_trip(task, tmp_path):
+    x, y, info = mmzoo.data.shapes_arrays(task, 32, image_size=32, sequence_length=8)
+    options = dict(image_branch="cnn", image_filters=2, pooling="avg", embedding_dim=4,
+                   **info.model_options())
+    if task == "captioning":
+        options["text_units"] = 4
+    else:
+        options["text_branch"] = "embedding"
+    model = mmzoo.build_model(task, **options)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    pre = Preprocessor.from_task_info(info)
+    dataset = zoo.shapes_dataset_metadata(image_size=32, num_test=8, sequence_length=8)
+    metrics = zoo.measure_metrics(model, pre, dataset)
+    entry = zoo.load(str(zoo.save_entry(tmp_path / task, model, pre,
+                                        metadata={"dataset": dataset, "metrics": metrics})))
+    texts = None if task == "captioning" else "a red circle"
+    results = entry.predict(images=x["image"][:2], texts=texts)
+    assert len(results) == 2
+    if task == "binary":
+        assert all(isinstance(p, float) and isinstance(b, bool) for p, b in results)
+    elif task == "multilabel":
+        assert all(s >= 0.5 and label in mmzoo.data.ATTRIBUTES for r in results for label, s in r)
+    elif task == "regression":
+        assert all(isinstance(v, float) for v in results)
+    else:
+        assert all(isinstance(c, str) for c in results)
+    assert entry.evaluate() == pytest.approx(metrics)

@@ -192,7 +192,9 @@ def run_evaluate(args):
     print(f"{'metric':<{width}}  {'card':>10}  {'measured':>10}  {'difference':>10}")
     for name, card, now in rows:
         diff = "-"
-        if isinstance(card, (int, float)) and isinstance(now, (int, float)):
+        if isinstance(card, int) and isinstance(now, int):
+            diff = f"{now - card:+d}"
+        elif isinstance(card, (int, float)) and isinstance(now, (int, float)):
             diff = f"{now - card:+.4f}"
         print(f"{name:<{width}}  {_number(card):>10}  {_number(now):>10}  {diff:>10}")
 

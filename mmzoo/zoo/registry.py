@@ -9,6 +9,7 @@ Names are looked up, in order, in the repository's `saved_models/` folder
 then found by name too.
 """
 
+import contextlib
 import difflib
 import fnmatch
 import hashlib
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tarfile
 import urllib.parse
 import uuid
@@ -143,7 +145,7 @@ def load(name_or_path_or_url, *, sha256=None):
     sha256 = _check_sha256(sha256)
     scheme = urllib.parse.urlsplit(source).scheme.lower()
     if scheme in URL_SCHEMES:
-        return ZooEntry(_fetch(source, sha256))
+        return ZooEntry(*_fetch(source, sha256))
     if "://" in source:
         raise ValueError(f"Only {', '.join(URL_SCHEMES)} URLs can be loaded. Received: "
                          f"{source!r}")
@@ -156,7 +158,7 @@ def load(name_or_path_or_url, *, sha256=None):
         if not source.lower().endswith(ARCHIVE_SUFFIXES):
             raise ValueError(f"A file to load must be an entry archive "
                              f"({', '.join(ARCHIVE_SUFFIXES)}). Received: {source!r}")
-        return ZooEntry(_fetch(Path(source).absolute().as_uri(), sha256))
+        return ZooEntry(*_fetch(Path(source).absolute().as_uri(), sha256))
     if os.sep in source or source.endswith(ARCHIVE_SUFFIXES):
         raise FileNotFoundError(f"No such entry folder or archive: {source!r}")
     if sha256 is not None:
@@ -184,7 +186,11 @@ def _archive_name(url):
 
 
 def _fetch(url, sha256):
-    """Downloads (or finds in the cache) and extracts an entry archive; its folder."""
+    """Downloads (or finds in the cache) and extracts an entry archive.
+
+    Returns:
+        `(folder, metadata)`, the entry verified.
+    """
     import keras
 
     filename, name = _archive_name(url)
@@ -194,9 +200,11 @@ def _fetch(url, sha256):
     # get_file falls back to /tmp/.keras when cache_dir does not exist yet.
     (home / subdir).mkdir(parents=True, exist_ok=True)
     try:
-        archive = keras.utils.get_file(fname=filename, origin=url, file_hash=sha256,
-                                       hash_algorithm="sha256", cache_dir=str(home),
-                                       cache_subdir=subdir)
+        # Progress to stderr: stdout may carry a command's JSON output.
+        with contextlib.redirect_stdout(sys.stderr):
+            archive = keras.utils.get_file(fname=filename, origin=url, file_hash=sha256,
+                                           hash_algorithm="sha256", cache_dir=str(home),
+                                           cache_subdir=subdir)
     except ValueError as e:
         if sha256 is None:
             raise ValueError(f"Could not download the zoo entry from {url}: {e}") from None
@@ -213,13 +221,16 @@ def _fetch(url, sha256):
     target = models / name
     source_record = models / f".{name}.source.json"
     if target.is_dir() and _recorded_digest(source_record) == digest:
-        return target  # extracted before from this very archive
+        try:
+            return target, verify_entry(target)  # extracted before from this very archive
+        except (EntryVerificationError, FileNotFoundError):
+            pass  # the cached copy was damaged: extract the (hash-checked) archive again
     models.mkdir(parents=True, exist_ok=True)
     staging = models / f".{name}.extract-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir()
         root = _extract(Path(archive), staging)
-        verify_entry(root)
+        metadata = verify_entry(root)
         if target.exists():
             old = models / f".{name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
@@ -229,7 +240,7 @@ def _fetch(url, sha256):
                                  encoding="utf-8")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return target, metadata
 
 
 def _recorded_digest(path):
