@@ -19,10 +19,15 @@ from mmzoo.tasks import MultimodalModel, build_model  # noqa: E402
 from mmzoo import captioning  # noqa: E402,F401  (registers the "captioning" task)
 from mmzoo.tasks import ensembles  # noqa: E402,F401
 from mmzoo import export  # noqa: E402,F401  (a callable package: mmzoo.export(model, path))
+from mmzoo import zoo  # noqa: E402,F401
+from mmzoo.zoo import list_models, load  # noqa: E402
 
 __all__ = [
     "build_model",
     "export",
+    "list_models",
+    "load",
+    "zoo",
     "MultimodalModel",
     "captioning",
     "ensembles",
