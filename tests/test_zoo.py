@@ -147,7 +147,8 @@ def test_failing_save_leaves_nothing(trained, tmp_path, monkeypatch):
 
 def test_save_checks_model_preprocessor_and_metadata(trained, tmp_path):
     model, pre = trained["model"], trained["preprocessor"]
-    with pytest.raises(ValueError, match=r"Did you mean 'metrics'\?.*Received: metadata key 'metircs'"):
+    with pytest.raises(ValueError,
+                       match=r"Did you mean 'metrics'\?.*Received: metadata key 'metircs'"):
         zoo.save_entry(tmp_path / "a", model, pre, metadata={"metircs": {}})
     with pytest.raises(TypeError, match=r"metadata\['recipe'\]\['optimizer'\] must be JSON data"):
         zoo.save_entry(tmp_path / "a", model, pre,
