@@ -115,7 +115,8 @@ def export_all(name, model, calibration, test, tokenizer, folder):
     """Every variant of `model`; returns `{(format, quantization): (path, report)}`."""
     exported = {}
     for fmt, quantization in VARIANTS:
-        path = os.path.join(folder, name if fmt == "saved_model" else f"{name}_{quantization}.tflite")
+        file_name = name if fmt == "saved_model" else f"{name}_{quantization}.tflite"
+        path = os.path.join(folder, file_name)
         report = mmzoo.export.export(
             model, path, format=fmt,
             quantization=None if fmt == "saved_model" else quantization,

@@ -249,15 +249,18 @@ def test_saved_model_loads_with_hub_tfsmlayer_and_saved_model_cli(saved_models, 
     out = shown.stdout
     default = out[out.index("signature_def['serving_default']"):]
     default = default[: default.index("Method name is")]
-    assert "inputs['image'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 16, 16, 3)" \
-        in default
-    assert "inputs['text'] tensor_info:\n        dtype: DT_INT32\n        shape: (-1, 8)" in default
-    assert "outputs['probabilities'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 3)" \
-        in default
+
+    def entry(kind, name, dtype, shape):
+        return (f"{kind}['{name}'] tensor_info:\n        dtype: {dtype}\n"
+                f"        shape: {shape}")
+
+    assert entry("inputs", "image", "DT_FLOAT", "(-1, 16, 16, 3)") in default
+    assert entry("inputs", "text", "DT_INT32", "(-1, 8)") in default
+    assert entry("outputs", "probabilities", "DT_FLOAT", "(-1, 3)") in default
     raw = out[out.index("signature_def['serve_raw']"):]
     raw = raw[: raw.index("Method name is")]
-    assert "inputs['image'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in raw
-    assert "inputs['text'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in raw
+    assert entry("inputs", "image", "DT_STRING", "(-1)") in raw
+    assert entry("inputs", "text", "DT_STRING", "(-1)") in raw
 
 
 def test_tpu_variant_is_static_and_compiles_with_xla(trained, tokenizer, examples, tmp_path):
@@ -460,6 +463,28 @@ def test_bad_arguments_are_clear(kwargs, message, trained, tmp_path):
                                  else "out")
     with pytest.raises(ValueError, match=re.escape(message)):
         mmzoo.export(trained["classification"], path, verbose=False, **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+@keras.saving.register_keras_serializable(package="mmzoo_tests")
+class _ChannelFlip(keras.layers.Layer):
+    """RGB -> BGR with keras.ops.flip, minus a mean: caffe-style preprocessing."""
+
+    def call(self, inputs):
+        mean = keras.ops.convert_to_tensor([100.0, 110.0, 120.0])
+        return keras.ops.flip(inputs, axis=-1) - mean
+
+
+def test_misquantized_op_is_named_in_the_error(examples, tmp_path):
+    """TF 2.21 quantizes REVERSE_V2 with different input and output scales."""
+    image = keras.Input(IMAGE_SHAPE, name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(_ChannelFlip()(image))
+    output = keras.layers.Dense(1)(keras.layers.Flatten()(x))
+    model = keras.Model({"image": image}, output, name="flipper")
+    with pytest.raises(ExportError, match=r"warning: REVERSE_V2 .* converter bug") as info:
+        mmzoo.export(model, tmp_path / "m.tflite", format="tflite", quantization="int8",
+                     representative_data={"image": examples["image"]}, verbose=False)
+    assert "keras.ops.take" in str(info.value)
     assert os.listdir(tmp_path) == []
 
 

@@ -144,7 +144,36 @@ def _inspect(path):
         "analyzer_ops": analyzer_ops,
         "subgraphs": model.SubgraphsLength(),
         "tensor_types": tensor_types,
+        "scale_mismatches": _scale_mismatches(model, graph, names, schema),
     }
+
+
+# Ops whose int8 kernels copy bytes, so their input and output must share one
+# quantization scale. TF 2.21's converter gives REVERSE_V2 (keras.ops.flip)
+# different ones, which shifts every value it passes on.
+_SAME_SCALE_OPS = ("REVERSE_V2",)
+
+
+def _scale_mismatches(model, graph, names, schema):
+    """Same-scale ops whose int8 input and output scales differ (wrong results)."""
+    found = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
+        if name not in _SAME_SCALE_OPS:
+            continue
+        params = []
+        for tensor_index in (op.Inputs(0), op.Outputs(0)):
+            q = graph.Tensors(tensor_index).Quantization()
+            scale = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else None
+            zero = q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else None
+            params.append((None if scale is None else [float(s) for s in scale],
+                           None if zero is None else [int(z) for z in zero]))
+        if params[0][0] is not None and params[0] != params[1]:
+            found.append({"op": name, "tensor": graph.Tensors(op.Outputs(0)).Name().decode(),
+                          "input": params[0], "output": params[1]})
+    return found
 
 
 def _run_tflite(path, inputs, batch_size):

@@ -141,7 +141,8 @@ def export(
                 f"The exported model does not match the Keras model, so nothing was "
                 f"written to {path}:\n"
                 + "\n".join(f"  {c.describe()}" for c in failed)
-                + "\n" + _parity_hint(quantization)
+                + "".join(f"\n  warning: {w}" for w in report.warnings)
+                + ("" if report.warnings else "\n" + _parity_hint(quantization))
                 + "\nPass parity='warn' to write it anyway.",
                 report,
             )
@@ -421,6 +422,15 @@ def _tflite(model, staging, report, encoder, quantization, batch_size, calibrati
         report.notes.append(
             f"int8 calibrated on {parity_lib.num_examples(calibration)} examples; tensor "
             f"types: {result['tensor_types']}")
+    for bad in result.get("scale_mismatches", []):
+        (scale_in, zero_in), (scale_out, zero_out) = bad["input"], bad["output"]
+        report.warnings.append(
+            f"{bad['op']} at {bad['tensor']!r} copies int8 values but its input and "
+            f"output are quantized differently (scale {scale_in[0]:.4g}, zero point "
+            f"{zero_in[0]} in; scale {scale_out[0]:.4g}, zero point {zero_out[0]} out): a "
+            "TFLite converter bug that shifts every value passing through. "
+            "keras.ops.flip becomes REVERSE_V2; keras.ops.take(x, indices, axis) "
+            "(GATHER) quantizes correctly.")
     if "signature" in result:
         report.endpoints = sm.describe_endpoints({"serving_default": result["signature"]})
     if parity is not None:

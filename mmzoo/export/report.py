@@ -84,6 +84,8 @@ class ExportReport:
         function_aliases: SavedModel function aliases (e.g. `{"tpu_func": ...}`).
         seconds: wall time of the whole export.
         notes: extra facts worth knowing (e.g. why there is no raw endpoint).
+        warnings: problems found in the exported file that make its outputs
+            wrong (e.g. a mis-quantized op), with what to do about them.
     """
 
     path: str
@@ -101,6 +103,7 @@ class ExportReport:
     function_aliases: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     notes: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
 
     @property
     def passed(self):
@@ -142,6 +145,8 @@ class ExportReport:
             lines.append(f"  parity       {c.describe()}")
         for note in self.notes:
             lines.append(f"  note         {note}")
+        for warning in self.warnings:
+            lines.append(f"  WARNING      {warning}")
         lines.append(f"  files        {', '.join(self.files)}")
         lines.append(f"  took         {self.seconds:.1f}s")
         return "\n".join(lines)
