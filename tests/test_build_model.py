@@ -221,3 +221,15 @@ def test_training_learns_a_task_that_needs_both_modalities():
     after = model.evaluate(x, labels, verbose=0, return_dict=True)
     assert after["loss"] < before["loss"] / 2
     assert after["accuracy"] > 0.95
+
+
+def test_convnet_branch_blocks_and_refusal():
+    model = mmzoo.build_model("classification", image_branch="convnet", text_branch=None,
+                              image_shape=(32, 32, 3), image_filters=8, image_blocks=3,
+                              num_classes=4)
+    branch = model.get_layer("image_convnet")
+    assert [branch.get_layer(f"image_convnet_block{i}_conv").filters for i in (1, 2, 3)] == [8, 16, 32]
+    assert branch.output.shape == (None, 4 * 4 * 32)
+    with pytest.raises(ValueError, match=r"at least 16 pixels.*Received: image_shape=\(8, 8, 3\)"):
+        mmzoo.build_model("classification", image_branch="convnet", text_branch=None,
+                          image_shape=(8, 8, 3), image_blocks=4, num_classes=4)

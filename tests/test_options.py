@@ -31,6 +31,7 @@ BAD_VALUES = [
     ("embedding_dim", -3, "positive integer"),
     ("text_units", 12.0, "positive integer"),
     ("image_filters", 0, "positive integer"),
+    ("image_blocks", 0, "positive integer"),
     ("pooling", "mean", "'flatten', 'avg', 'max', None"),
     ("hidden_units", (8, 0), "tuple of positive integers"),
     ("dropout", 1.0, "[0, 1)"),

@@ -5,7 +5,7 @@ functions directly; register new ones with `IMAGE_BRANCHES.register(name)`.
 """
 
 from mmzoo.branches.hub import HubModule, tfhub_branch
-from mmzoo.branches.image import VGGPreprocessing, cnn_branch, vgg16_branch
+from mmzoo.branches.image import VGGPreprocessing, cnn_branch, convnet_branch, vgg16_branch
 from mmzoo.branches.text import dense_branch, embedding_branch, lstm_branch
 from mmzoo.registry import IMAGE_BRANCHES, TEXT_BRANCHES
 
@@ -14,6 +14,7 @@ __all__ = [
     "TEXT_BRANCHES",
     "VGGPreprocessing",
     "cnn_branch",
+    "convnet_branch",
     "vgg16_branch",
     "HubModule",
     "tfhub_branch",

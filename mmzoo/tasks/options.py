@@ -223,6 +223,7 @@ VALIDATORS = {
     "bilinear_factors": _positive_int,
     # branches
     "image_filters": _positive_int,
+    "image_blocks": _min_int(1, "a positive integer"),
     "image_weights": _image_weights,
     "image_trainable": _optional_bool,
     "image_handle": _hub_handle,
