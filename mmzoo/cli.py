@@ -7,6 +7,7 @@ one runs it. Add a command by adding a pair to `COMMANDS`.
 import argparse
 import sys
 
+from mmzoo.export import cli as _export_cli
 from mmzoo.zoo import cli as _zoo_cli
 
 
@@ -83,6 +84,8 @@ COMMANDS = {
               "train a recipe, measure it on the test split, write the zoo entry"),
     # Zoo entries (mmzoo/zoo/cli.py): list, info, predict, evaluate.
     **_zoo_cli.COMMANDS,
+    # Export for serving and phones (mmzoo/export/cli.py).
+    **_export_cli.COMMANDS,
 }
 
 

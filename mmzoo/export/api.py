@@ -69,8 +69,9 @@ def export(
             `function_aliases={"tpu_func": ...}` set.
         representative_data: example inputs, `{name: array}` or an iterable of
             such dicts (or `(inputs, labels)` pairs); the first 1000 are
-            used. int8 calibrates on 4 of every 5 examples and checks agreement
-            on the 5th; other formats check parity on (up to 200 of) them.
+            used. Quantized variants calibrate on every other example and check
+            agreement on the others (held back); other formats check parity on
+            (up to 200 of) them.
             Random inputs are used when omitted.
         parity_data: held-back examples for the parity check, in the same
             form; by default taken from `representative_data`.
@@ -143,7 +144,7 @@ def export(
                 + "\n".join(f"  {c.describe()}" for c in failed)
                 + "".join(f"\n  warning: {w}" for w in report.warnings)
                 + ("" if report.warnings else "\n" + _parity_hint(quantization))
-                + "\nPass parity='warn' to write it anyway.",
+                + "\nPass parity='warn' (mmzoo export --parity warn) to write it anyway.",
                 report,
             )
         staging.commit(moves)
@@ -281,12 +282,14 @@ def _samples(model, quantized, representative_data, parity_data):
         if quantized:
             if n < 10:
                 raise ValueError(
-                    "`representative_data` needs at least 10 examples (4 of 5 calibrate, "
-                    f"1 of 5 is held back for the agreement check). Received: {n} examples"
+                    "`representative_data` needs at least 10 examples (half calibrate, "
+                    f"half are held back for the agreement check). Received: {n} examples"
                 )
+            # Half and half: agreement is judged at 1% steps, which needs a
+            # large held-back sample; calibration saturates at a few hundred.
             index = np.arange(n)
-            calibration = parity_lib.take(examples, index % 5 != 4)
-            held_back = parity_lib.take(examples, index % 5 == 4)
+            calibration = parity_lib.take(examples, index % 2 == 0)
+            held_back = parity_lib.take(examples, index % 2 == 1)
         else:
             calibration, held_back = None, parity_lib.take(
                 examples, slice(0, parity_lib.QUANTIZED_SAMPLES))

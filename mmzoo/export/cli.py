@@ -1,7 +1,7 @@
 """`mmzoo export`: the command-line face of `mmzoo.export`.
 
-Wired into `mmzoo/cli.py` as `"export": (add_arguments, run, HELP)`; or use
-`add_parser(subparsers)`.
+Wired into `mmzoo/cli.py` through `COMMANDS`; `add_parser(subparsers)` adds it
+to any other `argparse` parser.
 
 Examples:
 
@@ -9,6 +9,7 @@ Examples:
 mmzoo export model.keras serving/1
 mmzoo export model.keras serving/tpu --tpu --batch-size 8 --tokenizer tok/
 mmzoo export model.keras phone/model.tflite --quantization int8 --data calib.npz
+mmzoo export vqa_cnn_lstm_32px serving/vqa            # a zoo entry, tokenizer included
 ```
 """
 
@@ -20,7 +21,9 @@ HELP = "export a model as a SavedModel (serving) or a TFLite file (phones), chec
 
 def add_arguments(parser):
     """Adds the `export` arguments to `parser`."""
-    parser.add_argument("model", help="the model: a .keras file")
+    parser.add_argument(
+        "model", help="the model: a .keras file, or a zoo entry (name, folder, archive or "
+                      "URL; its tokenizer comes along)")
     parser.add_argument(
         "path", help="destination: a folder (SavedModel) or a file ending in .tflite")
     parser.add_argument(
@@ -94,11 +97,16 @@ def run(args):
             from mmzoo.data import Tokenizer
 
             tokenizer = Tokenizer.load(args.tokenizer)
+        model = args.model
+        if not model.endswith(".keras"):
+            from mmzoo.zoo import load
+
+            model = load(model)
         data = _load_npz(args.data, "--data") if args.data else None
         parity_data = (_load_npz(args.parity_data, "--parity-data")
                        if args.parity_data else None)
         report = export(
-            args.model, args.path, format=fmt, quantization=args.quantization,
+            model, args.path, format=fmt, quantization=args.quantization,
             tokenizer=tokenizer, batch_size=args.batch_size, tpu=args.tpu,
             representative_data=data, parity_data=parity_data,
             parity=None if args.parity == "skip" else args.parity,
@@ -110,3 +118,7 @@ def run(args):
         raise SystemExit(1) from None
     if args.json:
         print(report.to_json())
+
+
+# For mmzoo/cli.py's command table: name -> (add_arguments, run, help).
+COMMANDS = {"export": (add_arguments, run, HELP)}

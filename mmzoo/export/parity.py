@@ -12,7 +12,9 @@ The gates (per quantization):
 A decision is the top-1 class (`"classification"`), the probability thresholded
 at 0.5 (`"binary"`, and per label for `"multilabel"`). Regression outputs have
 no decision: a quantized regression model is gated on its max absolute
-difference relative to the spread of the Keras outputs (<= 5%).
+difference relative to the spread (standard deviation) of the Keras outputs:
+<= 10%, an order of magnitude below the outputs' own variation (int8 output
+rounding alone costs about 1%).
 """
 
 import numpy as np
@@ -26,7 +28,7 @@ THRESHOLDS = {
     "int8": ("agreement", 0.99),
 }
 # Quantized regression: max |diff| / (std of the Keras outputs) must stay below this.
-REGRESSION_RELATIVE_BOUND = 0.05
+REGRESSION_RELATIVE_BOUND = 0.1
 
 # Sample sizes when the caller gives no data. Quantized variants are judged on
 # 1% granularity, so they get more held-back samples than the float checks.

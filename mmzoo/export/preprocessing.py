@@ -18,8 +18,10 @@ def decode_images(encoded, height, width, channels):
     """Decodes a batch of encoded images (JPEG, PNG, GIF, BMP) to raw pixels.
 
     Each image is decoded with `channels` channels and, when its size differs
-    from `(height, width)`, resized (bilinear, antialiased) to it. Pixels stay in
-    0..255: the model's own preprocessing is inside its graph.
+    from `(height, width)`, resized (bilinear, antialiased, clipped to 0..255)
+    to it: the same steps as `mmzoo.data.Preprocessor`, so a zoo entry's
+    `predict` and the raw endpoint see the same pixels. Pixels stay in 0..255:
+    the model's own preprocessing is inside its graph.
 
     Args:
         encoded: `tf.string` tensor `(batch,)` of encoded image files.
@@ -39,8 +41,12 @@ def decode_images(encoded, height, width, channels):
         image = tf.cond(
             same,
             lambda: image,
-            lambda: tf.image.resize(
-                image, (height, width), method=IMAGE_RESIZE, antialias=IMAGE_ANTIALIAS
+            lambda: tf.clip_by_value(
+                tf.image.resize(
+                    image, (height, width), method=IMAGE_RESIZE, antialias=IMAGE_ANTIALIAS
+                ),
+                0.0,
+                255.0,
             ),
         )
         return tf.ensure_shape(image, (height, width, channels))
