@@ -12,7 +12,6 @@ import pytest
 import keras
 from mmzoo import training
 from mmzoo.data import QUESTION_TYPES
-from mmzoo.training import evaluate as evaluate_module
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = ROOT / "recipes" / "tiny_vqa.toml"
@@ -152,15 +151,6 @@ def test_every_task_is_measured(task, keys):
     assert keys <= set(metrics), metrics
     assert metrics["num_examples"] == 12
     assert all(np.isfinite(v) for k, v in metrics.items() if k != "auc")
-
-
-def test_auc_and_per_group_helpers():
-    t = np.array([0, 0, 1, 1])
-    assert evaluate_module._auc(t, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
-    assert evaluate_module._auc(t, np.array([0.5, 0.5, 0.5, 0.5])) == pytest.approx(0.5)
-    per = evaluate_module._per_group(np.array([True, False, True]), np.array([0, 0, 2]),
-                                     ("a", "b", "c"), "acc_")
-    assert per == {"acc_a": 0.5, "acc_c": 1.0}  # no examples of "b": no key
 
 
 def test_cli_train_on_the_tiny_recipe(tmp_path):

@@ -13,11 +13,7 @@ kinds: none (the true captions), colour, shape, size, count, relation,
 position. Every result also has `num_examples`.
 """
 
-import numpy as np
-
-from mmzoo.data import shapes
-
-_EPS = 1e-7
+from mmzoo.metrics import task_metrics
 
 
 def evaluate_model(model, data, recipe, info=None):
@@ -37,86 +33,9 @@ def evaluate_model(model, data, recipe, info=None):
     if recipe.task == "captioning":
         return _captioning(model, data, recipe, info, wanted, batch_size)
     outputs = model.predict(data.inputs, batch_size=batch_size, verbose=0)
-    pred = np.asarray(next(iter(outputs.values())), np.float64)
-    y = data.labels
-    metrics = {"num_examples": int(len(y))}
-    if recipe.task == "classification":
-        correct = pred.argmax(-1) == y
-        if "accuracy" in wanted:
-            metrics["accuracy"] = float(correct.mean())
-        if "per_question_type" in wanted:
-            metrics.update(_per_group(correct, data.groups["question_type"],
-                                      shapes.QUESTION_TYPES, "accuracy_"))
-        if "loss" in wanted:
-            p = pred[np.arange(len(y)), y.astype(int)]
-            metrics["loss"] = float(-np.log(np.clip(p, _EPS, 1.0)).mean())
-    elif recipe.task == "binary":
-        p, t = pred[:, 0], y[:, 0]
-        correct = (p >= 0.5) == (t >= 0.5)
-        if "accuracy" in wanted:
-            metrics["accuracy"] = float(correct.mean())
-        if "auc" in wanted:
-            metrics["auc"] = _auc(t, p)
-        if "per_perturbation" in wanted:
-            metrics.update(_per_group(correct, data.groups["perturbation"],
-                                      shapes.PERTURBATIONS, "accuracy_perturbation_"))
-        if "loss" in wanted:
-            metrics["loss"] = _bce(t, p)
-    elif recipe.task == "multilabel":
-        hits = pred >= 0.5
-        truth = y >= 0.5
-        if "micro_f1" in wanted:
-            tp = np.sum(hits & truth)
-            metrics["micro_f1"] = float(2 * tp / max(hits.sum() + truth.sum(), 1))
-        if "binary_accuracy" in wanted:
-            metrics["binary_accuracy"] = float((hits == truth).mean())
-        if "auc" in wanted:
-            # Macro over labels, as keras.metrics.AUC(multi_label=True).
-            aucs = [_auc(truth[:, j], pred[:, j]) for j in range(y.shape[1])
-                    if 0 < truth[:, j].sum() < len(y)]
-            metrics["auc"] = float(np.mean(aucs)) if aucs else float("nan")
-        if "loss" in wanted:
-            metrics["loss"] = _bce(truth, pred)
-    else:  # regression
-        p, t = pred[:, 0], y[:, 0]
-        if "mae" in wanted:
-            metrics["mae"] = float(np.abs(p - t).mean())
-        if "count_accuracy" in wanted:
-            metrics["count_accuracy"] = float((np.round(p) == t).mean())
-        if "loss" in wanted:
-            metrics["loss"] = float(((p - t) ** 2).mean())
-    return metrics
-
-
-def _per_group(correct, groups, names, prefix):
-    """Accuracy of each group id (named by `names`); groups absent from the data are left out."""
-    out = {}
-    for i, name in enumerate(names):
-        mask = groups == i
-        if mask.any():
-            out[prefix + name] = float(correct[mask].mean())
-    return out
-
-
-def _bce(t, p):
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).mean())
-
-
-def _auc(t, p):
-    """ROC AUC by the rank statistic (ties count half)."""
-    t = np.asarray(t) >= 0.5
-    pos, neg = t.sum(), (~t).sum()
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p))
-    sorted_p = np.asarray(p)[order]
-    # Average ranks over ties.
-    _, first, counts = np.unique(sorted_p, return_index=True, return_counts=True)
-    avg = first + (counts - 1) / 2.0 + 1
-    ranks[order] = np.repeat(avg, counts)
-    return float((ranks[t].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    return task_metrics(recipe.task, next(iter(outputs.values())), data.labels, wanted=wanted,
+                        question_types=data.groups.get("question_type"),
+                        perturbations=data.groups.get("perturbation"))
 
 
 def _captioning(model, data, recipe, info, wanted, batch_size):

@@ -24,11 +24,11 @@ import warnings
 import keras
 import numpy as np
 
+from mmzoo.metrics import task_metrics
 from mmzoo.zoo.card import flatten_metrics
 
 DATASET_NAME = "mmzoo_shapes"
 SPLITS = ("test", "validation")
-_EPS = 1e-7
 
 
 def shapes_dataset_metadata(image_size=64, *, seed=0, num_train=20_000, num_validation=2_000,
@@ -169,68 +169,12 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
         text_field=text_field)
     (pred,) = keras.tree.flatten(model.predict(_inputs_for(model, preprocessor, x),
                                                batch_size=batch_size, verbose=0))
-    pred = np.asarray(pred, np.float64)
-    metrics = {"num_examples": int(len(y))}
-    if task == "classification":
-        correct = pred.argmax(-1) == y
-        metrics["accuracy"] = float(correct.mean())
-        metrics.update(_per_group(correct, np.asarray(info.question_types),
-                                  shapes.QUESTION_TYPES, "accuracy_"))
-        p = pred[np.arange(len(y)), y.astype(int)]
-        metrics["loss"] = float(-np.log(np.clip(p, _EPS, 1.0)).mean())
-    elif task == "binary":
-        p, t = pred[:, 0], y[:, 0]
-        correct = (p >= 0.5) == (t >= 0.5)
-        metrics["accuracy"] = float(correct.mean())
-        metrics["auc"] = _auc(t, p)
+    perturbations = None
+    if task == "binary":
         scenes = itertools.islice(shapes.iter_scenes(split, seed), n)
-        kinds = np.array([s.match_perturbation for s in scenes])
-        metrics.update(_per_group(correct, kinds, shapes.PERTURBATIONS,
-                                  "accuracy_perturbation_"))
-        metrics["loss"] = _bce(t, p)
-    elif task == "multilabel":
-        hits, truth = pred >= 0.5, y >= 0.5
-        tp = np.sum(hits & truth)
-        metrics["micro_f1"] = float(2 * tp / max(hits.sum() + truth.sum(), 1))
-        metrics["binary_accuracy"] = float((hits == truth).mean())
-        aucs = [_auc(truth[:, j], pred[:, j]) for j in range(y.shape[1])
-                if 0 < truth[:, j].sum() < len(y)]
-        metrics["auc"] = float(np.mean(aucs)) if aucs else float("nan")
-        metrics["loss"] = _bce(truth, pred)
-    else:
-        p, t = pred[:, 0], y[:, 0]
-        metrics["mae"] = float(np.abs(p - t).mean())
-        metrics["count_accuracy"] = float((np.round(p) == t).mean())
-        metrics["loss"] = float(((p - t) ** 2).mean())
-    return metrics
-
-
-def _per_group(correct, groups, names, prefix):
-    out = {}
-    for i, name in enumerate(names):
-        mask = groups == i
-        if mask.any():
-            out[prefix + name] = float(correct[mask].mean())
-    return out
-
-
-def _bce(t, p):
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).mean())
-
-
-def _auc(t, p):
-    """ROC AUC by the rank statistic (ties count half)."""
-    t = np.asarray(t) >= 0.5
-    pos, neg = t.sum(), (~t).sum()
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(p, kind="mergesort")
-    sorted_p = np.asarray(p)[order]
-    _, first, counts = np.unique(sorted_p, return_index=True, return_counts=True)
-    ranks = np.empty(len(p))
-    ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1, counts)
-    return float((ranks[t].sum() - pos * (pos + 1) / 2) / (pos * neg))
+        perturbations = np.array([s.match_perturbation for s in scenes])
+    return task_metrics(task, pred, y, question_types=info.question_types,
+                        perturbations=perturbations)
 
 
 def _captioning(model, preprocessor, n, split, image_size, seed, batch_size, decoding,
