@@ -124,6 +124,11 @@ def export(
         path=path, format=format, quantization=quantization, model_name=model.name,
         batch_size=batch_size,
     )
+    if getattr(model, "task", None) == "captioning":
+        report.notes.append(
+            "a captioning model exports its teacher-forcing graph (image + previous "
+            "tokens -> next-token logits); for a model that writes captions use "
+            "mmzoo.captioning.export.export_saved_model / export_tflite")
     if format == "tflite":
         destinations = [path] + list(tfl.side_files(path).values())
     else:

@@ -17,8 +17,10 @@ difference relative to the spread (standard deviation) of the Keras outputs:
 rounding alone costs about 1%).
 """
 
+import keras
 import numpy as np
 
+from mmzoo.export.prepare import walk_layers
 from mmzoo.export.report import Check
 
 THRESHOLDS = {
@@ -65,10 +67,6 @@ def _vocab_size(model):
     options = getattr(model, "build_options", None) or {}
     if "vocab_size" in options:
         return int(options["vocab_size"])
-    import keras
-
-    from mmzoo.export.prepare import walk_layers
-
     for layer in walk_layers(model):
         if isinstance(layer, keras.layers.Embedding):
             return int(layer.input_dim)
@@ -255,8 +253,16 @@ def compare(name, runtime, reference, outputs, kind, quantization):
 
 
 def keras_outputs(model, inputs, batch_size=32):
-    """The Keras model's outputs as `{output_name: np.ndarray}`."""
-    outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
-    if not isinstance(outputs, dict):
-        outputs = {"output_0": outputs}
-    return {k: np.asarray(v) for k, v in outputs.items()}
+    """The Keras model's outputs as `{output_name: np.ndarray}`.
+
+    Calls the model eagerly batch by batch: `model.predict` would retrace (and
+    warn) for every new sample size and input set an export brings.
+    """
+    parts = {}
+    for start in range(0, num_examples(inputs), batch_size):
+        outputs = model(take(inputs, slice(start, start + batch_size)), training=False)
+        if not isinstance(outputs, dict):
+            outputs = {"output_0": outputs}
+        for k, v in outputs.items():
+            parts.setdefault(k, []).append(keras.ops.convert_to_numpy(v))
+    return {k: np.concatenate(v) for k, v in parts.items()}
