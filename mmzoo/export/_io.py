@@ -110,6 +110,9 @@ class _Worker:
         self.log_path = os.path.join(self.log_dir, "log.txt")
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # On a GPU machine TensorFlow would otherwise reserve all GPU memory in
+        # the child too, leaving none to the training process that exports.
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, WORKER, "--serve"], stdin=subprocess.PIPE,
