@@ -48,6 +48,22 @@ def _add_train(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing entry at --out")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--strategy", default="default",
+                        choices=("default", "mirrored", "multiworker", "tpu"),
+                        help="tf.distribute strategy: one device, all local GPUs (or logical "
+                             "CPUs), the workers of TF_CONFIG, or a TPU (default: %(default)s)")
+    parser.add_argument("--tpu", default=None,
+                        help="--strategy tpu: the TPU's name or grpc:// address (default: "
+                             "TPU_NAME, or the local TPU VM)")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default="auto",
+                        help="continue from the backup in --work-dir (an error if there is "
+                             "none); by default a backup there is resumed automatically")
+    resume.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="ignore a backup in --work-dir and start afresh")
+    parser.add_argument("--backup-every", type=int, default=100,
+                        help="training steps between backups for exact resume, besides one "
+                             "at every epoch's end (default: %(default)s)")
 
 
 def _run_train(args):
@@ -60,9 +76,18 @@ def _run_train(args):
     if os.path.exists(out) and not args.overwrite:
         # Before hours of training, not after.
         raise FileExistsError(f"{out!r} exists; pass --overwrite to replace it, or --out.")
+    if args.backup_every < 1:
+        raise ValueError(f"--backup-every must be >= 1. Received: {args.backup_every}")
+    from mmzoo.training import distribute
+
+    # Before anything else touches TensorFlow (multiworker and TPU need that).
+    strategy = distribute.get_strategy(args.strategy, tpu=args.tpu)
     work_dir = args.work_dir or os.path.join("mmzoo_runs", recipe.name)
     result = training.train(recipe, work_dir, data_dir=args.data_dir,
-                            verbose=0 if args.quiet else "auto")
+                            verbose=0 if args.quiet else "auto", strategy=strategy,
+                            resume=args.resume, backup_every=args.backup_every)
+    if not distribute.is_chief():
+        return  # the chief writes the entry
     from mmzoo.zoo import save_entry
 
     entry = save_entry(out, result.model, result.preprocessor(),

@@ -340,7 +340,8 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
     return state.history, state
 
 
-def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="auto"):
+def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="auto",
+          strategy=None, resume=None, backup_every=100):
     """Trains a recipe and measures its model on the evaluation split.
 
     Deterministic given the recipe and the seed: the same call gives the same
@@ -355,6 +356,16 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
         data_dir: TFDS folder, overriding `dataset.data_dir`.
         verbose: `fit` verbosity (`"auto"`, 0, 1, 2); 0 also silences the
             summary lines.
+        strategy: `None` (Keras `fit` on one device), or a
+            `tf.distribute.Strategy` or its name (`"default"`, `"mirrored"`,
+            `"multiworker"`, `"tpu"`, see `mmzoo.training.distribute`): trains
+            with the resumable `strategy.run` loop.
+        resume: `None` (Keras `fit`, no backups unless `strategy` is set),
+            `"auto"` (continue from the backup in `out_dir` if there is one),
+            `True` (there must be one) or `False` (start afresh). Anything but
+            `None` uses the resumable loop.
+        backup_every: steps between backups of the resumable loop (and at
+            each epoch's end).
 
     Returns:
         A `TrainingResult`.
@@ -369,13 +380,36 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say = print if verbose else (lambda *a, **k: None)
-    run = build_run(recipe, epochs=epochs, seed=seed, data_dir=data_dir)
+    stepwise = strategy is not None or resume is not None
+    if stepwise:
+        from mmzoo.training import distribute
+
+        if strategy is None or isinstance(strategy, str):
+            strategy = distribute.get_strategy(strategy or "default")
+        if resume not in (None, "auto", True, False):
+            raise ValueError("resume must be None, 'auto', True or False. "
+                             f"Received: resume={resume!r}")
+        if resume is True and not distribute.has_backup(out):
+            raise ValueError(f"There is no backup to resume from in {str(out)!r}. "
+                             f"Received: resume=True")
+        # Non-chief workers of a cluster write beside the chief, not over it.
+        out = distribute.worker_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+        run = distribute.build_distributed_run(recipe, strategy, epochs=epochs, seed=seed,
+                                               data_dir=data_dir)
+    else:
+        run = build_run(recipe, epochs=epochs, seed=seed, data_dir=data_dir)
     recipe = run.recipe
     say(f"mmzoo train: {recipe.name} ({recipe.task}), {run.model.count_params():,} parameters, "
         f"{run.data.num_train_examples} training examples, {recipe.training['epochs']} "
         f"epochs of {run.data.steps_per_epoch} steps, seed {recipe.training['seed']}")
     start = time.perf_counter()
-    history, state = fit(run, out, verbose=verbose)
+    if stepwise:
+        history, state = distribute.fit_steps(run, out, strategy=strategy,
+                                              resume=resume is not False,
+                                              backup_every=backup_every, verbose=verbose)
+    else:
+        history, state = fit(run, out, verbose=verbose)
     seconds = time.perf_counter() - start
 
     say(f"mmzoo train: evaluating on the {recipe.evaluation['split']} split")

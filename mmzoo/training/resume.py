@@ -1,0 +1,185 @@
+"""Exact resume: step-level backups of a training run, written atomically.
+
+A backup holds everything the next step depends on: the model's variables
+(weights and the random seed generators of its layers), the optimizer's
+(slots, iteration count: the learning-rate schedule follows it), the
+metrics' running totals, Keras's global seed generator, the data position
+(global steps done; the seeded stream is replayed to it) and the per-epoch
+state (history, best epoch). A run killed at any moment and resumed from its
+work dir ends with the same weights as a run never interrupted.
+
+Files under `work_dir/backup/`:
+
+```
+backup.npz     the arrays and a JSON header; replaced atomically (temp + os.replace)
+```
+
+Example:
+
+```python
+backup = Backup("runs/tiny/backup")
+backup.save(model, step=12, meta={...})
+meta = backup.restore(model)   # None when there is no backup
+```
+"""
+
+import io
+import json
+import os
+import pathlib
+
+import numpy as np
+
+FORMAT = 1
+
+
+def _seed_generator_states(model):
+    """The global Keras seed generator's state variable, if it exists yet."""
+    try:
+        from keras.src.random.seed_generator import global_seed_generator
+
+        generator = global_seed_generator()
+    except Exception:  # an older or newer Keras: the model's own generators still count
+        return []
+    return [generator.state] if generator is not None else []
+
+
+def _groups(model):
+    """The variables a backup holds, by group, in a fixed order."""
+    optimizer = model.optimizer
+    groups = {
+        "model": list(model.variables),
+        "optimizer": list(optimizer.variables) if optimizer is not None else [],
+        "metrics": list(model.metrics_variables),
+        "rng": _seed_generator_states(model),
+    }
+    return groups
+
+
+def _read(variable):
+    import tensorflow as tf
+
+    value = variable.value if hasattr(variable, "value") else variable
+    # A distributed (mirrored) variable reads as its primary copy: all equal.
+    return np.asarray(tf.convert_to_tensor(value))
+
+
+class Backup:
+    """The backup file of a run: `save` after a step, `restore` on start.
+
+    Args:
+        folder: where `backup.npz` lives (created on the first save).
+    """
+
+    def __init__(self, folder):
+        self.folder = pathlib.Path(folder)
+        self.path = self.folder / "backup.npz"
+
+    def exists(self):
+        """Whether a complete backup is there."""
+        return self.path.exists()
+
+    def save(self, model, *, step, meta=None):
+        """Writes the model's, optimizer's, metrics' and RNG state after `step` steps.
+
+        The file is written under a temporary name, flushed to disk and moved
+        over the previous backup with `os.replace`: a kill at any moment
+        leaves either the old backup or the new one, never a torn file.
+
+        Args:
+            model: the compiled (and built) model being trained.
+            step: global training steps done.
+            meta: JSON-able run state to keep with it (epoch, history, ...).
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        counts = {}
+        for group, variables in _groups(model).items():
+            counts[group] = len(variables)
+            for i, variable in enumerate(variables):
+                arrays[f"{group}/{i}"] = _read(variable)
+        header = {"format": FORMAT, "step": int(step), "counts": counts, "meta": meta or {}}
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        tmp = self.folder / f"backup.npz.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def header(self):
+        """The backup's header (`step`, `meta`), or `None` when there is none."""
+        if not self.exists():
+            return None
+        with np.load(self.path) as data:
+            return json.loads(data["header"].tobytes().decode())
+
+    def restore(self, model):
+        """Loads the backup into `model` (and its optimizer, metrics, RNG).
+
+        The optimizer is built first if it has not been (a fresh process).
+
+        Args:
+            model: the same architecture as when saved, compiled.
+
+        Returns:
+            The header `{"step", "meta", ...}`, or `None` when there is no backup.
+
+        Raises:
+            ValueError: the backup does not fit the model.
+        """
+        if not self.exists():
+            return None
+        optimizer = model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        with np.load(self.path) as data:
+            header = json.loads(data["header"].tobytes().decode())
+            groups = _groups(model)
+            for group, variables in groups.items():
+                saved = header["counts"].get(group, 0)
+                if group == "rng" and saved != len(variables):
+                    continue  # the global generator is created lazily
+                if saved != len(variables):
+                    raise ValueError(
+                        f"The backup in {str(self.folder)!r} does not fit this model: "
+                        f"{saved} {group} variables saved, the model has {len(variables)}. "
+                        f"Remove it to start afresh. Received: folder={str(self.folder)!r}")
+                for i, variable in enumerate(variables):
+                    value = data[f"{group}/{i}"]
+                    if tuple(value.shape) != tuple(variable.shape):
+                        raise ValueError(
+                            f"The backup in {str(self.folder)!r} does not fit this model: "
+                            f"{group} variable {variable.path if hasattr(variable, 'path') else i}"
+                            f" has shape {tuple(variable.shape)}, saved {value.shape}. "
+                            f"Received: folder={str(self.folder)!r}")
+                    variable.assign(value)
+        return header
+
+    def remove(self):
+        """Deletes the backup (after a run finished)."""
+        if self.exists():
+            self.path.unlink()
+
+
+def truncate_step_log(path, step):
+    """Keeps the lines of a per-step JSON-lines log with `"step" <= step`.
+
+    A line written after the last backup belongs to a step that the resumed
+    run does again; dropping it keeps every step exactly once.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError):
+            break  # a torn last line
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
