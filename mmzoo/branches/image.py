@@ -26,7 +26,9 @@ class VGGPreprocessing(keras.layers.Layer):
 
     def call(self, inputs):
         inputs = keras.ops.cast(inputs, self.compute_dtype)
-        bgr = keras.ops.flip(inputs, axis=-1)
+        # take, not flip: TF 2.21's int8 converter gives REVERSE_V2 different input and
+        # output scales, shifting every pixel; a gather quantizes cleanly.
+        bgr = keras.ops.take(inputs, [2, 1, 0], axis=-1)
         return bgr - keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
