@@ -149,3 +149,12 @@ def test_step_log_is_truncated_to_the_backup(tmp_path):
     log.write_text("".join(json.dumps({"step": i}) + "\n" for i in range(1, 6)) + '{"st')
     resume.truncate_step_log(log, 3)
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_resume_settings_are_checked(tmp_path):
+    from mmzoo import training
+
+    with pytest.raises(ValueError, match="no backup to resume from.*Received: resume=True"):
+        training.train(TINY, tmp_path, resume=True, verbose=0)
+    with pytest.raises(ValueError, match="Received: resume='yes'"):
+        training.train(TINY, tmp_path, resume="yes", verbose=0)
