@@ -22,13 +22,18 @@ def _add_demo(parser):
     parser.add_argument("--examples", type=int, default=480,
                         help="training examples in the built-in sample (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    parser.add_argument("--entry", default="mobile_vqa",
+                        help="zoo entry to load and export (default: %(default)s)")
+    parser.add_argument("--no-export", action="store_true",
+                        help="skip exporting the entry to SavedModel and TFLite")
 
 
 def _run_demo(args):
     from mmzoo.demo import run_demo
 
     run_demo(out=args.out, steps=args.steps, batch_size=args.batch_size,
-             image_size=args.image_size, num_examples=args.examples, seed=args.seed)
+             image_size=args.image_size, num_examples=args.examples, seed=args.seed,
+             entry=args.entry, export=not args.no_export)
 
 
 def _add_train(parser):
@@ -104,7 +109,7 @@ def _run_train(args):
 
 COMMANDS = {
     "demo": (_add_demo, _run_demo,
-             "build the document model, train it briefly on built-in scenes, save it"),
+             "the main job: a zoo entry answers and exports; the document model trains briefly"),
     "train": (_add_train, _run_train,
               "train a recipe, measure it on the test split, write the zoo entry"),
     # Zoo entries (mmzoo/zoo/cli.py): list, info, predict, evaluate.

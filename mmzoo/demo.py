@@ -1,10 +1,14 @@
 """`mmzoo demo`: the main job, end to end on built-in data.
 
-Builds the seeds' document model (VGG16 image branch + LSTM text branch +
-concat + softmax), trains it briefly on generated mmzoo-shapes scenes (visual
-question answering), reports metrics against the majority-answer baseline,
-saves it, and checks that the saved file reloads with `safe_mode=True` and gives
-the same answers.
+1. Loads the default zoo entry (verified, `safe_mode=True`), answers questions
+   about freshly generated mmzoo-shapes test scenes and saves a picture of them
+   with the answers.
+2. Exports the entry to a SavedModel (serving) and an int8 TFLite file
+   (phones), each checked against Keras in the runtime a user would use.
+3. Builds the seeds' document model (VGG16 image branch + LSTM text branch +
+   concat + softmax), trains it briefly, reports metrics against the
+   majority-answer baseline, saves it, and checks that the saved file reloads
+   with `safe_mode=True` and gives the same answers.
 """
 
 import os
@@ -18,18 +22,24 @@ import mmzoo
 from mmzoo import data
 
 
+DEFAULT_ENTRY = "mobile_vqa"
+
+
 def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
-             num_examples=480, seed=0, verbose=1):
+             num_examples=480, seed=0, entry=DEFAULT_ENTRY, export=True, verbose=1):
     """Runs the demo and returns its metrics.
 
     Args:
-        out: folder for `document_model.keras` and `training_curve.png`.
+        out: folder for the picture of answers, the exports,
+            `document_model.keras` and `training_curve.png`.
         steps: training steps (batches).
         batch_size: examples per step.
         image_size: scene size in pixels (32, 64 or 128).
         num_examples: training examples to generate; a further quarter is
             generated for evaluation.
         seed: seed of the data and of the model's initialisation.
+        entry: the zoo entry to load and export (`None` skips parts 1-2).
+        export: whether to export the entry (part 2).
         verbose: 0 for silence, 1 for progress bars and the report.
 
     Returns:
@@ -41,9 +51,13 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
             f"Received: steps={steps}, batch_size={batch_size}, examples={num_examples}"
         )
     say = print if verbose else (lambda *a, **k: None)
-    keras.utils.set_random_seed(seed)
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
+    result = {}
+    if entry is not None:
+        result.update(_zoo_part(entry, out, seed, export, say))
+
+    keras.utils.set_random_seed(seed)
 
     num_eval = max(num_examples // 4, batch_size)
     x, y, info = data.shapes_arrays(
@@ -108,7 +122,7 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
         say(f"  Q: {question}?  A: {answers[guess]} ({probs[i, guess]:.0%})"
             f"  truth: {answers[int(test[1][i])]}")
 
-    result = {
+    result.update({
         "train_steps": steps,
         "train_images_per_second": steps * batch_size / train_seconds,
         "eval_accuracy_before": before["accuracy"],
@@ -120,8 +134,14 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
         "model_path": model_path,
         "plot_path": plot_path,
         "seconds": time.perf_counter() - t0,
-    }
+    })
     say("\nmmzoo demo summary")
+    if entry is not None:
+        say(f"  zoo entry        {entry}: {result['entry_correct']}/{result['entry_questions']} "
+            f"questions right on new test scenes (card accuracy "
+            f"{result['entry_card_accuracy']:.1%}); picture {result['answers_path']}")
+        for name, line in result.get("exports", {}).items():
+            say(f"  export           {name}: {line}")
     say(f"  model            document_model (VGG16 + LSTM + concat + softmax), "
         f"{result['parameters']:,} parameters")
     say(f"  training         {steps} steps of {batch_size} in {train_seconds:.1f} s "
@@ -133,6 +153,98 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
     say(f"  training curve   {plot_path}")
     say(f"  total time       {result['seconds']:.1f} s")
     return result
+
+
+def _zoo_part(name, out, seed, export, say):
+    """Parts 1 and 2: the zoo entry answers new scenes, then is exported."""
+    from mmzoo.data import shapes
+
+    entry = mmzoo.load(name)
+    size = entry.preprocessor.image_size[0]
+    say(f"Zoo entry {entry.name!r}: {entry.metadata.get('description', '')}")
+    scenes = shapes.generate_scenes(8, split="test", image_size=size, seed=seed + 1000)
+    questions = [str(q) for q in scenes["question"]]
+    truths = [shapes.ANSWERS[int(a)] for a in scenes["answer"]]
+    answers = entry.predict(images=scenes["image"], texts=questions, top_k=1)
+    guesses = [(label, float(score)) for ((label, score),) in answers]
+    say("\nThe entry answers questions about new test scenes:")
+    for question, (label, score), truth in zip(questions, guesses, truths):
+        mark = "right" if label == truth else f"wrong, truth: {truth}"
+        say(f"  {question}  {label} ({score:.0%}, {mark})")
+    picture = _plot_answers(scenes["image"], questions, guesses, truths,
+                            os.path.join(out, "answers.png"), entry.name)
+    card = entry.metadata.get("metrics", {})
+    result = {
+        "entry": entry.name,
+        "entry_questions": len(questions),
+        "entry_correct": sum(g[0] == t for g, t in zip(guesses, truths)),
+        "entry_card_accuracy": float(card.get("accuracy", float("nan"))),
+        "answers_path": picture,
+    }
+    if export:
+        result["exports"] = _export_part(entry, out, seed, say)
+    return result
+
+
+def _export_part(entry, out, seed, say):
+    """Exports the entry for serving and for phones; returns one line per export."""
+    import shutil
+
+    from mmzoo.data import pipeline
+
+    task = entry.task
+    x, _, _ = pipeline.shapes_arrays(task, 256, image_size=entry.preprocessor.image_size[0],
+                                     seed=seed, split="validation",
+                                     tokenizer=entry.preprocessor.tokenizer,
+                                     sequence_length=entry.preprocessor.sequence_length)
+    folder = os.path.join(out, "export")
+    shutil.rmtree(folder, ignore_errors=True)  # the demo's own folder: start clean
+    lines = {}
+    say("\nExporting the entry (conversion runs in a child process):")
+    for label, path, kwargs in (
+        ("SavedModel", os.path.join(folder, "saved_model"), {}),
+        ("TFLite int8", os.path.join(folder, f"{entry.name}_int8.tflite"),
+         {"format": "tflite", "quantization": "int8", "representative_data": x}),
+    ):
+        report = mmzoo.export(entry, path, parity="warn", verbose=False, **kwargs)
+        say(str(report))
+        checks = "; ".join(_describe_check(c) for c in report.checks)
+        size = os.path.getsize(path) if os.path.isfile(path) else report.size_bytes
+        lines[label] = f"{size / 1e6:.2f} MB, {checks}"
+    return lines
+
+
+def _describe_check(check):
+    measured = (f"agreement {check.agreement:.1%}" if check.metric == "agreement"
+                else f"max |diff| {check.max_abs_diff:.1e}")
+    return f"{check.name} {measured} {'ok' if check.passed else 'FAILED'}"
+
+
+def _plot_answers(images, questions, guesses, truths, path, title):
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.0 * rows), dpi=100)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, question, (label, score), truth in zip(axes.flat, images, questions,
+                                                          guesses, truths):
+        ax.imshow(image, interpolation="nearest")
+        wrapped = "\n".join(textwrap.wrap(question, 30))
+        ax.set_title(f"{wrapped}\n{label} ({score:.0%})" +
+                     ("" if label == truth else f", truth: {truth}"),
+                     fontsize=9, color="tab:green" if label == truth else "tab:red")
+    fig.suptitle(f"mmzoo demo: {title} answers questions about new scenes")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 class _BatchCurve(keras.callbacks.Callback):

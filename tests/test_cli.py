@@ -47,12 +47,20 @@ def test_demo_trains_reports_and_saves(tmp_path):
     assert model.optimizer.iterations.numpy() == 3  # it did train, 3 steps
     png = (out / "training_curve.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # The zoo part: the default entry answered, and was exported with parity checks.
+    assert "zoo entry        mobile_vqa:" in result.stdout
+    assert (out / "answers.png").read_bytes()[:4] == b"\x89PNG"
+    assert "export           SavedModel:" in result.stdout
+    assert "serving_default max |diff|" in result.stdout
+    assert "export           TFLite int8:" in result.stdout and "litert agreement" in result.stdout
+    assert (out / "export" / "saved_model" / "saved_model.pb").exists()
+    assert (out / "export" / "mobile_vqa_int8.tflite").stat().st_size < 5_000_000
 
 
 def test_demo_is_reproducible(tmp_path):
     from mmzoo.demo import run_demo
 
-    kwargs = dict(steps=2, batch_size=8, num_examples=16, image_size=32, verbose=0)
+    kwargs = dict(steps=2, batch_size=8, num_examples=16, image_size=32, entry=None, verbose=0)
     a = run_demo(out=str(tmp_path / "a"), **kwargs)
     b = run_demo(out=str(tmp_path / "b"), **kwargs)
     assert a["eval_loss_after"] == b["eval_loss_after"]
