@@ -3,10 +3,12 @@
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -20,9 +22,15 @@ EPOCHS = 2  # 2 x 4 steps of a global batch of 16
 # One training process. Logical devices must be configured before TensorFlow
 # initialises, hence a fresh process per strategy.
 WORKER = textwrap.dedent("""
-    import os, sys
-    import numpy as np
+    import os, sys, time
+    import keras, numpy as np
     name, out, recipe, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    sleep = float(sys.argv[5])
+
+    class Slow(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(sleep)
+
     if name == "mirrored":
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -32,7 +40,7 @@ WORKER = textwrap.dedent("""
     strategy = distribute.get_strategy(name)
     print("replicas", strategy.num_replicas_in_sync, flush=True)
     run = distribute.build_distributed_run(recipe, strategy, epochs=epochs)
-    distribute.fit_steps(run, out, strategy=strategy, verbose=0)
+    distribute.fit_steps(run, out, strategy=strategy, verbose=0, callbacks=[Slow()])
     np.savez(os.path.join(distribute.worker_dir(out), "weights.npz"), *run.model.get_weights())
 """)
 
@@ -43,8 +51,9 @@ def _env(**extra):
     return {**env, **extra}
 
 
-def _start(script, name, out, **env):
-    return subprocess.Popen([sys.executable, str(script), name, str(out), str(TINY), str(EPOCHS)],
+def _start(script, name, out, sleep=0.0, **env):
+    return subprocess.Popen([sys.executable, str(script), name, str(out), str(TINY), str(EPOCHS),
+                             str(sleep)],
                             cwd=ROOT, env=_env(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -117,13 +126,30 @@ def _free_ports(n):
     return ports
 
 
-def test_two_local_workers_match_one_worker(script, single, tmp_path):
+def _start_workers(script, out, sleep=0.0):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    procs = [_start(script, "multiworker", tmp_path,
-                    TF_CONFIG=json.dumps({"cluster": cluster,
-                                          "task": {"type": "worker", "index": i}}))
-             for i in range(2)]
-    results = _finish(*procs, timeout=240)
+    return [_start(script, "multiworker", out, sleep,
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": i}}))
+            for i in range(2)]
+
+
+def test_two_local_workers_match_one_worker(script, single, tmp_path):
+    # Both workers killed (SIGKILL) mid-run, then restarted: they resume.
+    procs = _start_workers(script, tmp_path, sleep=0.3)
+    try:
+        deadline = time.monotonic() + 120
+        log = tmp_path / "steps.jsonl"
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs) and (
+                not log.exists() or len(log.read_text().splitlines()) < 3):
+            time.sleep(0.05)
+        assert all(p.poll() is None for p in procs), _finish(*procs)
+        for proc in procs:
+            proc.send_signal(signal.SIGKILL)
+    finally:
+        _finish(*procs)
+    assert distribute.has_backup(tmp_path)
+    results = _finish(*_start_workers(script, tmp_path), timeout=240)
     for code, output in results:
         assert code == 0, output
         assert "replicas 2" in output
@@ -133,6 +159,8 @@ def test_two_local_workers_match_one_worker(script, single, tmp_path):
         np.testing.assert_array_equal(a, b)
     _assert_same_run(chief, single)
     np.testing.assert_allclose(_losses(other), _losses(chief), rtol=1e-6)
+    lines = (chief / "steps.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, EPOCHS * 4 + 1))
     assert (chief / "checkpoints" / "best.keras").exists()
     assert (chief / "logs" / "train").exists() and not (other / "logs").exists()
 

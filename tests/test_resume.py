@@ -134,9 +134,15 @@ def test_backup_is_replaced_atomically_and_checked(tmp_path):
     for a, v in zip(saved, model.optimizer.variables):
         np.testing.assert_array_equal(a, v.numpy())
     assert model.optimizer.iterations.numpy() == 1
+    # The previous backup is kept (workers of a cluster may need it).
+    backup.save(model, step=4)
+    assert backup.steps() == [4, 3] and backup.header()["step"] == 4
+    assert backup.restore(model, step=3)["step"] == 3
+    with pytest.raises(ValueError, match=r"No backup of step 9.*Received: step=9"):
+        backup.restore(model, step=9)
     # A leftover temp file from a killed save does not matter.
     (tmp_path / "backup" / "backup.npz.tmp-1").write_bytes(b"torn")
-    assert backup.header()["step"] == 3
+    assert backup.header()["step"] == 4
 
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(5)])
     other.compile(optimizer="adam", loss="mse")

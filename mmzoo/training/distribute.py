@@ -160,7 +160,11 @@ def _distribute(dataset, strategy, global_batch):
         def split(inputs, labels):
             def part(t):
                 t = t[index * per_worker:(index + 1) * per_worker]
-                return tf.reshape(t, tf.concat([[local, per_replica], tf.shape(t)[1:]], 0))
+                rest = t.shape[1:]
+                # Static shapes where known: a TPU compiles for fixed shapes.
+                rest = rest.as_list() if rest.is_fully_defined() else tf.shape(t)[1:]
+                return tf.reshape(t, tf.concat([[local, per_replica], rest], 0)
+                                  if not isinstance(rest, list) else [local, per_replica, *rest])
             return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(part,
                                                                             (inputs, labels)))
 
@@ -168,6 +172,21 @@ def _distribute(dataset, strategy, global_batch):
 
     options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
     return strategy.distribute_datasets_from_function(dataset_fn, options)
+
+
+def _num_workers():
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    cluster = config.get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _min_over_workers(strategy, value):
+    """The smallest of every worker's `value` (a collective: all workers call it)."""
+    import tensorflow as tf
+
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant([value], tf.int64))
+    return int(tf.reduce_min(strategy.gather(values, axis=0)))
 
 
 def make_step_functions(model, strategy, *, jit_compile=False):
@@ -210,7 +229,7 @@ def _float_logs(logs):
 
 
 def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbose="auto",
-              callbacks=(), jit_compile=None):
+              callbacks=(), jit_compile=False):
     """Trains a `TrainingRun` step by step under a strategy, resumable exactly.
 
     The same files as `mmzoo.training.fit` (`checkpoints/best.keras`,
@@ -228,7 +247,8 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
         backup_every: global steps between backups (and always at an epoch's end).
         verbose: `"auto"`, 0, 1 or 2, as for `fit`.
         callbacks: more Keras callbacks.
-        jit_compile: XLA-compile the steps (default: on a TPU only).
+        jit_compile: XLA-compile each replica's step (on a TPU every step
+            is compiled with XLA anyway).
 
     Returns:
         `(history, state)` as `fit`.
@@ -241,8 +261,6 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
     mine = worker_dir(out)
     (mine / "checkpoints").mkdir(parents=True, exist_ok=True)
     chief = is_chief()
-    if jit_compile is None:
-        jit_compile = isinstance(strategy, tf.distribute.TPUStrategy)
     monitor = tr["monitor"]
     epochs, global_batch = tr["epochs"], tr["batch_size"]
     replicas = strategy.num_replicas_in_sync
@@ -281,10 +299,23 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
             model.optimizer.build(model.trainable_variables)
     backup = Backup(mine / "backup")
     step_log = mine / "steps.jsonl"
-    step = 0
-    if resume and backup.exists():
-        with strategy.scope():
-            header = backup.restore(model)
+    header = None
+    if resume:
+        steps = backup.steps()
+        step = steps[0] if steps else 0
+        if _num_workers() > 1:
+            # Workers killed between their saves of one step are one backup
+            # apart: all take the oldest latest one (each keeps the previous).
+            step = _min_over_workers(strategy, step)
+            if step and step not in steps:
+                raise ValueError(
+                    f"The workers' backups do not meet: this worker has steps {steps}, "
+                    f"another is at step {step}. Start afresh with resume=False. "
+                    f"Received: out_dir={str(out)!r}")
+        if step:
+            with strategy.scope():
+                header = backup.restore(model, step=step)
+    if header:
         step, meta = header["step"], header["meta"]
         state.history = meta["history"]
         state.best, state.best_epoch = meta["best"], meta["best_epoch"]
@@ -293,6 +324,7 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
             best_checkpoint.best = meta["best"]
         truncate_step_log(step_log, step)
     else:
+        step = 0
         step_log.unlink(missing_ok=True)
         backup.remove()
 

@@ -11,7 +11,9 @@ work dir ends with the same weights as a run never interrupted.
 Files under `work_dir/backup/`:
 
 ```
-backup.npz     the arrays and a JSON header; replaced atomically (temp + os.replace)
+backup.npz       the arrays and a JSON header; replaced atomically (temp + os.replace)
+backup.prev.npz  the backup before it (workers of a cluster that were killed one
+                 backup apart agree on the older one)
 ```
 
 Example:
@@ -74,10 +76,18 @@ class Backup:
     def __init__(self, folder):
         self.folder = pathlib.Path(folder)
         self.path = self.folder / "backup.npz"
+        self.previous = self.folder / "backup.prev.npz"
 
     def exists(self):
         """Whether a complete backup is there."""
-        return self.path.exists()
+        return self.path.exists() or self.previous.exists()
+
+    def _files(self):
+        return [p for p in (self.path, self.previous) if p.exists()]
+
+    def steps(self):
+        """The steps of the backups kept, latest first."""
+        return sorted((_header(p)["step"] for p in self._files()), reverse=True)
 
     def save(self, model, *, step, meta=None):
         """Writes the model's, optimizer's, metrics' and RNG state after `step` steps.
@@ -107,22 +117,23 @@ class Backup:
             f.write(buffer.getvalue())
             f.flush()
             os.fsync(f.fileno())
+        if self.path.exists():
+            os.replace(self.path, self.previous)
         os.replace(tmp, self.path)
 
     def header(self):
-        """The backup's header (`step`, `meta`), or `None` when there is none."""
-        if not self.exists():
-            return None
-        with np.load(self.path) as data:
-            return json.loads(data["header"].tobytes().decode())
+        """The latest backup's header (`step`, `meta`), or `None` when there is none."""
+        files = self._files()
+        return _header(files[0]) if files else None
 
-    def restore(self, model):
+    def restore(self, model, step=None):
         """Loads the backup into `model` (and its optimizer, metrics, RNG).
 
         The optimizer is built first if it has not been (a fresh process).
 
         Args:
             model: the same architecture as when saved, compiled.
+            step: the backup to load, by its step (default: the latest).
 
         Returns:
             The header `{"step", "meta", ...}`, or `None` when there is no backup.
@@ -132,10 +143,17 @@ class Backup:
         """
         if not self.exists():
             return None
+        files = {_header(p)["step"]: p for p in reversed(self._files())}
+        if step is None:
+            step = max(files)
+        if step not in files:
+            raise ValueError(
+                f"No backup of step {step} in {str(self.folder)!r} (there are steps "
+                f"{sorted(files)}). Received: step={step}")
         optimizer = model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(model.trainable_variables)
-        with np.load(self.path) as data:
+        with np.load(files[step]) as data:
             header = json.loads(data["header"].tobytes().decode())
             groups = _groups(model)
             for group, variables in groups.items():
@@ -159,9 +177,14 @@ class Backup:
         return header
 
     def remove(self):
-        """Deletes the backup (after a run finished)."""
-        if self.exists():
-            self.path.unlink()
+        """Deletes the backups (after a run finished)."""
+        for path in self._files():
+            path.unlink()
+
+
+def _header(path):
+    with np.load(path) as data:
+        return json.loads(data["header"].tobytes().decode())
 
 
 def truncate_step_log(path, step):
