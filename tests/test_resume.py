@@ -112,7 +112,7 @@ def test_killed_runs_resume_exactly(tmp_path):
     np.testing.assert_allclose(res_state["history"]["val_loss"],
                                ref_state["history"]["val_loss"], atol=1e-6)
     assert res_state["best_epoch"] == ref_state["best_epoch"]
-    assert not (resumed / "backup" / "backup.npz").exists()
+    assert not (resumed / "backup").exists()
 
 
 def test_backup_is_replaced_atomically_and_checked(tmp_path):

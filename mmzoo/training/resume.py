@@ -180,6 +180,10 @@ class Backup:
         """Deletes the backups (after a run finished)."""
         for path in self._files():
             path.unlink()
+        try:
+            self.folder.rmdir()  # only when nothing else is there
+        except OSError:
+            pass
 
 
 def _header(path):
