@@ -125,9 +125,9 @@ def main():
     images = np.random.default_rng(0).integers(0, 256, (args.batch,) + shape).astype("float32")
     max_length = model.sequence_length
     generator = CaptionGenerator(model)
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(f"model: {model.architecture}, image {shape}, vocab {model.vocab_size}, "
-          f"max_length {max_length}, batch {args.batch}; {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads, "
-          f"device {'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}")
+          f"max_length {max_length}, batch {args.batch}; {device}, {os.cpu_count()} cores")
 
     rows = []
     for method, width in (("greedy", 1), ("beam", 3)):

@@ -39,8 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.captioning.generate import (
-    Captions, _banned_bias, _check_max_length, beam_search, greedy_search)
+from mmzoo.captioning.generate import Captions, _banned_bias, _check_max_length
 from mmzoo.data.tokenizer import END, PAD, START
 
 MANIFEST = "captioner.json"
