@@ -1,7 +1,7 @@
 """The `"tfhub"` image branch: a TF-Hub style SavedModel as the image encoder.
 
 The module is wrapped with `keras.layers.TFSMLayer` (a Keras 3 layer), never
-`hub.KerasLayer` (a Keras 2 layer that breaks inside Keras 3 models). It may
+tensorflow_hub's KerasLayer (a Keras 2 layer that breaks inside Keras 3 models). It may
 be a TF-Hub / Kaggle handle (downloaded and cached by `tensorflow_hub`) or a
 local SavedModel folder: one written by `tf.saved_model.save`, or by
 `keras_model.export(...)`.

@@ -27,6 +27,7 @@ import inspect
 import keras
 
 from mmzoo.registry import HEADS, IMAGE_BRANCHES
+from mmzoo.tasks.model import OptionsModel
 from mmzoo.tasks.options import MODEL_DEFAULTS, VALIDATORS, known_options
 
 DECODERS = ("lstm",)
@@ -206,7 +207,7 @@ def lstm_decoder(image_features, text, *, decoder="lstm", architecture="merge",
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class CaptioningModel(keras.Model):
+class CaptioningModel(OptionsModel):
     """An image captioner: image branch + LSTM decoder, trained with teacher forcing.
 
     Its config is its option set, so it saves and loads with `safe_mode=True`
@@ -249,21 +250,8 @@ class CaptioningModel(keras.Model):
             image_model(inputs["image"]), inputs["text"],
             **{k: resolved[k] for k in head.options})
         name = resolved["name"] or f"mmzoo_{task}"
-        super().__init__(inputs=inputs, outputs={head.info["output"]: logits}, name=name,
-                         trainable=trainable)
-        if dtype is not None:
-            self.dtype_policy = keras.dtype_policies.get(dtype)
-        self._options = resolved
-
-    @property
-    def task(self):
-        """The task name, `"captioning"`."""
-        return self._options["task"]
-
-    @property
-    def build_options(self):
-        """Every architecture option: `mmzoo.build_model(**model.build_options)`."""
-        return dict(self._options)
+        super().__init__(inputs=inputs, outputs={head.info["output"]: logits}, name=name)
+        self._set_options(resolved, trainable, dtype)
 
     @property
     def architecture(self):
@@ -345,13 +333,6 @@ class CaptioningModel(keras.Model):
             x, dec_states = self._layer("lstm").cell(fused, list(states[2:]), training=False)
             new_states = list(text_states) + list(dec_states)
         return self._layer("logits")(x), new_states
-
-    def get_config(self):
-        return {**self._options, "trainable": self.trainable}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
 
 
 HEADS.register(

@@ -41,8 +41,44 @@ def _modality_mask(inputs, features, resolved, fusion):
     return mask
 
 
+class OptionsModel(keras.Model):
+    """Base of mmzoo's functional models, whose config is their resolved option set.
+
+    A subclass builds its graph from the options, calls
+    `super().__init__(inputs=..., outputs=..., name=...)`, then
+    `self._set_options(resolved, trainable, dtype)`.
+    """
+
+    def _set_options(self, resolved, trainable, dtype):
+        # Set after construction: Functional's `trainable=` argument is applied
+        # before the layers are tracked, so it would leave them trainable and a
+        # frozen model (an ensemble member) reloaded from its config would
+        # train again inside an outer model.
+        self.trainable = trainable
+        if dtype is not None:
+            self.dtype_policy = keras.dtype_policies.get(dtype)
+        self._options = resolved
+
+    @property
+    def task(self):
+        """The task name (`"classification"`, ...)."""
+        return self._options["task"]
+
+    @property
+    def build_options(self):
+        """Every architecture option: `mmzoo.build_model(**model.build_options)`."""
+        return dict(self._options)
+
+    def get_config(self):
+        return {**self._options, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="mmzoo")
-class MultimodalModel(keras.Model):
+class MultimodalModel(OptionsModel):
     """A functional Keras model assembled from registered branches, fusion and head.
 
     Its config is the complete set of architecture options, so
@@ -114,28 +150,4 @@ class MultimodalModel(keras.Model):
 
         name = resolved["name"] or f"mmzoo_{task}"
         super().__init__(inputs=inputs, outputs=outputs, name=name)
-        # Set after construction: Functional's `trainable=` argument is applied
-        # before the layers are tracked, so it would leave them trainable and a
-        # frozen model (an ensemble member) reloaded from its config would
-        # train again inside an outer model.
-        self.trainable = trainable
-        if dtype is not None:
-            self.dtype_policy = keras.dtype_policies.get(dtype)
-        self._options = resolved
-
-    @property
-    def task(self):
-        """The task name (`"classification"`, ...)."""
-        return self._options["task"]
-
-    @property
-    def build_options(self):
-        """Every architecture option: `mmzoo.build_model(**model.build_options)`."""
-        return dict(self._options)
-
-    def get_config(self):
-        return {**self._options, "trainable": self.trainable}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
+        self._set_options(resolved, trainable, dtype)

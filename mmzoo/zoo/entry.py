@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 
 import keras
+from keras.layers import Lambda as LambdaLayer  # refused in entries (runs Python code)
 import numpy as np
 
 from mmzoo.data.preprocessor import Preprocessor
@@ -278,7 +279,7 @@ def _check_safe_layers(model):
                 "arbitrary TensorFlow ops). Save it with model.save(...) and load it "
                 "yourself with safe_mode=False if you trust the module. Received: a model "
                 f"with layer {layer.name!r} of type {type(layer).__name__}")
-        if isinstance(layer, keras.layers.Lambda):
+        if isinstance(layer, LambdaLayer):
             raise ValueError(
                 f"The model has a Lambda layer ({layer.name!r}); Lambda layers hold Python "
                 "code and do not load with safe_mode=True. Write a registered layer "
