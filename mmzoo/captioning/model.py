@@ -28,7 +28,7 @@ import keras
 
 from mmzoo.registry import HEADS, IMAGE_BRANCHES
 from mmzoo.tasks.model import OptionsModel
-from mmzoo.tasks.options import MODEL_DEFAULTS, VALIDATORS, known_options
+from mmzoo.tasks.options import MODEL_DEFAULTS, check_values
 
 DECODERS = ("lstm",)
 ARCHITECTURES = ("merge", "inject")
@@ -100,16 +100,7 @@ def resolve_captioning_options(task, options):
         TypeError: an option name that no component knows.
         ValueError: a bad value, or an option a captioning model does not use.
     """
-    unknown = sorted(set(options) - known_options())
-    if unknown:
-        raise TypeError(
-            f"build_model() got unexpected option(s) {', '.join(map(repr, unknown))}. "
-            f"Allowed options: {', '.join(sorted(known_options()))}."
-        )
-    values = {}
-    for key, value in options.items():
-        check = VALIDATORS.get(key)
-        values[key] = check(key, value) if check else value
+    values = check_values(options)
 
     head = HEADS.get(task)
     image_branch = values.get("image_branch", MODEL_OPTIONS["image_branch"])

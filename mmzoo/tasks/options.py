@@ -266,6 +266,30 @@ def split_compile_options(options):
     return arch, comp
 
 
+def check_values(options):
+    """Refuses unknown option names and validates every value.
+
+    Returns:
+        `{option: normalised value}` (options of user-registered components
+        without a validator pass unchecked).
+
+    Raises:
+        TypeError: an option name that no component knows.
+        ValueError: a bad value.
+    """
+    unknown = sorted(set(options) - known_options())
+    if unknown:
+        raise TypeError(
+            f"build_model() got unexpected option(s) {', '.join(map(repr, unknown))}. "
+            f"Allowed options: {', '.join(sorted(known_options()))}."
+        )
+    values = {}
+    for key, value in options.items():
+        check = VALIDATORS.get(key)
+        values[key] = check(key, value) if check else value
+    return values
+
+
 def resolve_options(task, options):
     """Validates architecture options and fills in every default.
 
@@ -284,17 +308,7 @@ def resolve_options(task, options):
             chosen components do not use.
     """
     head = HEADS.get(task)
-    unknown = sorted(set(options) - known_options() - set(COMPILE_DEFAULTS))
-    if unknown:
-        raise TypeError(
-            f"build_model() got unexpected option(s) {', '.join(map(repr, unknown))}. "
-            f"Allowed options: {', '.join(sorted(known_options()))}."
-        )
-    values = {}
-    for key, value in options.items():
-        check = VALIDATORS.get(key)
-        values[key] = check(key, value) if check else value  # user options: unchecked
-
+    values = check_values(options)
     resolved = {"task": head.name}
     model_keys = dict(MODEL_DEFAULTS)
     components = {"head": head}
