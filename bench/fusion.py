@@ -56,7 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--image-branch", default="cnn", choices=("cnn", "convnet"),
+                   help="'cnn': one convolution; 'convnet': blocks of conv+BN+ReLU+pool")
     p.add_argument("--image-filters", type=int, default=16)
+    p.add_argument("--image-blocks", type=int, default=3, help="convnet blocks")
     p.add_argument("--pooling", default="flatten", choices=("flatten", "avg", "max"),
                    help="image pooling; 'flatten' keeps where things are, which the "
                         "relational and count questions need (FiLM pools after modulating)")
@@ -92,9 +95,11 @@ def candidates(args):
 
 
 def base_options(args, info):
-    options = dict(info.model_options(), image_branch="cnn", text_branch=args.text_branch,
-                   image_filters=args.image_filters, pooling=args.pooling,
-                   learning_rate=args.learning_rate)
+    options = dict(info.model_options(), image_branch=args.image_branch,
+                   text_branch=args.text_branch, image_filters=args.image_filters,
+                   pooling=args.pooling, learning_rate=args.learning_rate)
+    if args.image_branch == "convnet":
+        options["image_blocks"] = args.image_blocks
     if args.text_branch == "lstm":
         options.update(embedding_dim=32, text_units=64)
     else:
@@ -166,13 +171,19 @@ def run_one(label, spec, task, options, data, args):
     }
 
 
+def image_desc(args):
+    if args.image_branch == "convnet":
+        return f"{args.image_blocks} blocks from {args.image_filters} filters"
+    return f"{args.image_filters} filters"
+
+
 def markdown(results, args):
     lines = [
         "# Fusion benchmark (mmzoo-shapes)",
         "",
         f"{args.train} training / {args.test} test examples at {args.image_size} px, "
         f"{args.epochs} epochs, batch {args.batch_size}, Adam {args.learning_rate}; "
-        f"image_branch='cnn' ({args.image_filters} filters, pooling={args.pooling!r}), "
+        f"image_branch={args.image_branch!r} ({image_desc(args)}, pooling={args.pooling!r}), "
         f"text_branch={args.text_branch!r}, fusion_dim={args.fusion_dim}. "
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Keras {keras.version()}.",

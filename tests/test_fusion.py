@@ -13,6 +13,7 @@ from mmzoo.fusion import (
     GatedFusion,
     LayerFusion,
     ProductFusion,
+    ProductRuleFusion,
     SumFusion,
     VoteFusion,
     WeightedFusion,
@@ -244,6 +245,70 @@ def test_late_fusion_learns_normalised_weights():
     x = inputs()
     expected = 0.75 * _head(model, "head_softmax_image", x) + 0.25 * _head(model, "head_softmax_text", x)
     np.testing.assert_allclose(predict(model, x), expected, rtol=1e-5)
+
+
+def _geometric_mean(probs, weights):
+    """Normalised weighted geometric mean of rows of probabilities (numpy)."""
+    w = np.asarray(weights, "float64") / np.sum(weights)
+    logs = sum(wi * np.log(np.clip(p, 1e-7, 1 - 1e-7)) for wi, p in zip(w, probs))
+    out = np.exp(logs - logs.max(axis=-1, keepdims=True))
+    return out / out.sum(axis=-1, keepdims=True)
+
+
+def test_late_fusion_product_rule_is_the_weighted_geometric_mean():
+    x = inputs()
+    model = build("late", decision_rule="product", fusion_weights=(3, 1), compile=False)
+    randomize(model)
+    image, text = _head(model, "head_softmax_image", x), _head(model, "head_softmax_text", x)
+    np.testing.assert_allclose(predict(model, x), _geometric_mean([image, text], (3, 1)),
+                               rtol=1e-4, atol=1e-6)
+    # (1, 0): the image head alone, as with the mean rule.
+    model = build("late", decision_rule="product", fusion_weights=(1, 0))
+    np.testing.assert_allclose(predict(model, x), _head(model, "head_softmax_image", x),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_product_rule_can_pick_what_neither_head_picks_alone():
+    layer = ProductRuleFusion(None, input_weights=(1, 1))
+    image = np.array([[0.45, 0.45, 0.10]], "float32")  # the scene has classes 0 and 1
+    text = np.array([[0.10, 0.40, 0.50]], "float32")  # the question asks for 1 or 2
+    out = keras.ops.convert_to_numpy(layer([image, text]))
+    assert out.argmax() == 1 and image.argmax() != 1 and text.argmax() != 1
+    mean = keras.ops.convert_to_numpy(WeightedFusion(None, input_weights=(1, 1))([image, text]))
+    np.testing.assert_allclose(mean, (image + text) / 2, rtol=1e-6)
+
+
+def test_product_rule_with_sigmoid_heads_adds_logits():
+    layer = ProductRuleFusion(None, input_weights=(1, 1))
+    a, b = np.array([[0.9]], "float32"), np.array([[0.3]], "float32")
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    expected = 1 / (1 + np.exp(-(logit(a) + logit(b)) / 2))
+    np.testing.assert_allclose(layer([a, b]), expected, rtol=1e-5)
+
+
+def test_product_rule_ignores_a_missing_modality_and_never_gives_nan():
+    layer = ProductRuleFusion(None, input_weights=(1, 1), modalities=("image", "text"))
+    image = np.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]], "float32")  # a hard zero too
+    text = np.array([[0.0, 0.5, 0.5], [0.6, 0.3, 0.1]], "float32")
+    mask = np.array([[1.0, 0.0], [0.0, 0.0]], "float32")
+    out = keras.ops.convert_to_numpy(layer([image, text], modality_mask=mask))
+    assert not np.isnan(out).any()
+    np.testing.assert_allclose(out[0], image[0], atol=1e-6)  # text missing: the image head
+    np.testing.assert_allclose(out[1], [1 / 3] * 3, rtol=1e-6)  # nothing present: uniform
+    with pytest.raises(ValueError, match="fusion_dim` must be None"):
+        ProductRuleFusion(8)
+
+
+def test_product_rule_round_trips_with_safe_mode(tmp_path):
+    model = build("hybrid", decision_rule="product", compile=False)
+    randomize(model)
+    x = inputs()
+    expected = predict(model, x)
+    assert type(model.get_layer("fusion_hybrid")) is ProductRuleFusion
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert type(loaded.get_layer("fusion_hybrid")) is ProductRuleFusion
+    np.testing.assert_allclose(predict(loaded, x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_hybrid_combines_the_early_head_with_the_modality_heads():

@@ -47,6 +47,7 @@ BAD_VALUES = [
     ("jit_compile", "yes", "'auto', True or False"),
     ("fusion_dim", 0, "positive integer"),
     ("fusion_weights", (1, -1), "non-negative numbers"),
+    ("decision_rule", "max", "one of 'mean', 'product'"),
     ("fusion_depth", -1, "integer >= 0"),
     ("fusion_layers", 0, "positive integer"),
     ("bilinear_factors", 0, "positive integer"),

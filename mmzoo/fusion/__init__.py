@@ -9,8 +9,8 @@ One module per family; each registers itself in `FUSIONS` under the name that
 | `"sum"` | parallel: `z_1 + z_2` | `fusion_dim` |
 | `"product"` | serial: `z_1 * z_2` | `fusion_dim` |
 | `"weighted"` | `a z_1 + b z_2`, fixed or learned, normalised | `fusion_dim`, `fusion_weights` |
-| `"late"` | decision level: one head per modality, averaged | `fusion_weights` |
-| `"hybrid"` | early head + per-modality heads, averaged | `fusion_weights` |
+| `"late"` | decision level: one head per modality, averaged (or product rule) | `fusion_weights`, `decision_rule` |
+| `"hybrid"` | early head + per-modality heads, averaged (or product rule) | `fusion_weights`, `decision_rule` |
 | `"layer"` | layer level: stacks meet at a given depth | `fusion_dim`, `fusion_depth`, `fusion_layers` |
 | `"attention"` | softmax weights over modalities, per example | `fusion_dim` |
 | `"gated"` | learned sigmoid gates per modality | `fusion_dim` |
@@ -51,7 +51,7 @@ from mmzoo.fusion.attention import AttentionFusion, GatedFusion, attention_fusio
 from mmzoo.fusion.base import FusionLayer
 from mmzoo.fusion.bilinear import BilinearFusion, bilinear_fusion
 from mmzoo.fusion.concat import concat_fusion
-from mmzoo.fusion.decision import VoteFusion, hybrid_fusion, late_fusion
+from mmzoo.fusion.decision import ProductRuleFusion, VoteFusion, hybrid_fusion, late_fusion
 from mmzoo.fusion.film import FiLMFusion, film_fusion
 from mmzoo.fusion.inspection import modality_weights
 from mmzoo.fusion.layer_level import LayerFusion, layer_fusion
@@ -64,6 +64,7 @@ __all__ = [
     "SumFusion",
     "ProductFusion",
     "WeightedFusion",
+    "ProductRuleFusion",
     "AttentionFusion",
     "GatedFusion",
     "BilinearFusion",

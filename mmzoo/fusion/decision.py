@@ -5,15 +5,78 @@ then hands it a `head` callable, `head(features, suffix)`, that builds the
 model's hidden layers and task head on `features` (layer names end in
 `_<suffix>`, e.g. `head_softmax_image`), and the fusion returns the final
 prediction instead of fused features.
+
+How the predictions combine is the `decision_rule`, after Kittler et al.'s
+"On combining classifiers" (1998):
+
+- `"mean"` (the sum rule, the seeds' averaging): `P = sum_i w_i P_i`. A
+  confident head is diluted by an unsure one, so the combination is never
+  sharper than its best member.
+- `"product"` (the product rule): the normalised weighted geometric mean,
+  `P = softmax(sum_i w_i log P_i)` (for a sigmoid, `sigmoid(sum_i w_i
+  logit P_i)`). Each head can veto classes: an image head that knows which
+  colours are in the scene and a text head that knows the question asks for a
+  colour together pick a colour that is present, which neither does alone.
 """
 
 import keras
 from keras import ops
 
 from mmzoo.fusion.arithmetic import WeightedFusion
-from mmzoo.fusion.base import check_weights
+from mmzoo.fusion.base import EPSILON, check_weights
 from mmzoo.fusion.concat import concat_fusion
 from mmzoo.registry import FUSIONS
+
+
+DECISION_RULES = ("mean", "product")
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class ProductRuleFusion(WeightedFusion):
+    """The weighted product rule: a normalised weighted geometric mean of predictions.
+
+    Each input is one head's probabilities. `(batch, k)` softmax outputs give
+    `softmax(sum_i w_i log P_i)`; `(batch, 1)` sigmoid outputs give
+    `sigmoid(sum_i w_i logit P_i)`. The weights are normalised to sum to 1,
+    learned or fixed, and renormalised over the present inputs under a mask,
+    exactly as in `WeightedFusion(None, ...)` (of which this is the same
+    average taken in log space). With weights `(1, 0)` the output is the
+    first input (up to the clipping of probabilities at `1e-7`).
+
+    Args:
+        fusion_dim: must be `None` (predictions are combined as they are).
+        input_weights: `None` (learned) or one non-negative number per input.
+        always_present: the first `always_present` inputs have no mask column.
+        modalities: names of the inputs, in order.
+        **kwargs: base layer arguments.
+    """
+
+    def __init__(self, fusion_dim=None, **kwargs):
+        if fusion_dim is not None:
+            raise ValueError(
+                "ProductRuleFusion combines predictions as they are: `fusion_dim` "
+                f"must be None. Received: fusion_dim={fusion_dim!r}"
+            )
+        super().__init__(None, **kwargs)
+
+    def call(self, inputs, modality_mask=None):
+        inputs = list(inputs)
+        sigmoid = inputs[0].shape[-1] == 1
+        logs = []
+        for p in inputs:
+            p = ops.clip(p, EPSILON, 1.0 - EPSILON)
+            logs.append(ops.log(p) - ops.log(1.0 - p) if sigmoid else ops.log(p))
+        combined = super().call(logs, modality_mask=modality_mask)
+        return ops.sigmoid(combined) if sigmoid else ops.softmax(combined, axis=-1)
+
+
+def _combiner(decision_rule):
+    if decision_rule not in DECISION_RULES:
+        raise ValueError(
+            f"`decision_rule` must be one of {', '.join(map(repr, DECISION_RULES))}. "
+            f"Received: decision_rule={decision_rule!r}"
+        )
+    return ProductRuleFusion if decision_rule == "product" else WeightedFusion
 
 
 def _need_head(head, fusion):
@@ -26,40 +89,50 @@ def _need_head(head, fusion):
 
 
 @FUSIONS.register("late", decision_level=True)
-def late_fusion(features, modality_mask=None, head=None, *, fusion_weights=None, name="fusion_late"):
-    """Late (decision-level) fusion: a head per modality, predictions averaged.
+def late_fusion(
+    features, modality_mask=None, head=None, *, fusion_weights=None, decision_rule="mean",
+    name="fusion_late",
+):
+    """Late (decision-level) fusion: a head per modality, predictions combined.
 
-    `P = sum w_i P_i` with the weights normalised to sum to 1: fixed by
-    `fusion_weights` or learned. `fusion_weights=(1, 0)` gives exactly the
-    image head's prediction. With a mask, the weights are renormalised over
-    the present modalities, so a missing modality's head is ignored.
+    `P = sum w_i P_i` (`decision_rule="mean"`) or the normalised weighted
+    geometric mean (`"product"`, see the module docstring), with the weights
+    normalised to sum to 1: fixed by `fusion_weights` or learned.
+    `fusion_weights=(1, 0)` gives the image head's prediction. With a mask,
+    the weights are renormalised over the present modalities, so a missing
+    modality's head is ignored.
 
     Args:
         features: `{modality: (batch, size) tensor}`.
         modality_mask: optional `(batch, num_modalities)` mask, 1.0 = present.
         head: `head(features, suffix) -> prediction`, from `build_model`.
         fusion_weights: `None` (learned) or one non-negative weight per modality.
+        decision_rule: `"mean"` (weighted average of the predictions) or
+            `"product"` (weighted geometric mean, renormalised).
         name: the name of the layer that combines the predictions.
 
     Returns:
         The combined prediction (same shape as one head's).
     """
     _need_head(head, "late")
+    combiner = _combiner(decision_rule)
     weights = check_weights(fusion_weights, len(features))
     predictions = [head(x, modality) for modality, x in features.items()]
-    layer = WeightedFusion(None, input_weights=weights, modalities=tuple(features), name=name)
+    layer = combiner(None, input_weights=weights, modalities=tuple(features), name=name)
     return layer(predictions, modality_mask=modality_mask)
 
 
 @FUSIONS.register("hybrid", decision_level=True)
 def hybrid_fusion(
-    features, modality_mask=None, head=None, *, fusion_weights=None, name="fusion_hybrid"
+    features, modality_mask=None, head=None, *, fusion_weights=None, decision_rule="mean",
+    name="fusion_hybrid",
 ):
     """Hybrid fusion: an early-fusion head and one head per modality, averaged.
 
     The early part concatenates the features (`<name>_concat`) and has its own
     head (`head_<kind>_fused`); each modality has its head too; the final
-    prediction is `w_0 P_fused + sum w_i P_i`. With a mask, missing features
+    prediction is `w_0 P_fused + sum w_i P_i` (or their weighted geometric
+    mean, `decision_rule="product"`). With a mask, missing features
     are zeroed in the early part and the missing modalities' heads are left
     out of the average (the fused head is always kept).
 
@@ -69,18 +142,20 @@ def hybrid_fusion(
         head: `head(features, suffix) -> prediction`, from `build_model`.
         fusion_weights: `None` (learned) or `1 + num_modalities` non-negative
             weights: the fused head first, then each modality's.
+        decision_rule: `"mean"` or `"product"`, as for `"late"`.
         name: the name of the layer that combines the predictions.
 
     Returns:
         The combined prediction.
     """
     _need_head(head, "hybrid")
+    combiner = _combiner(decision_rule)
     weights = check_weights(
         fusion_weights, len(features) + 1, what="prediction (the fused head first, then each modality)"
     )
     early = concat_fusion(features, modality_mask, name=f"{name}_concat")
     predictions = [head(early, "fused")] + [head(x, m) for m, x in features.items()]
-    layer = WeightedFusion(
+    layer = combiner(
         None,
         input_weights=weights,
         always_present=1,

@@ -218,6 +218,7 @@ VALIDATORS = {
     # fusions
     "fusion_dim": _positive_int,
     "fusion_weights": _fusion_weights,
+    "decision_rule": _choice("mean", "product"),
     "fusion_depth": _min_int(0, "an integer >= 0"),
     "fusion_layers": _positive_int,
     "bilinear_factors": _positive_int,
