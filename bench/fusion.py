@@ -86,10 +86,13 @@ def candidates(args):
     yield "image only", {"text_branch": None}
     yield "text only", {"image_branch": None}
     for name in names:
+        fusion_options = mmzoo.FUSIONS.get(name).options
         options = {"fusion": name}
-        if "fusion_dim" in mmzoo.FUSIONS.get(name).options:
+        if "fusion_dim" in fusion_options:
             options["fusion_dim"] = args.fusion_dim
         yield name, options
+        if "decision_rule" in fusion_options:  # the seeds' mean, then the product rule
+            yield f"{name} (product rule)", dict(options, decision_rule="product")
     if args.members:
         yield f"bagging ({args.members} x concat)", "bagging"
 
@@ -203,6 +206,13 @@ def markdown(results, args):
     return "\n".join(lines)
 
 
+def write_tables(results, args):
+    with open(os.path.join(args.out, "fusion.md"), "w") as f:
+        f.write(markdown(results, args))
+    with open(os.path.join(args.out, "fusion.json"), "w") as f:
+        json.dump({"settings": vars(args), "results": results}, f, indent=1)
+
+
 def bar_chart(results, path):
     import matplotlib
 
@@ -249,10 +259,8 @@ def main(argv=None):
                   f"params={row['params']:>9,} train={row['train_images_per_s']:7.0f} img/s "
                   f"b1={row['latency_ms_b1']:6.1f} ms b64={row['latency_ms_b64']:6.1f} ms",
                   flush=True)
-    with open(os.path.join(args.out, "fusion.md"), "w") as f:
-        f.write(markdown(results, args))
-    with open(os.path.join(args.out, "fusion.json"), "w") as f:
-        json.dump({"settings": vars(args), "results": results}, f, indent=1)
+            write_tables(results, args)  # after every model: a crash loses only the current one
+    write_tables(results, args)
     bar_chart(results, os.path.join(args.out, "fusion.png"))
     print(f"wrote {args.out}/fusion.md, fusion.png, fusion.json")
     return results
