@@ -1,5 +1,7 @@
 """Captioner export: the SavedModel endpoint and the TFLite models caption like Keras."""
 
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,7 +9,7 @@ import tensorflow as tf
 import keras
 import mmzoo
 from mmzoo.captioning import CaptionGenerator
-from mmzoo.captioning.export import TFLiteCaptioner, export_saved_model, export_tflite
+from mmzoo.export.captioning import TFLiteCaptioner, export_saved_model, export_tflite
 from test_captioning import SMALL, VOCAB, _toy_data
 
 
@@ -64,3 +66,26 @@ def test_export_needs_the_vocabulary(trained, tmp_path):
         export_saved_model(model, tmp_path / "x")
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         export_tflite(model, tmp_path / "y", vocabulary=VOCAB, batch_size=0)
+
+
+def test_mmzoo_export_forwards_a_captioner(trained, tmp_path):
+    model, images = trained
+    words = types.SimpleNamespace(vocabulary=VOCAB)  # what a tokenizer offers export
+    keras_captions = CaptionGenerator(model, vocabulary=VOCAB)(images)
+    report = mmzoo.export(model, tmp_path / "serving", tokenizer=words, verbose=False)
+    assert report.format == "saved_model" and "saved_model.pb" in report.files
+    assert report.size_bytes > 0
+    out = tf.saved_model.load(report.path).signatures["serving_default"](image=tf.constant(images))
+    assert [c.decode() for c in out["captions"].numpy()] == keras_captions.texts
+    with pytest.raises(ValueError, match="float32 only"):
+        mmzoo.export(model, tmp_path / "q", format="tflite", quantization="int8", tokenizer=words)
+    with pytest.raises(ValueError, match="must be a folder"):
+        mmzoo.export(model, tmp_path / "c.tflite", format="tflite", tokenizer=words)
+    if model.architecture != "merge":
+        return  # the TFLite files are checked for both architectures above
+    report = mmzoo.export(model, tmp_path / "phone", format="tflite", tokenizer=words,
+                          verbose=False)
+    assert {"encoder.tflite", "decoder_step.tflite", "greedy.tflite",
+            "captioner.json", "vocabulary.txt"} <= set(report.files)
+    assert "FULLY_CONNECTED" in report.ops and report.batch_size == 1
+    assert TFLiteCaptioner(report.path)(images).texts == keras_captions.texts

@@ -1,12 +1,13 @@
-"""Image captioning: an LSTM decoder model, compiled generation, caption metrics, export.
+"""Image captioning: an LSTM decoder model, compiled generation, caption metrics.
 
 `mmzoo.build_model("captioning", ...)` returns a `CaptioningModel` (importing
 this package registers the task). Generation: `CaptionGenerator` /
 `generate` (greedy and beam search, XLA-compiled loops). Metrics:
-`corpus_bleu`, `cider_d`, `caption_metrics`. Export: `export_saved_model`
-(an endpoint from images to caption strings), `export_tflite` (image encoder
-+ one-step decoder + unrolled greedy decoder, builtins only) and
-`TFLiteCaptioner` (runs them with the LiteRT interpreter).
+`corpus_bleu`, `cider_d`, `caption_metrics`. Export lives with the other
+exports: `mmzoo.export(captioner, path)` writes a SavedModel from images to
+caption strings, `format="tflite"` a folder with an image encoder, a one-step
+decoder and an unrolled greedy decoder (see `mmzoo.export.captioning`, which
+also has `TFLiteCaptioner` to run them).
 
 Example:
 
@@ -23,7 +24,6 @@ caption_metrics(captions.texts, references)  # bleu_1..bleu_4, cider_d
 ```
 """
 
-from mmzoo.captioning.export import TFLiteCaptioner, export_saved_model, export_tflite
 from mmzoo.captioning.generate import (
     CaptionGenerator,
     Captions,
@@ -48,7 +48,4 @@ __all__ = [
     "corpus_bleu",
     "cider_d",
     "caption_metrics",
-    "export_saved_model",
-    "export_tflite",
-    "TFLiteCaptioner",
 ]

@@ -51,7 +51,11 @@ def export(
     Args:
         model_or_entry: a Keras model (e.g. from `mmzoo.build_model`), the path
             of a `.keras` file, or a zoo entry (an object with `.model` and,
-            optionally, `.tokenizer`).
+            optionally, `.tokenizer`). A captioner (`task == "captioning"`)
+            goes to `mmzoo.export.captioning.export_captioner`: a SavedModel
+            from images to caption strings, or (`"tflite"`) a folder with an
+            encoder, a one-step decoder and an unrolled greedy decoder;
+            float32 only, `tokenizer` required.
         path: destination. A folder for `"saved_model"`; a file ending in
             `.tflite` for `"tflite"` (side files `<stem>.preprocessing.json`
             and `<stem>.vocab.txt` go next to it).
@@ -101,12 +105,18 @@ def export(
     ```
     """
     start = time.perf_counter()
+    model, entry_tokenizer = _resolve_model(model_or_entry)
+    tokenizer = tokenizer if tokenizer is not None else entry_tokenizer
+    if getattr(model, "task", None) == "captioning":
+        from mmzoo.export.captioning import export_captioner
+
+        return export_captioner(model, path, format, tokenizer=tokenizer,
+                                quantization=quantization, batch_size=batch_size, tpu=tpu,
+                                overwrite=overwrite, verbose=verbose)
     format, quantization, batch_size = _check_arguments(
         path, format, quantization, batch_size, tpu, parity
     )
     path = os.path.abspath(os.fspath(path))
-    model, entry_tokenizer = _resolve_model(model_or_entry)
-    tokenizer = tokenizer if tokenizer is not None else entry_tokenizer
     specs = parity_lib.input_specs(model)
     encoder = _encoder(tokenizer, specs)
     if quantization == "int8" and representative_data is None:
@@ -124,11 +134,6 @@ def export(
         path=path, format=format, quantization=quantization, model_name=model.name,
         batch_size=batch_size,
     )
-    if getattr(model, "task", None) == "captioning":
-        report.notes.append(
-            "a captioning model exports its teacher-forcing graph (image + previous "
-            "tokens -> next-token logits); for a model that writes captions use "
-            "mmzoo.captioning.export.export_saved_model / export_tflite")
     if format == "tflite":
         destinations = [path] + list(tfl.side_files(path).values())
     else:

@@ -133,15 +133,18 @@ cells = [
     ),
     new_markdown_cell(
         "## Deploy\n\n"
-        "`mmzoo.captioning.export` writes a SavedModel whose endpoint takes images and "
-        "returns caption strings, and for phones a TFLite image encoder plus a one-step "
-        "decoder (builtins only; the app runs the loop), optionally a fully unrolled "
-        "greedy decoder:\n\n"
+        "`mmzoo.export` writes a SavedModel whose endpoint takes images and returns caption "
+        "strings, and for phones (`format=\"tflite\"`) a folder with a TFLite image encoder "
+        "plus a one-step decoder (builtins only; the app runs the loop) and a fully unrolled "
+        "greedy decoder. `mmzoo.export.captioning` has the writers with more options (beam "
+        "search inside the SavedModel) and `TFLiteCaptioner`, which runs the TFLite files:\n\n"
         "```python\n"
-        "from mmzoo.captioning.export import export_saved_model, export_tflite, TFLiteCaptioner\n"
-        "export_saved_model(model, \"serving/captioner/1\", tokenizer, method=\"beam\")\n"
-        "export_tflite(model, \"phone/captioner\", tokenizer)\n"
+        "import mmzoo\n"
+        "from mmzoo.export.captioning import TFLiteCaptioner, export_saved_model\n"
+        "mmzoo.export(model, \"serving/captioner/1\", tokenizer=tokenizer)\n"
+        "mmzoo.export(model, \"phone/captioner\", format=\"tflite\", tokenizer=tokenizer)\n"
         "TFLiteCaptioner(\"phone/captioner\")(test_images[:4]).texts\n"
+        "export_saved_model(model, \"serving/beam/1\", tokenizer, method=\"beam\", beam_width=5)\n"
         "```"
     ),
 ]

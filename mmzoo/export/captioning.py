@@ -1,5 +1,10 @@
 """Export of a captioner: a SavedModel that captions images, and TFLite models for phones.
 
+`mmzoo.export(captioner, path, format=...)` comes here (`export_captioner`)
+for any model with `task == "captioning"`; the two writers below are also
+public for their extra options (beam search in the SavedModel, no unrolled
+decoder, ...).
+
 **SavedModel** (`export_saved_model`): one endpoint, `serving_default`,
 `{"image": float32 (batch, H, W, C) raw pixels}` to `{"captions": string
 (batch,), "tokens": int32 (batch, max_length), "lengths": int32 (batch,),
@@ -19,21 +24,23 @@ and no stock phone runtime runs them), static batch size:
 - `captioner.json` (names, sizes, start/end ids) and `vocabulary.txt` (one
   token per line, line number = id): the tokenizer stays outside the graph.
 
-Conversion runs in the export package's child process (`mmzoo.export`), so a
-converter crash is an `ExportError`, not a dead Python. `TFLiteCaptioner`
+Conversion runs in the export package's child process, so a converter crash
+is an `ExportError`, not a dead Python. `TFLiteCaptioner`
 runs the files with the `ai_edge_litert` interpreter, the runtime a phone has.
 
 Example:
 
 ```python
-export_saved_model(model, "serving/captioner/1", tokenizer)
-paths = export_tflite(model, "phone/captioner", tokenizer)
+mmzoo.export(model, "serving/captioner/1", tokenizer=tokenizer)
+mmzoo.export(model, "phone/captioner", format="tflite", tokenizer=tokenizer)
 TFLiteCaptioner("phone/captioner")(images).texts
+export_saved_model(model, "serving/beam/1", tokenizer, method="beam", beam_width=5)
 ```
 """
 
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -41,6 +48,8 @@ import tensorflow as tf
 
 from mmzoo.captioning.generate import Captions, _banned_bias, _check_max_length
 from mmzoo.data.tokenizer import END, PAD, START
+from mmzoo.export._io import Staging, run_worker
+from mmzoo.export.report import ExportError, ExportReport, folder_size
 
 MANIFEST = "captioner.json"
 VOCABULARY = "vocabulary.txt"
@@ -86,9 +95,64 @@ def words_of(tokens, lengths, vocabulary):
 
 
 def _stage(path, overwrite):
-    from mmzoo.export._io import Staging
-
     return Staging([path], overwrite)
+
+
+def export_captioner(model, path, format="saved_model", *, tokenizer=None, quantization=None,
+                     batch_size=None, tpu=False, overwrite=False, verbose=True):
+    """What `mmzoo.export` does with a captioner; returns an `ExportReport`.
+
+    `format="saved_model"`: `export_saved_model` with greedy search (batch
+    dynamic unless `batch_size`). `format="tflite"`: `export_tflite` into the
+    folder `path` (several files, so not a `.tflite` path), batch 1 unless
+    `batch_size`. Captioners export in float32 only; the SavedModel's captions
+    and `TFLiteCaptioner`'s are checked against `CaptionGenerator` by the tests
+    rather than at every export.
+
+    Raises:
+        ValueError: a bad argument (quantization, `tpu`, a `.tflite` path, no
+            tokenizer).
+        ExportError: a conversion failed (nothing is written).
+    """
+    start = time.perf_counter()
+    if format not in ("saved_model", "tflite"):
+        raise ValueError(f"`format` must be 'saved_model' or 'tflite'. Received: format={format!r}")
+    if quantization not in (None, "float32"):
+        raise ValueError(
+            "A captioner exports in float32 only (its decoder loop feeds each step's "
+            f"output back in, where quantization errors add up). Received: "
+            f"quantization={quantization!r}")
+    if tpu:
+        raise ValueError("`tpu=True` is not supported for captioners (the search loop has "
+                         "a data-dependent stop). Received: tpu=True")
+    path = os.path.abspath(os.fspath(path))
+    report = ExportReport(path=path, format=format, quantization="float32",
+                          model_name=model.name, batch_size=batch_size)
+    if format == "saved_model":
+        export_saved_model(model, path, tokenizer, batch_size=batch_size, overwrite=overwrite)
+        report.endpoints = {"serving_default": "image float32 -> captions string, tokens "
+                                               "int32, lengths int32, scores float32"}
+        report.notes.append("greedy search inside (XLA-compiled); for beam search call "
+                            "mmzoo.export.captioning.export_saved_model(method='beam')")
+    else:
+        if path.endswith(".tflite"):
+            raise ValueError(
+                "A captioner exports to TFLite as a folder (encoder.tflite, "
+                "decoder_step.tflite, greedy.tflite, captioner.json, vocabulary.txt): "
+                f"`path` must be a folder. Received: path={path!r}")
+        report.batch_size = 1 if batch_size is None else batch_size
+        written = export_tflite(model, path, tokenizer, batch_size=report.batch_size,
+                                overwrite=overwrite)
+        report.ops = sorted({op for ops in written["ops"].values() for op in ops})
+        report.notes.append("run it with mmzoo.export.captioning.TFLiteCaptioner(path), or "
+                            "loop decoder_step.tflite in the app (see captioner.json)")
+    report.files = sorted(os.path.relpath(os.path.join(root, f), path)
+                          for root, _, files in os.walk(path) for f in files)
+    report.size_bytes = folder_size(path)
+    report.seconds = time.perf_counter() - start
+    if verbose:
+        print(report)
+    return report
 
 
 def export_saved_model(model, path, tokenizer=None, *, vocabulary=None, method="greedy",
@@ -227,9 +291,6 @@ def export_tflite(model, directory, tokenizer=None, *, vocabulary=None, batch_si
     Raises:
         mmzoo.export.ExportError: a conversion failed or needed Flex ops.
     """
-    from mmzoo.export._io import run_worker
-    from mmzoo.export.report import ExportError
-
     _check_model(model)
     vocabulary = _vocabulary(model, tokenizer, vocabulary)
     batch_size = _check_batch_size(batch_size, allow_none=False)
