@@ -173,3 +173,45 @@ def test_cli_train_on_the_tiny_recipe(tmp_path):
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 1 and "mmzoo train: error: No recipe file" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+class _Stub:
+    stop_training = False
+
+
+def _feed(state, values):
+    stops = []
+    for epoch, value in enumerate(values, start=state.epochs_done):
+        state.on_epoch_end(epoch, {"val_loss": value})
+        stops.append(state.model.stop_training)
+    return stops
+
+
+def test_early_stopping_counts_from_the_best_epoch_and_survives_a_resume(tmp_path):
+    from mmzoo.training.loop import RunState
+
+    values = [1.0, 0.8, 0.9, 0.85, 0.95, 0.7]  # best at epoch 2; 3 epochs without better
+    whole = RunState(tmp_path / "a.json", "val_loss", {}, patience=3)
+    whole.set_model(_Stub())
+    assert _feed(whole, values[:5]) == [False, False, False, False, True]
+    assert whole.stopped_early and whole.best_epoch == 2
+    # Keras's own EarlyStopping stops at the same epoch on the same values.
+    keras_stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+    keras_stop.set_model(_Stub())
+    keras_stop.on_train_begin()
+    for epoch, value in enumerate(values[:5]):
+        keras_stop.on_epoch_end(epoch, {"val_loss": value})
+    assert keras_stop.model.stop_training and keras_stop.stopped_epoch == 4
+    # A run killed after epoch 3 restores history, best and best_epoch from its
+    # backup (as distribute.fit does) and stops at epoch 5 too, not at epoch 6.
+    before = RunState(tmp_path / "b.json", "val_loss", {}, patience=3)
+    before.set_model(_Stub())
+    _feed(before, values[:3])
+    resumed = RunState(tmp_path / "c.json", "val_loss", {}, patience=3)
+    resumed.set_model(_Stub())
+    resumed.history, resumed.epochs_done = before.history, before.epochs_done
+    resumed.best, resumed.best_epoch = before.best, before.best_epoch
+    assert _feed(resumed, values[3:5]) == [False, True]
+    never = RunState(tmp_path / "d.json", "val_loss", {}, patience=0)
+    never.set_model(_Stub())
+    assert not any(_feed(never, values))

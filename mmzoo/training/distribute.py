@@ -270,7 +270,10 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
         raise ValueError(f"Fewer training rows ({num_train}) than one global batch. "
                          f"Received: batch_size={global_batch}")
 
-    state = RunState(mine / "state.json", monitor, run.recipe.to_dict())
+    # Early stopping is RunState's: it counts from the best epoch, which the
+    # backup restores, so a resumed run stops where an uninterrupted one would.
+    state = RunState(mine / "state.json", monitor, run.recipe.to_dict(),
+                     patience=tr["early_stopping_patience"])
     best_checkpoint = keras.callbacks.ModelCheckpoint(
         str(mine / "checkpoints" / "best.keras"), monitor=monitor, mode=state.mode,
         save_best_only=True)
@@ -279,9 +282,6 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
                      keras.callbacks.TerminateOnNaN(), state]
     if chief:
         all_callbacks.append(ScalarLogger(mine / "logs"))
-    if tr["early_stopping_patience"]:
-        all_callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=state.mode, patience=tr["early_stopping_patience"]))
     all_callbacks.extend(callbacks)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2

@@ -258,17 +258,26 @@ class ScalarLogger(keras.callbacks.Callback):
 class RunState(keras.callbacks.Callback):
     """Writes `state.json` after every epoch: what a resumed run needs to continue.
 
+    It also stops the run early: after `patience` epochs without a better
+    `monitor` value, as `keras.callbacks.EarlyStopping` would. Counting from
+    `best_epoch` rather than keeping a counter of its own means a resumed run
+    (which restores `best_epoch` from its backup) stops exactly where the
+    uninterrupted run would have.
+
     Args:
         path: the state file.
         monitor: the quantity that picks the best epoch.
         recipe: the recipe dict, recorded with the state.
+        patience: epochs without improvement before stopping; 0 = never.
     """
 
-    def __init__(self, path, monitor, recipe):
+    def __init__(self, path, monitor, recipe, patience=0):
         super().__init__()
         self.path = pathlib.Path(path)
         self.monitor = monitor
         self.recipe = recipe
+        self.patience = int(patience)
+        self.stopped_early = False
         self.mode = "min" if monitor.endswith("loss") or "error" in monitor else "max"
         self.history = {}
         self.best = None
@@ -288,6 +297,9 @@ class RunState(keras.callbacks.Callback):
         if value is not None and not math.isnan(value) and self._better(value):
             self.best, self.best_epoch = float(value), epoch + 1
         self.epochs_done = epoch + 1
+        if (self.patience and self.best_epoch is not None
+                and self.epochs_done - self.best_epoch >= self.patience):
+            self.model.stop_training = self.stopped_early = True
         state = {"epochs_done": self.epochs_done, "monitor": self.monitor,
                  "mode": self.mode, "best": self.best, "best_epoch": self.best_epoch,
                  "history": self.history, "recipe": self.recipe}
@@ -314,7 +326,8 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     tr = run.recipe.training
     monitor = tr["monitor"]
-    state = RunState(out / "state.json", monitor, run.recipe.to_dict())
+    state = RunState(out / "state.json", monitor, run.recipe.to_dict(),
+                     patience=tr["early_stopping_patience"])
     all_callbacks = [
         keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "best.keras"),
                                         monitor=monitor, mode=state.mode, save_best_only=True),
@@ -323,9 +336,6 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
         keras.callbacks.TerminateOnNaN(),
         state,
     ]
-    if tr["early_stopping_patience"]:
-        all_callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=state.mode, patience=tr["early_stopping_patience"]))
     all_callbacks.extend(callbacks)
     if verbose == "auto":
         # A progress bar on a terminal; in a log file, one line per epoch.
