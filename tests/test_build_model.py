@@ -233,3 +233,19 @@ def test_convnet_branch_blocks_and_refusal():
     with pytest.raises(ValueError, match=r"at least 16 pixels.*Received: image_shape=\(8, 8, 3\)"):
         mmzoo.build_model("classification", image_branch="convnet", text_branch=None,
                           image_shape=(8, 8, 3), image_blocks=4, num_classes=4)
+
+
+def test_a_single_modality_model_takes_the_full_data_dict():
+    # One data dict for every model of a comparison: the text-only baseline uses
+    # "text" and ignores "image" (Keras alone would feed the image to "text").
+    model = mmzoo.build_model("classification", image_branch=None, text_branch="lstm",
+                              vocab_size=30, sequence_length=6, num_classes=3)
+    rng = np.random.default_rng(0)
+    text = rng.integers(1, 30, (4, 6)).astype("int32")
+    full = {"image": rng.normal(size=(4, 32, 32, 3)).astype("float32"), "text": text}
+    expected = model.predict({"text": text}, verbose=0)["probabilities"]
+    np.testing.assert_allclose(model.predict(full, verbose=0)["probabilities"], expected,
+                               rtol=1e-6)
+    model.fit(full, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    with pytest.raises((KeyError, ValueError)):
+        model.predict({"image": full["image"]}, verbose=0)  # a missing input still fails

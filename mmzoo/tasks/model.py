@@ -59,6 +59,15 @@ class OptionsModel(keras.Model):
             self.dtype_policy = keras.dtype_policies.get(dtype)
         self._options = resolved
 
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        # One data dict for every model of a comparison: a text-only baseline
+        # given {"image", "text"} uses "text". Keras drops unused keys for
+        # list-input models but, for dict inputs, flattens the extra keys in
+        # with the rest, so the image would be fed to the "text" input.
+        if isinstance(inputs, dict) and isinstance(self.input, dict):
+            inputs = {k: v for k, v in inputs.items() if k in self.input}
+        return super().call(inputs, training=training, mask=mask, **kwargs)
+
     @property
     def task(self):
         """The task name (`"classification"`, ...)."""
