@@ -49,8 +49,11 @@ def test_labels_are_the_scenes_labels():
     questions = info.tokenizer.decode(x["text"])
     assert questions == [" ".join(data.tokenizer.split_words(q)) for q in scenes["question"]]
     np.testing.assert_array_equal(info.question_types, scenes["question_type"])
-    _, y, _ = data.shapes_arrays("binary", 60, image_size=SIZE, seed=2)
+    _, y, info = data.shapes_arrays("binary", 60, image_size=SIZE, seed=2)
     np.testing.assert_array_equal(y[:, 0], scenes["match_label"])
+    np.testing.assert_array_equal(info.perturbations, scenes["match_perturbation"])
+    assert ((info.perturbations == 0) == (y[:, 0] == 1)).all()  # "none" = a true caption
+    assert info.perturbation_names[0] == "none"
     _, y, _ = data.shapes_arrays("multilabel", 60, image_size=SIZE, seed=2)
     np.testing.assert_array_equal(y, scenes["attributes"])
     _, y, _ = data.shapes_arrays("regression", 60, image_size=SIZE, seed=2)

@@ -51,9 +51,15 @@ class TaskInfo:
         sequence_length: token ids per text.
         image_shape: `(H, W, 3)`.
         text_field: which text was tokenized.
-        question_types: per-example question type ids (`shapes_arrays` only),
-            for accuracy per type; names in `question_type_names`.
+        question_types: per-example question type ids of the scenes'
+            questions (`shapes_arrays` only), for VQA accuracy per type; names
+            in `question_type_names`.
         question_type_names: `shapes.QUESTION_TYPES`.
+        perturbations: per-example ids of the edit that made a matching
+            caption false (0 = `"none"`: a true caption; `shapes_arrays`
+            only), for matching accuracy per kind; names in
+            `perturbation_names`.
+        perturbation_names: `shapes.PERTURBATIONS`.
     """
 
     task: str
@@ -66,6 +72,8 @@ class TaskInfo:
     text_field: str
     question_types: np.ndarray = None
     question_type_names: tuple = shapes.QUESTION_TYPES
+    perturbations: np.ndarray = None
+    perturbation_names: tuple = shapes.PERTURBATIONS
 
     def model_options(self):
         """The `mmzoo.build_model` options these data fix.
@@ -202,6 +210,7 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
         else:
             labels = data["count"][rows].astype(np.float32)[:, None]
     info.question_types = data["question_type"][rows]
+    info.perturbations = data["match_perturbation"][rows]
     return {"image": images, "text": text}, labels, info
 
 
