@@ -242,9 +242,16 @@ def test_zoo_entry_brings_its_tokenizer_and_a_bare_model_gets_no_raw_text(traine
                                                                          tmp_path):
     import types
 
-    entry = types.SimpleNamespace(model=trained["classification"], tokenizer=tokenizer)
+    entry = types.SimpleNamespace(model=trained["classification"], tokenizer=tokenizer,
+                                  preprocessor=types.SimpleNamespace(label_names=COLOURS))
     report = mmzoo.export(entry, tmp_path / "entry", verbose=False)
     assert report.check("serve_raw").passed
+    # The client files say what each output column means.
+    config = json.loads((tmp_path / "entry" / "assets.extra" / "preprocessing.json").read_text())
+    assert config["label_names"] == list(COLOURS)
+    mmzoo.export(entry, tmp_path / "phone.tflite", format="tflite", verbose=False)
+    config = json.loads((tmp_path / "phone.preprocessing.json").read_text())
+    assert config["label_names"] == list(COLOURS)
 
     report = mmzoo.export.export(trained["classification"], tmp_path / "sm", verbose=False)
     assert list(report.endpoints) == ["serving_default"]

@@ -107,6 +107,8 @@ def export(
     start = time.perf_counter()
     model, entry_tokenizer = _resolve_model(model_or_entry)
     tokenizer = tokenizer if tokenizer is not None else entry_tokenizer
+    # A zoo entry knows what its outputs mean; the client files say it too.
+    labels = getattr(getattr(model_or_entry, "preprocessor", None), "label_names", None)
     if getattr(model, "task", None) == "captioning":
         from mmzoo.export.captioning import export_captioner
 
@@ -141,10 +143,10 @@ def export(
     with Staging(destinations, overwrite) as staging:
         if format == "saved_model":
             moves = _saved_model(model, staging, report, encoder, batch_size, tpu,
-                                 held_back, parity)
+                                 held_back, parity, labels)
         else:
             moves = _tflite(model, staging, report, encoder, quantization, batch_size,
-                            calibration, held_back, parity)
+                            calibration, held_back, parity, labels)
         failed = [c for c in report.checks if not c.passed]
         report.seconds = time.perf_counter() - start
         if failed and parity == "raise":
@@ -319,10 +321,12 @@ def _parity_hint(quantization):
 # ----------------------------------------------------------------- SavedModel
 
 
-def _saved_model(model, staging, report, encoder, batch_size, tpu, held_back, parity):
+def _saved_model(model, staging, report, encoder, batch_size, tpu, held_back, parity,
+                 labels=None):
     copy = export_copy(model)
     staged = staging.path("saved_model")
-    report.notes.extend(sm.write_saved_model(copy, staged, batch_size, encoder, tpu))
+    report.notes.extend(sm.write_saved_model(copy, staged, batch_size, encoder, tpu,
+                                             label_names=labels))
     raw_names, _ = sm.raw_endpoint_inputs(model, encoder)
 
     spec = {"action": "saved_model", "dir": staged, "batch_size": batch_size, "xla": tpu,
@@ -399,7 +403,7 @@ def _raw_samples(model, held_back, encoder, raw_names):
 
 
 def _tflite(model, staging, report, encoder, quantization, batch_size, calibration,
-            held_back, parity):
+            held_back, parity, labels=None):
     copy = export_copy(model, unroll=True)
     source = staging.path("conversion_source")
     tfl.write_conversion_source(copy, source, batch_size)
@@ -455,7 +459,8 @@ def _tflite(model, staging, report, encoder, quantization, batch_size, calibrati
             "litert", f"ai_edge_litert {_litert_version()} Interpreter", reference, outputs,
             kind, quantization))
 
-    written = tfl.write_side_files(model, staged_side, encoder, quantization, batch_size)
+    written = tfl.write_side_files(model, staged_side, encoder, quantization, batch_size,
+                                   label_names=labels)
     report.size_bytes = os.path.getsize(staged_model)
     side = [(staged_side[k], tfl.side_files(report.path)[k]) for k in written]
     report.files = [os.path.basename(report.path)] + [os.path.basename(f) for _, f in side]

@@ -196,7 +196,7 @@ def _jsonable(value):
 
 
 def preprocessing_config(specs, outputs, encoder=None, vocabulary_file=None,
-                         quantization=None, batch_size=None):
+                         quantization=None, batch_size=None, label_names=None):
     """The settings a client needs to feed the exported model (JSON-ready dict).
 
     Args:
@@ -206,10 +206,12 @@ def preprocessing_config(specs, outputs, encoder=None, vocabulary_file=None,
         vocabulary_file: the vocabulary's file name, or `None`.
         quantization: the TFLite variant, or `None` for a SavedModel.
         batch_size: the static batch size, or `None`.
+        label_names: what each output column means (answers, attributes),
+            from a zoo entry's preprocessor; `None` leaves them out.
 
     Returns:
         A dict with one entry per input (shape, dtype, value range and how raw
-        data becomes that input) and the outputs.
+        data becomes that input), the outputs and, when given, the label names.
     """
     inputs = {}
     for name, (shape, dtype) in specs.items():
@@ -234,13 +236,16 @@ def preprocessing_config(specs, outputs, encoder=None, vocabulary_file=None,
             if vocabulary_file:
                 entry["vocabulary_file"] = vocabulary_file
         inputs[name] = entry
-    return {
+    config = {
         "inputs": inputs,
         "outputs": list(outputs),
         "signature": "serving_default",
         "quantization": quantization,
         "batch_size": batch_size,
     }
+    if label_names is not None:
+        config["label_names"] = [str(name) for name in label_names]
+    return config
 
 
 def write_json(path, data):

@@ -115,12 +115,14 @@ def _add_variable_collections(archive, model):
         archive.add_variable_collection(name, [v.value for v in getattr(model, name)])
 
 
-def write_saved_model(model, path, batch_size=None, encoder=None, tpu=False):
+def write_saved_model(model, path, batch_size=None, encoder=None, tpu=False,
+                      label_names=None):
     """Writes the SavedModel and its client files (preprocessing, vocabulary).
 
     Args:
         model: the export copy of the Keras model.
         path: the folder to write (must not exist).
+        label_names: the output columns' names for `preprocessing.json`.
         batch_size, encoder, tpu: see `build_archive`.
 
     Returns:
@@ -137,7 +139,7 @@ def write_saved_model(model, path, batch_size=None, encoder=None, tpu=False):
         write_vocabulary(os.path.join(extra, vocabulary_file), vocabulary)
     config = preprocessing_config(
         input_specs(model), output_names(model), encoder, vocabulary_file,
-        batch_size=batch_size,
+        batch_size=batch_size, label_names=label_names,
     )
     config["raw_endpoint"] = RAW_ENDPOINT if not notes else None
     write_json(os.path.join(extra, "preprocessing.json"), config)
