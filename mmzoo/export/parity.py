@@ -5,9 +5,15 @@ The gates (per quantization):
 | quantization    | gated metric                       | bound   |
 |-----------------|------------------------------------|---------|
 | `float32`       | max absolute difference            | 1e-5    |
-| `float16`       | max absolute difference            | 1e-3    |
+| `float16`       | max absolute difference            | 1e-2    |
 | `dynamic_range` | decision agreement (held-back)     | >= 99%  |
 | `int8`          | decision agreement (held-back)     | >= 99%  |
+
+float16 rounds every weight to 11 significant bits (relative error up to
+4.9e-4); through a wide layer that moves probabilities by a few 1e-3 (2.2e-3
+for the shipped `mobile_vqa`, whose answers agree 99.7%), so the bound is
+1e-2: loose enough for correct conversions, far below what a mis-converted op
+gives (0.1 and more).
 
 A decision is the top-1 class (`"classification"`), the probability thresholded
 at 0.5 (`"binary"`, and per label for `"multilabel"`). Regression outputs have
@@ -25,7 +31,7 @@ from mmzoo.export.report import Check
 
 THRESHOLDS = {
     "float32": ("max_abs_diff", 1e-5),
-    "float16": ("max_abs_diff", 1e-3),
+    "float16": ("max_abs_diff", 1e-2),
     "dynamic_range": ("agreement", 0.99),
     "int8": ("agreement", 0.99),
 }
