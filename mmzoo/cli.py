@@ -24,6 +24,9 @@ def _add_demo(parser):
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     parser.add_argument("--entry", default="mobile_vqa",
                         help="zoo entry to load and export (default: %(default)s)")
+    parser.add_argument("--captioner", default="small_captioner",
+                        help="captioning zoo entry that captions the scenes; 'none' skips "
+                             "it (default: %(default)s)")
     parser.add_argument("--no-export", action="store_true",
                         help="skip exporting the entry to SavedModel and TFLite")
 
@@ -33,7 +36,8 @@ def _run_demo(args):
 
     run_demo(out=args.out, steps=args.steps, batch_size=args.batch_size,
              image_size=args.image_size, num_examples=args.examples, seed=args.seed,
-             entry=args.entry, export=not args.no_export)
+             entry=args.entry, export=not args.no_export,
+             captioner=None if args.captioner.lower() == "none" else args.captioner)
 
 
 def _add_train(parser):

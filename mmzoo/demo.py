@@ -1,8 +1,9 @@
 """`mmzoo demo`: the main job, end to end on built-in data.
 
-1. Loads the default zoo entry (verified, `safe_mode=True`), answers questions
-   about freshly generated mmzoo-shapes test scenes and saves a picture of them
-   with the answers.
+1. Loads the default zoo entries (verified, `safe_mode=True`): the VQA entry
+   answers questions about freshly generated mmzoo-shapes test scenes and the
+   captioner captions them (beam search); a picture of the scenes with the
+   answers and captions is saved.
 2. Exports the entry to a SavedModel (serving) and an int8 TFLite file
    (phones), each checked against Keras in the runtime a user would use.
 3. Builds the seeds' document model (VGG16 image branch + LSTM text branch +
@@ -23,10 +24,12 @@ from mmzoo import data
 
 
 DEFAULT_ENTRY = "mobile_vqa"
+DEFAULT_CAPTIONER = "small_captioner"
 
 
 def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
-             num_examples=480, seed=0, entry=DEFAULT_ENTRY, export=True, verbose=1):
+             num_examples=480, seed=0, entry=DEFAULT_ENTRY, export=True, verbose=1,
+             captioner=DEFAULT_CAPTIONER):
     """Runs the demo and returns its metrics.
 
     Args:
@@ -41,6 +44,8 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
         entry: the zoo entry to load and export (`None` skips parts 1-2).
         export: whether to export the entry (part 2).
         verbose: 0 for silence, 1 for progress bars and the report.
+        captioner: the captioning zoo entry that captions the same scenes in
+            part 1 (`None` skips it).
 
     Returns:
         A dict of measured numbers (accuracies, losses, timings, paths).
@@ -55,7 +60,7 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
     t0 = time.perf_counter()
     result = {}
     if entry is not None:
-        result.update(_zoo_part(entry, out, seed, export, say))
+        result.update(_zoo_part(entry, out, seed, export, say, captioner))
 
     keras.utils.set_random_seed(seed)
 
@@ -140,6 +145,9 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
         say(f"  zoo entry        {entry}: {result['entry_correct']}/{result['entry_questions']} "
             f"questions right on new test scenes (card accuracy "
             f"{result['entry_card_accuracy']:.1%}); picture {result['answers_path']}")
+        if "captioner" in result:
+            say(f"  captioner        {result['captioner']}: card BLEU-4 "
+                f"{result['captioner_card_bleu_4']:.3f}, e.g. \"{result['captions'][0]}\"")
         for name, line in result.get("exports", {}).items():
             say(f"  export           {name}: {line}")
     say(f"  model            document_model (VGG16 + LSTM + concat + softmax), "
@@ -155,8 +163,8 @@ def run_demo(out="mmzoo_runs/demo", steps=30, batch_size=16, image_size=32,
     return result
 
 
-def _zoo_part(name, out, seed, export, say):
-    """Parts 1 and 2: the zoo entry answers new scenes, then is exported."""
+def _zoo_part(name, out, seed, export, say, captioner=None):
+    """Parts 1 and 2: the zoo entries answer and caption new scenes, then one is exported."""
     from mmzoo.data import shapes
 
     entry = mmzoo.load(name)
@@ -171,8 +179,22 @@ def _zoo_part(name, out, seed, export, say):
     for question, (label, score), truth in zip(questions, guesses, truths):
         mark = "right" if label == truth else f"wrong, truth: {truth}"
         say(f"  {question}  {label} ({score:.0%}, {mark})")
+    captions = None
+    if captioner is not None:
+        writer = mmzoo.load(captioner)
+        decoding = writer.metadata.get("recipe", {}).get("evaluation", {})
+        beam_width = int(decoding.get("beam_width", 3))
+        say(f"\nZoo entry {writer.name!r} captions the same scenes (beam search, width "
+            f"{beam_width}):")
+        captions = writer.predict(images=scenes["image"], method="beam", beam_width=beam_width,
+                                  length_penalty=float(decoding.get("length_penalty", 1.0)))
+        for caption, references in zip(captions, scenes["captions"]):
+            say(f"  {caption}\n      a reference: {references[0]}")
+    title = (f"{entry.name} answers questions about new scenes" if captions is None else
+             f"{entry.name} answers questions about new scenes; {writer.name} captions "
+             "them (italics)")
     picture = _plot_answers(scenes["image"], questions, guesses, truths,
-                            os.path.join(out, "answers.png"), entry.name)
+                            os.path.join(out, "answers.png"), title, captions)
     card = entry.metadata.get("metrics", {})
     result = {
         "entry": entry.name,
@@ -181,6 +203,10 @@ def _zoo_part(name, out, seed, export, say):
         "entry_card_accuracy": float(card.get("accuracy", float("nan"))),
         "answers_path": picture,
     }
+    if captions is not None:
+        result.update(captioner=writer.name, captions=list(captions),
+                      captioner_card_bleu_4=float(
+                          writer.metadata.get("metrics", {}).get("bleu_4", float("nan"))))
     if export:
         result["exports"] = _export_part(entry, out, seed, say)
     return result
@@ -211,12 +237,35 @@ def _export_part(entry, out, seed, say):
         checks = "; ".join(_describe_check(c) for c in report.checks)
         size = os.path.getsize(path) if os.path.isfile(path) else report.size_bytes
         lines[label] = f"{size / 1e6:.2f} MB, {checks}"
-        if kwargs.get("quantization") == "int8" and not report.passed:
-            # Said plainly rather than hidden: int8 flips answers where the
-            # float model's top two scores are nearly equal.
-            lines[label] += (" (below the 99% gate: int8 rounding flips the answers "
-                             "this small model is unsure of)")
+        if kwargs.get("quantization") == "int8":
+            if not report.passed:
+                # Said plainly rather than hidden: int8 flips answers where the
+                # float model's top two scores are nearly equal.
+                lines[label] += (" (below the 99% gate: int8 rounding flips the answers "
+                                 "this small model is unsure of)")
+            if entry.task == "classification":
+                lines["int8 vs float"] = _int8_accuracy(entry, path, seed)
     return lines
+
+
+def _int8_accuracy(entry, path, seed, num_examples=1000):
+    """Test accuracy of the int8 file next to the Keras model's (the zoo's 1-point bar)."""
+    from mmzoo.data import pipeline
+    from mmzoo.export.tflite import run_tflite
+
+    pre = entry.preprocessor
+    x, y, _ = pipeline.shapes_arrays(entry.task, num_examples, image_size=pre.image_size[0],
+                                     seed=seed, split="test", tokenizer=pre.tokenizer,
+                                     sequence_length=pre.sequence_length)
+    y = np.asarray(y).reshape(-1)
+    (keras_probs,) = entry.model.predict(x, batch_size=256, verbose=0).values()
+    (int8_probs,) = run_tflite(path, x).values()
+    keras_acc = float(np.mean(keras_probs.argmax(-1) == y))
+    int8_acc = float(np.mean(int8_probs.argmax(-1) == y))
+    gap = 100 * (int8_acc - keras_acc)
+    return (f"test accuracy on {len(y)} new scenes: int8 {int8_acc:.1%}, Keras "
+            f"{keras_acc:.1%} ({gap:+.1f} points; {'within' if abs(gap) <= 1 else 'NOT within'} "
+            "the zoo's 1-point bar)")
 
 
 def _describe_check(check):
@@ -225,7 +274,7 @@ def _describe_check(check):
     return f"{check.name} {measured} {'ok' if check.passed else 'FAILED'}"
 
 
-def _plot_answers(images, questions, guesses, truths, path, title):
+def _plot_answers(images, questions, guesses, truths, path, title, captions=None):
     import textwrap
 
     import matplotlib
@@ -235,17 +284,22 @@ def _plot_answers(images, questions, guesses, truths, path, title):
 
     cols = 4
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.0 * rows), dpi=100)
+    height = 4.0 if captions is None else 5.0
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, height * rows), dpi=100,
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, question, (label, score), truth in zip(axes.flat, images, questions,
-                                                          guesses, truths):
+    for i, (ax, image, question, (label, score), truth) in enumerate(
+            zip(axes.flat, images, questions, guesses, truths)):
         ax.imshow(image, interpolation="nearest")
         wrapped = "\n".join(textwrap.wrap(question, 30))
         ax.set_title(f"{wrapped}\n{label} ({score:.0%})" +
                      ("" if label == truth else f", truth: {truth}"),
                      fontsize=9, color="tab:green" if label == truth else "tab:red")
-    fig.suptitle(f"mmzoo demo: {title} answers questions about new scenes")
+        if captions is not None:
+            ax.text(0.5, -0.04, "\n".join(textwrap.wrap(captions[i], 34)), fontsize=8,
+                    style="italic", ha="center", va="top", transform=ax.transAxes)
+    fig.suptitle(f"mmzoo demo: {title}")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -50,6 +50,15 @@ def test_demo_trains_reports_and_saves(tmp_path):
     # The zoo part: the default entry answered, and was exported with parity checks.
     assert "zoo entry        mobile_vqa:" in result.stdout
     assert (out / "answers.png").read_bytes()[:4] == b"\x89PNG"
+    # The captioner captioned the same 8 scenes: a sentence of shape words each.
+    assert "captioner        small_captioner: card BLEU-4" in result.stdout
+    part = result.stdout.split("captions the same scenes")[1].split("Exporting")[0]
+    captions = [line.strip() for line in part.splitlines()[1:] if line.startswith("  ")
+                and not line.strip().startswith("a reference:")]
+    assert len(captions) == 8
+    assert all(any(w in c.split() for w in ("shape", "shapes", "circle", "square", "cross",
+                                             "triangle", "diamond")) for c in captions)
+    assert "int8 vs float: test accuracy on 1000 new scenes" in result.stdout
     assert "export           SavedModel:" in result.stdout
     assert "serving_default max |diff|" in result.stdout
     assert "export           TFLite int8:" in result.stdout and "litert agreement" in result.stdout

@@ -9,7 +9,8 @@ from mmzoo import training
 from mmzoo.training import RecipeError, load_recipe
 
 RECIPES = pathlib.Path(__file__).resolve().parent.parent / "recipes"
-SHIPPED = ("document_vqa", "fusion_vqa", "matching", "captioner", "mobile_vqa")
+SHIPPED = ("document_vqa", "fusion_vqa", "matching", "captioner", "mobile_vqa",
+           "small_captioner")
 
 TINY = """\
 name = "t"
@@ -211,3 +212,15 @@ def test_replace_overrides_and_validates(tmp_path):
     assert recipe.training["epochs"] == 1  # frozen original
     with pytest.raises(RecipeError, match="training.epochs must be an integer >= 1"):
         recipe.replace(epochs=0)
+
+
+@pytest.mark.parametrize("folder", sorted(p.name for p in (RECIPES.parent / "saved_models")
+                                          .iterdir() if (p / "metadata.json").exists()))
+def test_every_shipped_entry_loads_and_comes_from_its_recipe(folder):
+    import mmzoo
+
+    entry = mmzoo.load(folder)  # every sha256 checked, safe_mode=True
+    recipe = load_recipe(RECIPES / f"{folder}.toml")
+    # The recipe file in the repo is the one that trained the entry.
+    assert entry.metadata["recipe"] == json.loads(json.dumps(recipe.to_dict()))
+    assert entry.metadata["metrics"]["num_examples"] == recipe.dataset["num_test"]

@@ -62,7 +62,8 @@ def write_conversion_source(model, path, batch_size):
     archive.write_out(path, verbose=False)
 
 
-def write_side_files(model, staged_paths, encoder, quantization, batch_size):
+def write_side_files(model, staged_paths, encoder, quantization, batch_size,
+                     label_names=None):
     """Writes the preprocessing settings (and vocabulary) for a phone app.
 
     Returns:
@@ -77,7 +78,7 @@ def write_side_files(model, staged_paths, encoder, quantization, batch_size):
         written.append("vocabulary")
     config = preprocessing_config(
         input_specs(model), output_names(model), encoder, vocabulary_file,
-        quantization=quantization, batch_size=batch_size,
+        quantization=quantization, batch_size=batch_size, label_names=label_names,
     )
     write_json(staged_paths["preprocessing"], config)
     written.append("preprocessing")
@@ -87,3 +88,31 @@ def write_side_files(model, staged_paths, encoder, quantization, batch_size):
 def save_inputs(path, inputs):
     np.savez(path, **inputs)
     return path
+
+
+def run_tflite(path, inputs):
+    """Runs an exported `.tflite` file on `{name: array}` inputs with the LiteRT interpreter.
+
+    The file's static batch is filled batch by batch (the last one padded and
+    cut back), exactly as the export's parity check runs it.
+
+    Args:
+        path: a `.tflite` file written by `mmzoo.export(..., format="tflite")`.
+        inputs: `{input name: array}` with the same leading size.
+
+    Returns:
+        `{output name: array}`, one row per input row.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mmzoo.export._worker import _run_tflite
+
+    details = Interpreter(model_path=path).get_signature_runner(
+        "serving_default").get_input_details()
+    missing = sorted(set(details) - set(inputs))
+    if missing:
+        raise ValueError(f"{path} needs inputs {sorted(details)}. Missing: {missing}")
+    feed = {k: np.asarray(inputs[k], dtype=details[k]["dtype"]) for k in details}
+    batch_size = int(next(iter(details.values()))["shape"][0])
+    outputs, _ = _run_tflite(path, feed, batch_size)
+    return outputs
