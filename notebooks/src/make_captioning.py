@@ -1,9 +1,8 @@
 """Writes notebooks/captioning.ipynb (run: python notebooks/src/make_captioning.py)."""
 
-import os
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_io import write
 
 cells = [
     new_markdown_cell(
@@ -149,10 +148,4 @@ cells = [
     ),
 ]
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-    "language_info": {"name": "python"},
-})
-path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "captioning.ipynb")
-nbformat.write(nb, os.path.normpath(path))
-print("wrote", os.path.normpath(path))
+write(cells, "captioning.ipynb")

@@ -1,9 +1,8 @@
 """Writes notebooks/matching.ipynb (run: python notebooks/src/make_matching.py)."""
 
-import os
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_io import write
 
 cells = [
     new_markdown_cell(
@@ -287,10 +286,4 @@ cells = [
     ),
 ]
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-    "language_info": {"name": "python"},
-})
-out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "matching.ipynb")
-nbformat.write(nb, out)
-print("wrote", out)
+write(cells, "matching.ipynb")

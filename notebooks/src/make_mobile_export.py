@@ -6,12 +6,9 @@ CPU cores) and saved with its outputs; TensorFlow's C++ start-up log lines
 in TF 2.21) are dropped from the saved stderr outputs.
 """
 
-import os
-import re
-import sys
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_io import write
 
 cells = [
     new_markdown_cell(
@@ -392,43 +389,4 @@ cells = [
     ),
 ]
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-    "language_info": {"name": "python"},
-})
-path = os.path.normpath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "mobile_export.ipynb"))
-
-# TensorFlow's C++ log lines ("I0000 00:00:... port.cc:153] ...") and their
-# continuation, written to the kernel's stderr when TensorFlow starts.
-_TF_LOG = re.compile(
-    r"^([IWE]\d{4} \S+ +\d+ \S+:\d+\]|WARNING: All log messages before absl|"
-    r"To enable the following instructions|INFO: Created TensorFlow Lite)")
-
-
-def _execute(nb):
-    from nbclient import NotebookClient
-
-    # The "python3" kernel starts `python` from PATH: make that this interpreter.
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": os.path.dirname(path)}}).execute()
-    for cell in nb.cells:
-        kept = []
-        for output in cell.get("outputs", []):
-            if output.get("name") == "stderr":
-                lines = [line for line in output["text"].splitlines(keepends=True)
-                         if line.strip() and not _TF_LOG.match(line)]
-                if not lines:
-                    continue
-                output["text"] = "".join(lines)
-            kept.append(output)
-        cell["outputs"] = kept
-    return nb
-
-
-if "--execute" in sys.argv[1:]:
-    nb = _execute(nb)
-nbformat.write(nb, path)
-print("wrote", path, "(executed)" if "--execute" in sys.argv[1:] else "")
+write(cells, "mobile_export.ipynb")
