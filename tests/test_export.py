@@ -568,7 +568,7 @@ def test_cli_exports_a_keras_file(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"Exported 'tiny_multilabel' to {out}" in printed
     assert "format       tflite (float16)" in printed
-    assert re.search(r"parity +litert +max \|diff\| \S+ \(<= 1e-03\).* ok", printed)
+    assert re.search(r"parity +litert +max \|diff\| \S+ \(<= 1e-02\).* ok", printed)
     assert sorted(os.listdir(out.parent)) == ["model.preprocessing.json", "model.tflite"]
 
     # As a user runs it: a mistake is one line on stderr, status 1, no traceback.
