@@ -73,9 +73,10 @@ def _dataset(meta):
     return ", ".join(f"{k}={v}" for k, v in data.items())
 
 
-def _fmt(value):
+def format_metric(value, missing="n/a"):
+    """A metric as the card and `mmzoo evaluate` print it (floats to 4 decimals)."""
     if value is None:
-        return "n/a"
+        return missing
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
@@ -115,7 +116,7 @@ def model_card(meta):
     metrics = flatten_metrics(meta.get("metrics"))
     if metrics:
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
+        lines += [f"| {k} | {format_metric(v)} |" for k, v in metrics.items()]
         lines += ["", f"Re-measure them with `mmzoo evaluate {name}`."]
     else:
         lines.append("No metrics recorded.")

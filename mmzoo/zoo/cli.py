@@ -165,15 +165,8 @@ def add_evaluate(parser):
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _number(value):
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
 def run_evaluate(args):
+    from mmzoo.zoo.card import format_metric
     from mmzoo.zoo.evaluation import compare_metrics
 
     if args.examples is not None and args.examples < 1:
@@ -196,7 +189,8 @@ def run_evaluate(args):
             diff = f"{now - card:+d}"
         elif isinstance(card, (int, float)) and isinstance(now, (int, float)):
             diff = f"{now - card:+.4f}"
-        print(f"{name:<{width}}  {_number(card):>10}  {_number(now):>10}  {diff:>10}")
+        card, now = format_metric(card, "-"), format_metric(now, "-")
+        print(f"{name:<{width}}  {card:>10}  {now:>10}  {diff:>10}")
 
 
 COMMANDS = {
