@@ -41,13 +41,15 @@ def _run_demo(args):
 
 
 def _add_train(parser):
-    parser.add_argument("recipe", help="a recipe file (recipes/*.toml), or the name of one "
-                        "in ./recipes")
-    parser.add_argument("--out", default=None,
-                        help="the zoo entry folder to write (default: saved_models/<name>)")
+    parser.add_argument("recipe", help="a recipe file (recipes/*.toml), or the name of a "
+                        "recipe in ./recipes or among the shipped ones")
     parser.add_argument("--work-dir", default=None,
-                        help="folder for checkpoints, TensorBoard logs, history, plot and "
-                             "metrics (default: mmzoo_runs/<name>)")
+                        help="the run folder: checkpoints, TensorBoard logs, history, plot, "
+                             "metrics and the trained entry, in entry/ (default: "
+                             "mmzoo_runs/<name>)")
+    parser.add_argument("--out", default=None,
+                        help="the entry folder to write (default: <work-dir>/entry); publish "
+                             "it into the zoo with `mmzoo publish`")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's training.epochs")
     parser.add_argument("--seed", type=int, default=None,
@@ -81,7 +83,8 @@ def _run_train(args):
     from mmzoo import training
 
     recipe = training.load_recipe(args.recipe).replace(epochs=args.epochs, seed=args.seed)
-    out = args.out or os.path.join("saved_models", recipe.name)
+    work_dir = args.work_dir or os.path.join("mmzoo_runs", recipe.name)
+    out = args.out or os.path.join(work_dir, "entry")
     if os.path.exists(out) and not args.overwrite:
         # Before hours of training, not after.
         raise FileExistsError(f"{out!r} exists; pass --overwrite to replace it, or --out.")
@@ -91,16 +94,18 @@ def _run_train(args):
 
     # Before anything else touches TensorFlow (multiworker and TPU need that).
     strategy = distribute.get_strategy(args.strategy, tpu=args.tpu)
-    work_dir = args.work_dir or os.path.join("mmzoo_runs", recipe.name)
     result = training.train(recipe, work_dir, data_dir=args.data_dir,
                             verbose=0 if args.quiet else "auto", strategy=strategy,
                             resume=args.resume, backup_every=args.backup_every)
     if not distribute.is_chief():
         return  # the chief writes the entry
     from mmzoo.zoo import save_entry
+    from mmzoo.zoo.card import TRAINING_CURVE
 
+    curve = result.paths["plot"]
     entry = save_entry(out, result.model, result.preprocessor(),
-                       metadata=result.entry_metadata(), overwrite=args.overwrite)
+                       metadata=result.entry_metadata(), overwrite=args.overwrite,
+                       extra_files={TRAINING_CURVE: curve} if os.path.isfile(curve) else None)
     if not args.quiet:
         print(f"mmzoo train: {recipe.name}: {result.epochs_run} epochs in "
               f"{result.training_seconds:.0f} s (best epoch {result.best_epoch})")
@@ -109,13 +114,33 @@ def _run_train(args):
                   f"  {key:<28} {value}")
         print(f"  training curve               {result.paths['plot']}")
         print(f"  entry                        {entry}")
+        print(f"  publish it with              mmzoo publish {entry}")
+
+
+def _add_publish(parser):
+    parser.add_argument("source", help="a trained entry folder, or the run folder of "
+                        "`mmzoo train` (its entry/)")
+    parser.add_argument("--to", default=None,
+                        help="the zoo folder to publish into (default: the shipped "
+                             "saved_models/)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing entry of the same name")
+
+
+def _run_publish(args):
+    from mmzoo.zoo import publish_entry
+
+    path = publish_entry(args.source, args.to, overwrite=args.overwrite)
+    print(f"mmzoo publish: {path}")
 
 
 COMMANDS = {
     "demo": (_add_demo, _run_demo,
              "the main job: a zoo entry answers and exports; the document model trains briefly"),
     "train": (_add_train, _run_train,
-              "train a recipe, measure it on the test split, write the zoo entry"),
+              "train a recipe, measure it on the test split, write its entry in the run folder"),
+    "publish": (_add_publish, _run_publish,
+                "copy a trained entry (verified) into the zoo's saved_models/"),
     # Zoo entries (mmzoo/zoo/cli.py): list, info, predict, evaluate.
     **_zoo_cli.COMMANDS,
     # Export for serving and phones (mmzoo/export/cli.py).

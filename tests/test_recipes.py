@@ -114,7 +114,7 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
      "training.monitor must be one of 'val_loss', 'val_accuracy', 'loss', 'accuracy' for "
      "task='classification'. Received: monitor='val_auc'"),
     (('source = "memory"', 'source = "web"'),
-     "dataset.source must be one of 'tfds', 'memory'. Received: source='web'"),
+     "dataset.source must be one of 'tfds', 'memory', 'stream'. Received: source='web'"),
     (('task = "classification"', 'task = "vqa"'),
      "task must be one of 'classification', 'binary', 'multilabel', 'regression', "
      "'captioning'. Received: task='vqa'"),

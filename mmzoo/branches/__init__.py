@@ -6,7 +6,7 @@ functions directly; register new ones with `IMAGE_BRANCHES.register(name)`.
 
 from mmzoo.branches.hub import HubModule, tfhub_branch
 from mmzoo.branches.image import VGGPreprocessing, cnn_branch, convnet_branch, vgg16_branch
-from mmzoo.branches.text import dense_branch, embedding_branch, lstm_branch
+from mmzoo.branches.text import dense_branch, embedding_branch, gru_branch, lstm_branch
 from mmzoo.registry import IMAGE_BRANCHES, TEXT_BRANCHES
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "HubModule",
     "tfhub_branch",
     "lstm_branch",
+    "gru_branch",
     "embedding_branch",
     "dense_branch",
 ]

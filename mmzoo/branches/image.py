@@ -9,6 +9,7 @@ import os
 
 import keras
 
+from mmzoo.coordconv import AddCoordinates
 from mmzoo.registry import IMAGE_BRANCHES
 
 POOLINGS = ("flatten", "avg", "max", None)
@@ -53,8 +54,13 @@ def _check_choice(option, value, allowed):
         )
 
 
+def _with_coordinates(x, coord_channels, name):
+    return AddCoordinates(name=name)(x) if coord_channels else x
+
+
 @IMAGE_BRANCHES.register("cnn")
-def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", name="image_cnn"):
+def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", coord_channels=False,
+               name="image_cnn"):
     """The seeds' small image branch: Conv2D(filters, 3x3, relu), then pooling.
 
     Args:
@@ -62,6 +68,8 @@ def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", name="image_
         image_filters: number of convolution filters (the seeds use 32 and 64).
         pooling: `"flatten"` (the seeds' layout), `"avg"`, `"max"`, or `None` to
             return the feature map.
+        coord_channels: append two coordinate channels (row, column in
+            [-1, 1]) to the convolution's input: CoordConv (Liu et al. 2018).
         name: the branch model's name.
 
     Returns:
@@ -75,6 +83,7 @@ def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", name="image_
     _check_choice("pooling", pooling, POOLINGS)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="image_cnn_rescale")(inputs)
+    x = _with_coordinates(x, coord_channels, "image_cnn_coords")
     x = keras.layers.Conv2D(
         image_filters, (3, 3), activation="relu", name="image_cnn_conv"
     )(x)
@@ -83,7 +92,7 @@ def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", name="image_
 
 @IMAGE_BRANCHES.register("convnet")
 def convnet_branch(input_shape, *, image_filters=32, image_blocks=3, pooling="flatten",
-                   name="image_convnet"):
+                   coord_channels=False, name="image_convnet"):
     """A small VGG-style stack for phones: blocks of Conv2D(3x3) + BatchNorm + ReLU + MaxPool.
 
     Block `i` has `image_filters * 2**i` filters; each halves the resolution.
@@ -95,6 +104,9 @@ def convnet_branch(input_shape, *, image_filters=32, image_blocks=3, pooling="fl
         image_filters: filters of the first block.
         image_blocks: number of blocks; each side must stay >= 1 pixel.
         pooling: `"flatten"`, `"avg"`, `"max"`, or `None` for the feature map.
+        coord_channels: CoordConv (Liu et al. 2018): every convolution also
+            sees two coordinate channels (row, column in [-1, 1]), so the
+            features can say where things are.
         name: the branch model's name.
 
     Returns:
@@ -112,6 +124,7 @@ def convnet_branch(input_shape, *, image_filters=32, image_blocks=3, pooling="fl
     x = keras.layers.Rescaling(1.0 / 255.0, name="image_convnet_rescale")(inputs)
     for i in range(image_blocks):
         prefix = f"image_convnet_block{i + 1}"
+        x = _with_coordinates(x, coord_channels, f"{prefix}_coords")
         x = keras.layers.Conv2D(image_filters * 2**i, 3, padding="same", use_bias=False,
                                 name=f"{prefix}_conv")(x)
         x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)

@@ -39,6 +39,40 @@ def lstm_branch(
     return keras.Model(inputs, x, name=name)
 
 
+@TEXT_BRANCHES.register("gru", input_dtype="int32")
+def gru_branch(
+    sequence_length,
+    *,
+    vocab_size=10000,
+    embedding_dim=64,
+    text_units=128,
+    name="text_gru",
+):
+    """Embedding + GRU (Cho et al. 2014), reading the last state; padding (id 0) is masked.
+
+    The question encoder of FiLM (Perez et al. 2018): a GRU has a quarter
+    fewer weights than an LSTM of the same width and trains as well on short
+    questions.
+
+    Args:
+        sequence_length: number of token ids per example.
+        vocab_size: size of the token vocabulary, padding included.
+        embedding_dim: size of each token embedding.
+        text_units: GRU units (the size of the text feature).
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from int token ids `(batch, sequence_length)` to
+        `(batch, text_units)`.
+    """
+    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
+    x = keras.layers.Embedding(
+        vocab_size, embedding_dim, mask_zero=True, name="text_gru_embedding"
+    )(inputs)
+    x = keras.layers.GRU(text_units, name="text_gru_gru")(x)
+    return keras.Model(inputs, x, name=name)
+
+
 @TEXT_BRANCHES.register("embedding", input_dtype="int32")
 def embedding_branch(
     sequence_length, *, vocab_size=10000, embedding_dim=64, name="text_embedding"

@@ -184,34 +184,62 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
                          f"num_examples={num_examples!r}")
     info = _resolve(task, tokenizer, sequence_length, text_field, image_size)
     _check_captions(captions)
-    per_scene = shapes.NUM_CAPTIONS if (task == "captioning" and captions == "all") else 1
+    per_scene = rows_per_scene(task, captions)
     data = shapes.generate_scenes(-(-num_examples // per_scene), split=split,
                                   image_size=image_size, seed=seed)
-    rows = np.repeat(np.arange(len(data["scene_id"])), per_scene)[:num_examples]
-    images = data["image"][rows].astype(np.float32)
+    inputs, labels = scene_rows(data, info, np.arange(num_examples), captions=captions)
+    inputs["image"] = inputs["image"].astype(np.float32)
+    return inputs, labels, info
+
+
+def rows_per_scene(task, captions="all"):
+    """Rows one scene gives: 5 for captioning with `captions="all"`, else 1."""
+    return shapes.NUM_CAPTIONS if (task == "captioning" and captions == "all") else 1
+
+
+def scene_rows(data, info, rows, captions="all"):
+    """Model-ready rows from generated scenes.
+
+    Args:
+        data: a `generate_scenes`-style dict of scenes.
+        info: the `TaskInfo` (task, tokenizer, sequence length, text field).
+        rows: row numbers relative to `data`'s first scene; row `r` is scene
+            `r // rows_per_scene` (and, for captioning with `captions="all"`,
+            its caption `r % 5`).
+        captions: captioning only: `"all"` or `"first"`.
+
+    Returns:
+        `(inputs, labels)`, images in `data`'s dtype (uint8 from the
+        generator). Also sets `info.question_types` and `info.perturbations`
+        to the rows' values.
+    """
+    task = info.task
+    per_scene = rows_per_scene(task, captions)
+    rows = np.asarray(rows)
+    scenes, which = rows // per_scene, rows % per_scene
+    images = data["image"][scenes]
     tok, length = info.tokenizer, info.sequence_length
     if task == "captioning":
-        which = np.tile(np.arange(per_scene), len(data["scene_id"]))[:num_examples]
-        texts = data["captions"][rows, which]
+        texts = data["captions"][scenes, which]
         full = tok.encode(list(texts), sequence_length=length + 1, add_start=True,
                           add_end=True)
         text = np.where(full[:, :-1] == END, PAD, full[:, :-1]).astype(np.int32)
         labels = full[:, 1:].astype(np.int32)
     else:
         field = info.text_field
-        texts = (data["captions"][rows, 0] if field == "caption" else data[field][rows])
+        texts = (data["captions"][scenes, 0] if field == "caption" else data[field][scenes])
         text = tok.encode(list(texts), sequence_length=length)
         if task == "classification":
-            labels = data["answer"][rows].astype(np.int32)
+            labels = data["answer"][scenes].astype(np.int32)
         elif task == "binary":
-            labels = data["match_label"][rows].astype(np.float32)[:, None]
+            labels = data["match_label"][scenes].astype(np.float32)[:, None]
         elif task == "multilabel":
-            labels = data["attributes"][rows].astype(np.float32)
+            labels = data["attributes"][scenes].astype(np.float32)
         else:
-            labels = data["count"][rows].astype(np.float32)[:, None]
-    info.question_types = data["question_type"][rows]
-    info.perturbations = data["match_perturbation"][rows]
-    return {"image": images, "text": text}, labels, info
+            labels = data["count"][scenes].astype(np.float32)[:, None]
+    info.question_types = data["question_type"][scenes]
+    info.perturbations = data["match_perturbation"][scenes]
+    return {"image": images, "text": text}, labels
 
 
 # ----------------------------------------------------------------------------

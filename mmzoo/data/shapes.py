@@ -677,6 +677,55 @@ def iter_scenes(split="train", seed=0, start=0):
         seen += 1
 
 
+# Stream scene `k` of a seed is drawn from raw scene indices STREAM_OFFSET +
+# k * STREAM_ATTEMPTS + attempt, attempt = 0, 1, ...: far above the indices of
+# the fixed splits, and addressable without walking the stream (so a resumed
+# run jumps straight to its batch). A draw belongs to the split with
+# probability 0.8 (train), so 64 attempts never all fail in practice.
+STREAM_OFFSET = 2**40
+STREAM_ATTEMPTS = 64
+
+
+def stream_scene(seed, k, split="train"):
+    """Scene `k` of the endless stream of fresh scenes of `split` (training data that never runs out).
+
+    Scene `k` depends only on `(seed, k)`, so any range of the stream can be
+    regenerated on its own, in any order. Its layout belongs to `split` by the
+    same hash as the fixed splits, so a training stream never shares a layout
+    with the validation or test split of the same seed. Its scenes are not
+    those of `iter_scenes` (the fixed splits).
+
+    Args:
+        seed: the dataset seed.
+        k: position in the stream, >= 0.
+        split: the split whose layouts to draw (normally `"train"`).
+
+    Returns:
+        A `Scene` (`scene_id` is its raw index, >= `STREAM_OFFSET`).
+    """
+    _check_split(split)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
+        raise ValueError(f"`k` must be a non-negative integer. Received: k={k!r}")
+    base = STREAM_OFFSET + int(k) * STREAM_ATTEMPTS
+    for attempt in range(STREAM_ATTEMPTS):
+        scene = sample_scene(seed, base + attempt, split)
+        if scene is not None:
+            return scene
+    raise RuntimeError(f"No {split} scene in {STREAM_ATTEMPTS} draws for stream scene {k} "
+                       f"of seed {seed}.")  # pragma: no cover  (probability < 1e-6 per scene)
+
+
+def stream_scenes(count, split="train", image_size=64, seed=0, start=0):
+    """`count` scenes of the endless stream from position `start`, rendered.
+
+    Returns:
+        A dict of arrays as `generate_scenes` returns.
+    """
+    _check_image_size(image_size)
+    scenes = [stream_scene(seed, k, split) for k in range(start, start + count)]
+    return scenes_to_arrays(scenes, render.render_scenes(scenes, image_size))
+
+
 def iter_scene_batches(num_scenes, split="train", image_size=64, seed=0, start=0,
                        batch_size=256):
     """Yields `generate_scenes`-style dicts of up to `batch_size` scenes each,

@@ -15,7 +15,8 @@ One module per family; each registers itself in `FUSIONS` under the name that
 | `"attention"` | softmax weights over modalities, per example | `fusion_dim` |
 | `"gated"` | learned sigmoid gates per modality | `fusion_dim` |
 | `"bilinear"` | low-rank bilinear pooling (MFB) | `fusion_dim`, `bilinear_factors` |
-| `"film"` | text scales and shifts the image feature map | `fusion_dim`, `pooling` |
+| `"film"` | text scales and shifts the image feature map, at one or several depths | `fusion_dim`, `pooling`, `film_blocks`, `coord_channels`, `film_output_dim` |
+| `"relation"` | relation network over pairs of image cells and the text | `fusion_dim`, `relation_layers` |
 
 `z_i = W_i x_i + b_i` is each modality projected into the common embedding
 space of size `fusion_dim`. Every fusion takes an optional per-example
@@ -56,6 +57,7 @@ from mmzoo.fusion.film import FiLMFusion, film_fusion
 from mmzoo.fusion.inspection import modality_weights
 from mmzoo.fusion.layer_level import LayerFusion, layer_fusion
 from mmzoo.fusion.masking import MaskModalities, ModalityDropout
+from mmzoo.fusion.relation import RelationFusion, relation_fusion
 from mmzoo.registry import FUSIONS
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "BilinearFusion",
     "FiLMFusion",
     "LayerFusion",
+    "RelationFusion",
     "VoteFusion",
     "MaskModalities",
     "ModalityDropout",
@@ -84,5 +87,6 @@ __all__ = [
     "gated_fusion",
     "bilinear_fusion",
     "film_fusion",
+    "relation_fusion",
     "modality_weights",
 ]

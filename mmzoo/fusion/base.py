@@ -123,7 +123,7 @@ class FusionLayer(keras.layers.Layer):
                 raise ValueError(
                     f"{type(self).__name__} expects the {self.modality_name(i)!r} input to "
                     f"have rank {expected} ({'feature vectors' if expected == 2 else 'a feature map'}; "
-                    "with build_model, pooling=None is for fusion='film' only). "
+                    "with build_model, pooling=None is for fusion='film' or 'relation' only). "
                     f"Received: {self.modality_name(i)} shape={tuple(shape)}"
                 )
         if modality_mask_shape is not None:

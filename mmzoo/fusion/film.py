@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from mmzoo.coordconv import coordinate_grid
 from mmzoo.fusion.base import FusionLayer, mask_columns, zero_missing
 from mmzoo.registry import FUSIONS
 
@@ -13,11 +14,24 @@ FILM_POOLINGS = ("flatten", "avg", "max")
 class FiLMFusion(FusionLayer):
     """Feature-wise linear modulation of a feature map by the other modalities.
 
-    The first input is a feature map `(batch, h, w, c)`; it is projected per
-    position to `fusion_dim` channels (a 1x1 convolution, `z = W x + b`). The
-    other inputs (vectors) are concatenated and mapped to `gamma, beta`
-    (`fusion_dim` each); the output is `pool(relu((1 + gamma) * z + beta))`.
+    The first input is a feature map `(batch, h, w, c)`, the others vectors,
+    concatenated into the condition `q`. One `Dense` maps `q` to a scale and
+    shift `(gamma_i, beta_i)` (`fusion_dim` each) for every block `i`;
     `1 + gamma` keeps a zero `gamma` the identity.
+
+    - Block 1 projects the map per position to `fusion_dim` channels (a 1x1
+      convolution, `z = W x + b`) and modulates it:
+      `z = relu((1 + gamma_1) * z + beta_1)`. With `film_blocks=1` this is the
+      whole layer.
+    - Blocks 2..`film_blocks` are the residual blocks of FiLM (Perez et al.
+      2018): `h = relu(conv1x1(z))`, `y = BN(conv3x3(h))` (batch norm without
+      its own scale and shift), `y = relu((1 + gamma_i) * y + beta_i)`,
+      `z = h + y`. Conditioning at several depths lets the question steer
+      each stage of the visual reasoning.
+    - With `film_output_dim`, a last 1x1 convolution + ReLU maps the result
+      to that many channels before pooling (Perez et al.'s classifier conv).
+    - With `coord_channels`, every 1x1 convolution also sees two coordinate
+      channels (CoordConv, `mmzoo.coordconv`), so positions survive pooling.
 
     A missing conditioning modality is zeroed (so `gamma = beta = 0` when all
     are missing: the map passes unmodulated); a missing map is zeroed
@@ -26,68 +40,130 @@ class FiLMFusion(FusionLayer):
     Args:
         fusion_dim: channels of the modulated map.
         pooling: how the modulated map becomes a vector: `"flatten"`, `"avg"`
-            or `"max"`.
+            or `"max"` (global max-pooling keeps the strongest response
+            wherever it is).
         modalities: names of the inputs, in order (the map first).
+        film_blocks: number of FiLM blocks, >= 1.
+        coord_channels: append coordinate channels before each 1x1 convolution.
+        film_output_dim: channels of the final 1x1 convolution, or `None`
+            for none.
         **kwargs: base layer arguments.
 
+    Output: `(batch, channels)` for avg/max pooling, `(batch, h * w *
+    channels)` for flatten, where `channels` is `film_output_dim or
+    fusion_dim`.
+
     Example:
-    >>> fused = FiLMFusion(32, pooling="avg")([image_map, text_feats])
+    >>> fused = FiLMFusion(32, pooling="max", film_blocks=4)([image_map, text_feats])
     """
 
     input_ranks = (4, 2)
 
-    def __init__(self, fusion_dim=64, pooling="avg", modalities=None, **kwargs):
+    def __init__(self, fusion_dim=64, pooling="avg", modalities=None, film_blocks=1,
+                 coord_channels=False, film_output_dim=None, **kwargs):
         super().__init__(fusion_dim=fusion_dim, modalities=modalities, **kwargs)
         if pooling not in FILM_POOLINGS:
             raise ValueError(
                 "fusion='film' pools the modulated image feature map: `pooling` must "
                 f"be one of {', '.join(map(repr, FILM_POOLINGS))}. Received: pooling={pooling!r}"
             )
+        if not (isinstance(film_blocks, int) and not isinstance(film_blocks, bool)
+                and film_blocks >= 1):
+            raise ValueError("`film_blocks` must be a positive integer. "
+                             f"Received: film_blocks={film_blocks!r}")
+        if film_output_dim is not None and not (
+                isinstance(film_output_dim, int) and not isinstance(film_output_dim, bool)
+                and film_output_dim > 0):
+            raise ValueError("`film_output_dim` must be None or a positive integer. "
+                             f"Received: film_output_dim={film_output_dim!r}")
         self.pooling = pooling
+        self.film_blocks = film_blocks
+        self.coord_channels = bool(coord_channels)
+        self.film_output_dim = film_output_dim
+
+    def _dense(self, units, name, in_channels):
+        layer = keras.layers.Dense(units, name=name, dtype=self.dtype_policy)
+        layer.build((None, None, None, in_channels))
+        return layer
 
     def build(self, inputs_shape, modality_mask_shape=None):
         shapes = self.check_shapes(inputs_shape, modality_mask_shape)
-        self.project_map = keras.layers.Dense(
-            self.fusion_dim, name=f"project_{self.modality_name(0)}", dtype=self.dtype_policy
-        )
-        self.project_map.build(shapes[0])
+        extra = 2 if self.coord_channels else 0
+        dim = self.fusion_dim
+        self.project_map = self._dense(dim, f"project_{self.modality_name(0)}",
+                                       shapes[0][-1] + extra)
         cond_size = sum(shape[-1] for shape in shapes[1:])
         self.film = keras.layers.Dense(
-            2 * self.fusion_dim,
+            2 * dim * self.film_blocks,
             name="gamma_beta",
             dtype=self.dtype_policy,
         )
         self.film.build((None, cond_size))
+        self.blocks = []
+        for i in range(2, self.film_blocks + 1):
+            entry = self._dense(dim, f"block{i}_conv1x1", dim + extra)
+            conv = keras.layers.Conv2D(dim, 3, padding="same", name=f"block{i}_conv3x3",
+                                       dtype=self.dtype_policy)
+            conv.build((None, None, None, dim))
+            norm = keras.layers.BatchNormalization(center=False, scale=False,
+                                                   name=f"block{i}_bn", dtype=self.dtype_policy)
+            norm.build((None, None, None, dim))
+            self.blocks.append((entry, conv, norm))
+        self.output_conv = None
+        if self.film_output_dim:
+            self.output_conv = self._dense(self.film_output_dim, "output_conv1x1", dim + extra)
 
-    def call(self, inputs, modality_mask=None):
+    def _coords(self, x):
+        if not self.coord_channels:
+            return x
+        _, height, width, _ = x.shape
+        grid = coordinate_grid(height, width, self.compute_dtype)
+        grid = ops.broadcast_to(grid[None], (ops.shape(x)[0], height, width, 2))
+        return ops.concatenate([x, grid], axis=-1)
+
+    def call(self, inputs, modality_mask=None, training=None):
         inputs = list(inputs)
         fmap, conds = inputs[0], inputs[1:]
+        fmap = ops.cast(fmap, self.compute_dtype)
         if modality_mask is not None:
             cols = mask_columns(modality_mask, len(inputs), self.compute_dtype)
-            fmap = zero_missing(ops.cast(fmap, self.compute_dtype), cols[0][:, :, None, None])
+            fmap = zero_missing(fmap, cols[0][:, :, None, None])
             conds = [zero_missing(ops.cast(c, self.compute_dtype), m) for c, m in zip(conds, cols[1:])]
-        z = self.project_map(fmap)
         cond = conds[0] if len(conds) == 1 else ops.concatenate(conds, axis=-1)
-        gamma, beta = ops.split(self.film(cond), 2, axis=-1)
+        gamma_beta = ops.reshape(self.film(cond), (-1, self.film_blocks, 2, self.fusion_dim))
         if modality_mask is not None:
             # A bias alone must not modulate when every condition is missing.
             present = ops.max(ops.stack(cols[1:], axis=0), axis=0)
-            gamma, beta = gamma * present, beta * present
-        out = ops.relu((1.0 + gamma[:, None, None, :]) * z + beta[:, None, None, :])
+            gamma_beta = gamma_beta * present[:, :, None, None]
+
+        def modulate(x, i):
+            gamma = gamma_beta[:, i, 0, None, None, :]
+            beta = gamma_beta[:, i, 1, None, None, :]
+            return ops.relu((1.0 + gamma) * x + beta)
+
+        z = modulate(self.project_map(self._coords(fmap)), 0)
+        for i, (entry, conv, norm) in enumerate(self.blocks, start=1):
+            h = ops.relu(entry(self._coords(z)))
+            z = h + modulate(norm(conv(h), training=training), i)
+        if self.output_conv is not None:
+            z = ops.relu(self.output_conv(self._coords(z)))
         if self.pooling == "avg":
-            return ops.mean(out, axis=(1, 2))
+            return ops.mean(z, axis=(1, 2))
         if self.pooling == "max":
-            return ops.max(out, axis=(1, 2))
-        return ops.reshape(out, (-1, out.shape[1] * out.shape[2] * out.shape[3]))
+            return ops.max(z, axis=(1, 2))
+        return ops.reshape(z, (-1, z.shape[1] * z.shape[2] * z.shape[3]))
 
     def get_config(self):
         config = super().get_config()
-        config["pooling"] = self.pooling
+        config.update({"pooling": self.pooling, "film_blocks": self.film_blocks,
+                       "coord_channels": self.coord_channels,
+                       "film_output_dim": self.film_output_dim})
         return config
 
 
 @FUSIONS.register("film", feature_maps=("image",))
-def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten", name="fusion_film"):
+def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten", film_blocks=1,
+                coord_channels=False, film_output_dim=None, name="fusion_film"):
     """FiLM: the text produces a scale and shift for each image channel.
 
     `build_model` builds the image branch with `pooling=None` for this fusion
@@ -99,12 +175,18 @@ def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten
         modality_mask: optional mask (see `FiLMFusion`).
         fusion_dim: channels of the modulated map.
         pooling: `"flatten"`, `"avg"` or `"max"` (the branches' default is
-            `"flatten"`; `"avg"` keeps the head small).
+            `"flatten"`; `"avg"` and `"max"` keep the head small).
+        film_blocks: FiLM blocks: 1 modulates the projected map once; each
+            further block is a residual block of Perez et al. (2018).
+        coord_channels: coordinate channels before each 1x1 convolution
+            (shared with the image branch's option of the same name).
+        film_output_dim: channels of a last 1x1 convolution before pooling,
+            or `None`.
         name: the fusion layer's name.
 
     Returns:
-        `(batch, fusion_dim)` for avg/max pooling, `(batch, h * w * fusion_dim)`
-        for flatten.
+        `(batch, channels)` for avg/max pooling, `(batch, h * w * channels)`
+        for flatten (`channels`: `film_output_dim or fusion_dim`).
     """
     if "image" not in features:
         raise ValueError(
@@ -114,5 +196,7 @@ def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten
     order = ["image"] + [m for m in features if m != "image"]
     if modality_mask is not None and list(features) != order:
         raise ValueError("fusion='film' with a modality mask needs the image first.")
-    layer = FiLMFusion(fusion_dim, pooling=pooling, modalities=tuple(order), name=name)
+    layer = FiLMFusion(fusion_dim, pooling=pooling, modalities=tuple(order),
+                       film_blocks=film_blocks, coord_channels=coord_channels,
+                       film_output_dim=film_output_dim, name=name)
     return layer([features[m] for m in order], modality_mask=modality_mask)

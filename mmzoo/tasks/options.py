@@ -58,6 +58,12 @@ def _positive_int(name, value):
     return int(value)
 
 
+def _optional_positive_int(name, value):
+    if value is not None and not _is_positive_int(value):
+        _fail(name, value, "None or a positive integer")
+    return None if value is None else int(value)
+
+
 def _optional_name(name, value):
     if value is not None and not (isinstance(value, str) and value):
         _fail(name, value, "None or a non-empty string")
@@ -222,6 +228,10 @@ VALIDATORS = {
     "fusion_depth": _min_int(0, "an integer >= 0"),
     "fusion_layers": _positive_int,
     "bilinear_factors": _positive_int,
+    "film_blocks": _min_int(1, "a positive integer"),
+    "film_output_dim": _optional_positive_int,
+    "relation_layers": _min_int(1, "a positive integer"),
+    "coord_channels": _bool,
     # branches
     "image_filters": _positive_int,
     "image_blocks": _min_int(1, "a positive integer"),

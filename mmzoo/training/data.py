@@ -1,9 +1,19 @@
 """The data of a recipe: seeded training streams and the evaluation split.
 
-Two sources give the same scenes (the mmzoo-shapes generator is a pure
-function of seed, split and index): `"tfds"` reads (and on first use builds)
-the TFDS dataset, streaming with bounded memory; `"memory"` generates the
-arrays in the process, with no files (small runs, tests).
+Three sources (`dataset.source`):
+
+- `"tfds"` reads (and on first use builds) the TFDS dataset, streaming with
+  bounded memory;
+- `"memory"` generates the same scenes in the process, with no files (small
+  runs, tests). Both reuse `num_train` scenes on every epoch, reshuffled.
+- `"stream"`: training data that never runs out. Every epoch draws
+  `num_train` *fresh* scenes from the endless stream of the seed
+  (`shapes.stream_scene`): epoch `e` is stream positions `[e * num_train,
+  (e + 1) * num_train)`, generated batch by batch while the model trains
+  (about 5,000 scenes/s at 32 px). Batch `b` of the run is a pure function
+  of the recipe, so a resumed run regenerates exactly its remaining batches
+  without replaying the others. Validation and test are the fixed splits,
+  as with `"memory"`; their layouts never occur in the stream.
 """
 
 import dataclasses
@@ -13,7 +23,13 @@ import numpy as np
 
 from mmzoo.data import shapes
 from mmzoo.data.mmzoo_shapes import MmzooShapesConfig, shapes_config
-from mmzoo.data.pipeline import prepare_examples, shapes_arrays, shapes_dataset, shapes_tokenizer
+from mmzoo.data.pipeline import (
+    prepare_examples,
+    scene_rows,
+    shapes_arrays,
+    shapes_dataset,
+    shapes_tokenizer,
+)
 from mmzoo.data.tokenizer import split_words
 
 # Settings of the predefined TFDS configs: a recipe that matches one reuses its
@@ -29,8 +45,12 @@ class TrainingData:
         train: `(inputs, labels)` batches, reshuffled each epoch (seeded).
         validation: `(inputs, labels)` batches in a fixed order.
         info: the `mmzoo.data.TaskInfo` (tokenizer, label names, sizes).
-        num_train_examples: training rows (scenes x captions for captioning).
+        num_train_examples: training rows per epoch (scenes x captions for
+            captioning).
         steps_per_epoch: training batches per epoch.
+        fresh_each_epoch: whether `train` holds every epoch's batches one
+            after the other (source `"stream"`: fit with `steps_per_epoch`)
+            rather than one epoch to repeat.
     """
 
     train: object
@@ -38,6 +58,18 @@ class TrainingData:
     info: object
     num_train_examples: int
     steps_per_epoch: int
+    fresh_each_epoch: bool = False
+    _train_from: object = None
+
+    def train_from(self, step):
+        """The training batches from global step `step` on, endlessly or to the run's end.
+
+        A resumed run starts here: the batches an uninterrupted run would
+        have trained on next, in the same order.
+        """
+        if self._train_from is not None:
+            return self._train_from(step)
+        return self.train.repeat().skip(step)
 
 
 @dataclasses.dataclass
@@ -107,8 +139,6 @@ def load_training_data(recipe, data_dir=None):
     Returns:
         A `TrainingData`.
     """
-    import tensorflow as tf
-
     ds, tr = recipe.dataset, recipe.training
     tokenizer = shapes_tokenizer(ds["sequence_length"])
     batch = tr["batch_size"]
@@ -120,25 +150,11 @@ def load_training_data(recipe, data_dir=None):
                                      shuffle_buffer=tr["shuffle_buffer"], seed=tr["seed"],
                                      with_info=True, **common)
         validation = shapes_dataset(recipe.task, "validation", shuffle=False, **common)
+    elif ds["source"] == "stream":
+        return _stream_training_data(recipe, tokenizer)
     else:
-        def arrays(split, scenes):
-            x, y, info = shapes_arrays(
-                recipe.task, scenes * rows_per_scene(recipe), image_size=ds["image_size"],
-                seed=ds["seed"], tokenizer=tokenizer, split=split, **_text_kwargs(recipe))
-            # uint8 in the dataset (4x less memory), float32 per batch.
-            x["image"] = x["image"].astype(np.uint8)
-            return tf.data.Dataset.from_tensor_slices((x, y)), info
-
-        def to_float(inputs, labels):
-            return {**inputs, "image": tf.cast(inputs["image"], tf.float32)}, labels
-
-        train, info = arrays("train", ds["num_train"])
-        train = train.shuffle(min(tr["shuffle_buffer"], num_train), seed=tr["seed"],
-                              reshuffle_each_iteration=True)
-        validation, _ = arrays("validation", ds["num_validation"])
-        train, validation = (
-            d.batch(batch).map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE) for d in (train, validation))
+        train, info = _memory_split(recipe, tokenizer, "train", ds["num_train"])
+        validation, _ = _memory_split(recipe, tokenizer, "validation", ds["num_validation"])
     info.question_types = None  # per-row types belong to the evaluation split
     return TrainingData(train=train, validation=validation, info=info,
                         num_train_examples=num_train, steps_per_epoch=-(-num_train // batch))
@@ -158,7 +174,7 @@ def load_evaluation_data(recipe, data_dir=None):
     split = recipe.evaluation["split"]
     n = ds["num_test"] if split == "test" else ds["num_validation"]
     tokenizer = shapes_tokenizer(ds["sequence_length"])
-    if ds["source"] == "memory":
+    if ds["source"] in ("memory", "stream"):
         if recipe.task == "captioning":
             data = shapes.generate_scenes(n, split=split, image_size=ds["image_size"],
                                           seed=ds["seed"])
@@ -176,6 +192,78 @@ def load_evaluation_data(recipe, data_dir=None):
             groups["perturbation"] = np.array([s.match_perturbation for s in scenes])
         return EvaluationData(inputs=x, labels=y, groups=groups)
     return _tfds_evaluation_data(recipe, split, tokenizer, data_dir)
+
+
+def _stream_training_data(recipe, tokenizer):
+    import tensorflow as tf
+
+    ds, tr = recipe.dataset, recipe.training
+    batch, epochs = tr["batch_size"], tr["epochs"]
+    per_scene = rows_per_scene(recipe)
+    captions = ds.get("captions") or "all"
+    rows = ds["num_train"] * per_scene
+    steps = -(-rows // batch)
+    seed, size = ds["seed"], ds["image_size"]
+    _, _, info = shapes_arrays(recipe.task, 0, image_size=size, seed=seed,
+                               tokenizer=tokenizer, **_text_kwargs(recipe))
+
+    def make_batch(step):
+        epoch, index = divmod(int(step), steps)
+        first, last = index * batch, min((index + 1) * batch, rows)
+        first_scene = first // per_scene
+        count = (last - 1) // per_scene - first_scene + 1
+        data = shapes.stream_scenes(count, "train", image_size=size, seed=seed,
+                                    start=epoch * ds["num_train"] + first_scene)
+        inputs, labels = scene_rows(data, info, np.arange(first, last) - first_scene * per_scene,
+                                    captions=captions)
+        return inputs["image"], inputs["text"], labels
+
+    image, text, labels = make_batch(0)
+    label_spec = (labels.dtype, (None, *labels.shape[1:]))
+
+    def load(step):
+        outputs = tf.numpy_function(make_batch, [step], (tf.uint8, tf.int32, labels.dtype),
+                                    stateful=False)
+        image, text, y = outputs
+        image.set_shape((None, size, size, 3))
+        text.set_shape((None, info.sequence_length))
+        y.set_shape(label_spec[1])
+        return {"image": tf.cast(image, tf.float32), "text": text}, y
+
+    def train_from(step):
+        return (tf.data.Dataset.range(step, epochs * steps)
+                .map(load, num_parallel_calls=2, deterministic=True)
+                .prefetch(4))
+
+    validation, _ = _memory_split(recipe, tokenizer, "validation", ds["num_validation"])
+    info.question_types = None
+    return TrainingData(train=train_from(0), validation=validation, info=info,
+                        num_train_examples=rows, steps_per_epoch=steps,
+                        fresh_each_epoch=True, _train_from=train_from)
+
+
+def _memory_split(recipe, tokenizer, split, scenes):
+    """`(batched dataset, info)` of a split generated in memory."""
+    import tensorflow as tf
+
+    ds = recipe.dataset
+    x, y, info = shapes_arrays(
+        recipe.task, scenes * rows_per_scene(recipe), image_size=ds["image_size"],
+        seed=ds["seed"], tokenizer=tokenizer, split=split, **_text_kwargs(recipe))
+    # uint8 in the dataset (4x less memory), float32 per batch.
+    x["image"] = x["image"].astype(np.uint8)
+
+    def to_float(inputs, labels):
+        return {**inputs, "image": tf.cast(inputs["image"], tf.float32)}, labels
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if split == "train":
+        tr = recipe.training
+        dataset = dataset.shuffle(min(tr["shuffle_buffer"], len(y)), seed=tr["seed"],
+                                  reshuffle_each_iteration=True)
+    dataset = (dataset.batch(recipe.training["batch_size"])
+               .map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    return dataset, info
 
 
 def _references(captions):

@@ -328,9 +328,10 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
         step_log.unlink(missing_ok=True)
         backup.remove()
 
-    # The seeded stream replayed from its start to the step reached: the same
-    # batches in the same order as a run never interrupted.
-    train = _distribute(run.data.train.repeat().skip(step), strategy, global_batch)
+    # The batches from the step reached on: the same batches in the same
+    # order as a run never interrupted (a seeded shuffle replayed from its
+    # start, or a stream of fresh scenes generated from that batch).
+    train = _distribute(run.data.train_from(step), strategy, global_batch)
     train_step, test_step = make_step_functions(model, strategy, jit_compile=jit_compile)
 
     def save_backup():

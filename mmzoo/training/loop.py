@@ -341,8 +341,11 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
         # A progress bar on a terminal; in a log file, one line per epoch.
         verbose = 1 if sys.stdout.isatty() else 2
     # The streams shuffle themselves (seeded); Keras must not try.
+    # A stream holds every epoch's fresh batches in a row: Keras then keeps
+    # its iterator across epochs instead of restarting it.
+    steps = run.data.steps_per_epoch if run.data.fresh_each_epoch else None
     run.model.fit(run.data.train, validation_data=run.data.validation, epochs=tr["epochs"],
-                  shuffle=False,
+                  shuffle=False, steps_per_epoch=steps,
                   callbacks=all_callbacks, verbose=verbose)
     best = out / "checkpoints" / "best.keras"
     if tr["restore_best"] and best.exists() and state.best_epoch != state.epochs_done:

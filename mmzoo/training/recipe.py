@@ -38,8 +38,9 @@ import pathlib
 
 from mmzoo.data import shapes
 from mmzoo.data.pipeline import CAPTION_MODES, DEFAULT_SEQUENCE_LENGTH, TASKS, TEXT_FIELDS
+from mmzoo.shipped import shipped_dir
 
-SOURCES = ("tfds", "memory")
+SOURCES = ("tfds", "memory", "stream")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
 LR_SCHEDULES = ("constant", "cosine")
 DECODINGS = ("greedy", "beam")
@@ -267,7 +268,8 @@ def load_recipe(path):
 
     Args:
         path: a `.toml` or `.json` file; a bare name (`"mobile_vqa"`) is
-            looked up as `recipes/<name>.toml` in the working directory.
+            looked up as `recipes/<name>.toml` in the working directory, then
+            among the shipped recipes (`mmzoo.shipped`).
 
     Returns:
         A `Recipe`.
@@ -278,9 +280,11 @@ def load_recipe(path):
     """
     path = pathlib.Path(os.fspath(path))
     if not path.exists() and not path.suffix and path.parent == pathlib.Path("."):
-        candidate = pathlib.Path("recipes") / f"{path.name}.toml"
-        if candidate.exists():
-            path = candidate
+        for folder in (pathlib.Path("recipes"), shipped_dir("recipes")):
+            candidate = folder / f"{path.name}.toml"
+            if candidate.exists():
+                path = candidate
+                break
     if not path.is_file():
         raise FileNotFoundError(f"No recipe file at {str(path)!r}.")
     text = path.read_text(encoding="utf-8")

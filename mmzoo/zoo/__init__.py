@@ -35,6 +35,7 @@ from mmzoo.zoo.evaluation import (
     measure_metrics,
     shapes_dataset_metadata,
 )
+from mmzoo.zoo.publish import publish_entry
 from mmzoo.zoo.registry import list_models, load, mmzoo_home, search_paths
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "measure_metrics",
     "mmzoo_home",
     "model_card",
+    "publish_entry",
     "read_metadata",
     "save_entry",
     "search_paths",

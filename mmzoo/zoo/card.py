@@ -4,6 +4,9 @@ import json
 
 from mmzoo.zoo.entry import format_size
 
+#: The training curve an entry may carry (`save_entry(extra_files=...)`).
+TRAINING_CURVE = "training_curve.png"
+
 _EXAMPLE_TEXT = {
     "classification": 'texts="what colour is the circle?"',
     "binary": 'texts="a red circle to the left of a blue square"',
@@ -140,7 +143,16 @@ def model_card(meta):
     if meta.get("recipe"):
         lines += ["## Training recipe", "", "```json",
                   json.dumps(meta["recipe"], indent=2, ensure_ascii=False), "```", ""]
+    if TRAINING_CURVE in files:
+        lines += ["## Training curve", "", f"![training curve]({TRAINING_CURVE})", ""]
     if meta.get("training"):
+        seconds = meta["training"].get("seconds")
+        cpus = (meta["training"].get("machine") or {}).get("cpus")
+        gpus = (meta["training"].get("machine") or {}).get("gpus")
+        if isinstance(seconds, (int, float)):
+            where = f" on {cpus} CPU cores" if cpus else ""
+            where += f" and {gpus} GPUs" if gpus else ""
+            lines += [f"Trained in {seconds / 60:.1f} minutes{where} (measured).", ""]
         # Scalars and small dicts only; long records (history) stay in metadata.json.
         items = [(k, v) for k, v in meta["training"].items() if not isinstance(v, list)
                  and not (isinstance(v, dict) and any(isinstance(x, (list, dict))

@@ -82,7 +82,7 @@ def check_name(name):
 # Saving
 
 
-def save_entry(path, model, preprocessor, *, metadata, overwrite=False):
+def save_entry(path, model, preprocessor, *, metadata, overwrite=False, extra_files=None):
     """Saves a zoo entry: model, preprocessor, `metadata.json` and model card.
 
     The model is saved without its optimizer (an entry is for inference and
@@ -108,6 +108,9 @@ def save_entry(path, model, preprocessor, *, metadata, overwrite=False):
             Task, architecture, parameter count, file sizes and hashes,
             versions and date are added here.
         overwrite: replace an existing entry at `path`.
+        extra_files: `{name: source file}` copied into the entry beside the
+            model (e.g. `{"training_curve.png": ...}`, which the card
+            shows); hashed and verified like every file of the entry.
 
     Returns:
         The entry folder, a `pathlib.Path`.
@@ -141,7 +144,8 @@ def save_entry(path, model, preprocessor, *, metadata, overwrite=False):
     if not isinstance(preprocessor, Preprocessor):
         raise TypeError("`preprocessor` must be a mmzoo.data.Preprocessor. Received: "
                         f"preprocessor of type {type(preprocessor).__name__}")
-    _check_destination(path, overwrite)
+    check_destination(path, overwrite)
+    extras = _check_extra_files(extra_files)
     user = _check_metadata(metadata)
     _check_safe_layers(model)
     task = _check_fits(model, preprocessor)
@@ -154,6 +158,8 @@ def save_entry(path, model, preprocessor, *, metadata, overwrite=False):
         inference.save(staging / MODEL_FILE)
         _check_reload(staging / MODEL_FILE, model, preprocessor)
         preprocessor.save(staging)
+        for rel, source in extras.items():
+            shutil.copyfile(source, staging / rel)
         record = _metadata(name, task, model, user)
         record["files"] = _file_table(staging)
         card = _card(record)
@@ -163,14 +169,35 @@ def save_entry(path, model, preprocessor, *, metadata, overwrite=False):
             json.dump(record, f, indent=2, ensure_ascii=False, allow_nan=False)
             f.write("\n")
         verify_entry(staging)  # what we publish is what load accepts
-        _publish(staging, path)
+        replace_folder(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
 
 
-def _check_destination(path, overwrite):
+def _check_extra_files(extra_files):
+    if extra_files is None:
+        return {}
+    if not isinstance(extra_files, dict):
+        raise TypeError("`extra_files` must be a dict {name: source file} or None. "
+                        f"Received: extra_files of type {type(extra_files).__name__}")
+    reserved = {MODEL_FILE, METADATA_FILE, CARD_FILE, "preprocessor.json", "tokenizer.json"}
+    checked = {}
+    for rel, source in extra_files.items():
+        if (not isinstance(rel, str) or not rel or "/" in rel or "\\" in rel
+                or rel.startswith(".") or rel in reserved):
+            raise ValueError("`extra_files` names must be plain file names (no folders, no "
+                             f"leading dot, not one of {sorted(reserved)}). Received: {rel!r}")
+        if not Path(os.fspath(source)).is_file():
+            raise FileNotFoundError(f"`extra_files[{rel!r}]` is not a file. "
+                                    f"Received: {str(source)!r}")
+        checked[rel] = Path(os.fspath(source))
+    return checked
+
+
+def check_destination(path, overwrite):
+    """Refuses to write an entry over something that is not an entry (or without `overwrite`)."""
     if not path.exists():
         return
     if not overwrite:
@@ -184,7 +211,8 @@ def _check_destination(path, overwrite):
                           f"path={str(path)!r}")
 
 
-def _publish(staging, path):
+def replace_folder(staging, path):
+    """Moves the finished `staging` folder to `path`, replacing an old one atomically."""
     if not path.exists():
         os.rename(staging, path)
         return

@@ -1,7 +1,8 @@
 """Finding and loading zoo entries: by name, from a folder, or from a URL.
 
-Names are looked up, in order, in the repository's `saved_models/` folder
-(beside the `mmzoo` package) and in the cache, `$MMZOO_HOME/models`
+Names are looked up, in order, in the shipped entries (the repository's
+`saved_models/` folder beside the `mmzoo` package, or its copy inside an
+installed wheel, see `mmzoo.shipped`) and in the cache, `$MMZOO_HOME/models`
 (`MMZOO_HOME` defaults to `~/.cache/mmzoo`). A URL of an entry archive
 (`.tar.gz`, `.tgz`, `.tar` or `.zip` of the entry folder) is downloaded with
 `keras.utils.get_file` into `$MMZOO_HOME/downloads/` (checked against
@@ -33,8 +34,11 @@ from mmzoo.zoo.entry import (
     verify_entry,
 )
 
-# The repo's shipped entries: <repo>/saved_models, beside the package folder.
-SAVED_MODELS = Path(__file__).resolve().parents[2] / "saved_models"
+from mmzoo.shipped import shipped_dir
+
+# The shipped entries: <repo>/saved_models in a checkout, the wheel's copy
+# inside the package once installed.
+SAVED_MODELS = shipped_dir("saved_models")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 URL_SCHEMES = ("http", "https", "ftp", "file")
 

@@ -1,0 +1,202 @@
+"""The visual-reasoning blocks: CoordConv, multi-block FiLM, the relation network, the GRU branch."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import keras
+import mmzoo
+from mmzoo.coordconv import AddCoordinates
+from mmzoo.fusion import FiLMFusion, RelationFusion
+
+OPTIONS = dict(image_branch="convnet", image_filters=4, image_blocks=3, text_branch="gru",
+               image_shape=(32, 32, 3), vocab_size=30, sequence_length=6, embedding_dim=4,
+               text_units=8, num_classes=3)
+RNG = np.random.default_rng(0)
+
+
+def inputs(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"image": rng.integers(0, 256, (n, 32, 32, 3)).astype("float32"),
+            "text": rng.integers(1, 30, (n, 6)).astype("int32")}
+
+
+def probabilities(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False)["probabilities"])
+
+
+def randomize(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(rng.normal(0, 0.3, v.shape).astype(v.dtype))
+
+
+# ---- CoordConv ----------------------------------------------------------------
+
+def test_coordinates_are_rows_and_columns_in_minus_one_to_one():
+    x = np.zeros((2, 3, 5, 1), "float32")
+    out = keras.ops.convert_to_numpy(AddCoordinates()(x))
+    assert out.shape == (2, 3, 5, 3)
+    np.testing.assert_allclose(out[0, :, 0, 1], [-1, 0, 1])          # rows
+    np.testing.assert_allclose(out[1, 0, :, 2], [-1, -0.5, 0, 0.5, 1])  # columns
+    np.testing.assert_array_equal(out[..., 0], 0)
+    with pytest.raises(ValueError, match="static height and width"):
+        AddCoordinates()(keras.Input((None, None, 3)))
+
+
+@pytest.mark.parametrize("branch", ["cnn", "convnet"])
+def test_coord_channels_is_a_branch_option_that_adds_two_input_channels(branch):
+    options = {**OPTIONS, "image_branch": branch, "fusion": "concat", "pooling": "avg"}
+    if branch == "cnn":
+        del options["image_blocks"]
+    plain = mmzoo.build_model("classification", **options)
+    coord = mmzoo.build_model("classification", **options, coord_channels=True)
+    name = f"image_{branch}"
+    convs = lambda m: [l for l in m.get_layer(name).layers if isinstance(l, keras.layers.Conv2D)]
+    for a, b in zip(convs(plain), convs(coord)):
+        assert b.kernel.shape[2] == a.kernel.shape[2] + 2  # every convolution sees them
+    assert any(isinstance(l, AddCoordinates) for l in coord.get_layer(name).layers)
+    assert plain.build_options["coord_channels"] is False
+    with pytest.raises(ValueError, match=r"Received: coord_channels='yes'"):
+        mmzoo.build_model("classification", **{**OPTIONS, "coord_channels": "yes"})
+
+
+# ---- FiLM at several depths ---------------------------------------------------
+
+def test_one_film_block_is_the_original_layer():
+    layer = FiLMFusion(6, pooling="max")
+    fmap, cond = RNG.normal(size=(3, 4, 4, 5)).astype("float32"), RNG.normal(size=(3, 7)).astype("float32")
+    out = layer([fmap, cond]).numpy()
+    assert [w.path.split("/")[-2] for w in layer.weights] == [
+        "project_input_0", "project_input_0", "gamma_beta", "gamma_beta"]
+    k, b = (w.numpy() for w in layer.project_map.weights)
+    gk, gb = (w.numpy() for w in layer.film.weights)
+    gamma, beta = np.split(cond @ gk + gb, 2, axis=-1)
+    z = np.maximum((1 + gamma[:, None, None]) * (fmap @ k + b) + beta[:, None, None], 0)
+    np.testing.assert_allclose(out, z.max(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+
+
+def test_residual_film_blocks_follow_perez_et_al():
+    fmap, cond = RNG.normal(size=(2, 3, 3, 4)).astype("float32"), RNG.normal(size=(2, 5)).astype("float32")
+    layer = FiLMFusion(6, pooling="avg", film_blocks=3, coord_channels=True, film_output_dim=7)
+    out = layer([fmap, cond], training=False).numpy()
+    assert out.shape == (2, 7)
+    grid = keras.ops.convert_to_numpy(AddCoordinates()(np.zeros((2, 3, 3, 0), "float32")))
+
+    def coords(x):
+        return np.concatenate([x, grid], axis=-1)
+
+    def dense(l, x):
+        k, b = (w.numpy() for w in l.weights)
+        return x @ k + b
+
+    gb = dense(layer.film, cond).reshape(2, 3, 2, 6)
+    film = lambda x, i: np.maximum((1 + gb[:, i, 0, None, None]) * x + gb[:, i, 1, None, None], 0)
+    z = film(dense(layer.project_map, coords(fmap)), 0)
+    for i, (entry, conv, norm) in enumerate(layer.blocks, start=1):
+        h = np.maximum(dense(entry, coords(z)), 0)
+        c = keras.ops.convert_to_numpy(conv(h))
+        mean, var = (w.numpy() for w in norm.non_trainable_weights)
+        y = (c - mean) / np.sqrt(var + norm.epsilon)  # no scale or shift of its own
+        z = h + film(y, i)
+    z = np.maximum(dense(layer.output_conv, coords(z)), 0)
+    np.testing.assert_allclose(out, z.mean(axis=(1, 2)), rtol=1e-4, atol=1e-4)
+
+
+def test_film_blocks_options_build_train_and_round_trip(tmp_path):
+    model = mmzoo.build_model("classification", **OPTIONS, fusion="film", fusion_dim=8,
+                              film_blocks=3, coord_channels=True, film_output_dim=12,
+                              pooling="max", hidden_units=[16])
+    layer = model.get_layer("fusion_film")
+    assert layer.film_blocks == 3 and layer.output.shape == (None, 12)
+    x, y = inputs(8), np.arange(8) % 3
+    model.fit(x, y, epochs=1, verbose=0)
+    expected = probabilities(model, x)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(probabilities(again, x), expected, rtol=1e-5, atol=1e-6)
+    assert again.build_options["film_blocks"] == 3
+    for option, value in (("film_blocks", 0), ("film_output_dim", 0), ("film_blocks", 1.5)):
+        with pytest.raises(ValueError, match=rf"Received: {option}={value!r}"):
+            mmzoo.build_model("classification", **OPTIONS, fusion="film", **{option: value})
+
+
+def test_film_masking_with_several_blocks():
+    model = mmzoo.build_model("classification", **OPTIONS, fusion="film", fusion_dim=8,
+                              film_blocks=2, pooling="avg", modality_mask=True)
+    randomize(model)
+    x = inputs()
+    ones = probabilities(model, {**x, "modality_mask": np.ones((4, 2), "float32")})
+    plain = mmzoo.build_model("classification", **OPTIONS, fusion="film", fusion_dim=8,
+                              film_blocks=2, pooling="avg")
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(ones, probabilities(plain, x), rtol=1e-5, atol=1e-6)
+    # A missing text leaves the map unmodulated, whatever the text holds.
+    mask = np.array([[1, 0]] * 4, "float32")
+    a = probabilities(model, {**x, "modality_mask": mask})
+    b = probabilities(model, {**x, "text": x["text"][::-1], "modality_mask": mask})
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ---- relation network ---------------------------------------------------------
+
+def test_relation_network_is_g_over_every_pair_then_f():
+    fmap, q = RNG.normal(size=(2, 2, 3, 4)).astype("float32"), RNG.normal(size=(2, 5)).astype("float32")
+    layer = RelationFusion(6, relation_layers=2)
+    out = layer([fmap, q]).numpy()
+    assert out.shape == (2, 6)
+    grid = keras.ops.convert_to_numpy(AddCoordinates()(np.zeros((2, 2, 3, 0), "float32")))
+    objects = np.concatenate([fmap, grid], -1).reshape(2, 6, 6)
+    wa, ba = (w.numpy() for w in layer.g_first.weights)
+    (wb,) = (w.numpy() for w in layer.g_second.weights)
+    (wq,) = (w.numpy() for w in layer.g_question.weights)
+    w2, b2 = (w.numpy() for w in layer.g_layers[0].weights)
+    wf, bf = (w.numpy() for w in layer.f.weights)
+    expected = []
+    for n in range(2):
+        total = 0
+        for i, j in itertools.product(range(6), repeat=2):
+            # g([o_i, o_j, q]) with one weight matrix over the concatenation
+            w1 = np.concatenate([wa, wb, wq])
+            h = np.maximum(np.concatenate([objects[n, i], objects[n, j], q[n]]) @ w1 + ba, 0)
+            total = total + np.maximum(h @ w2 + b2, 0)
+        expected.append(np.maximum((total / 36) @ wf + bf, 0))
+    np.testing.assert_allclose(out, np.stack(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_relation_fusion_builds_trains_masks_and_round_trips(tmp_path):
+    model = mmzoo.build_model("classification", **OPTIONS, fusion="relation", fusion_dim=8,
+                              relation_layers=3, modality_mask=True)
+    assert model.get_layer("image_convnet").output.shape == (None, 4, 4, 16)  # the cells
+    assert model.get_layer("fusion_relation").output.shape == (None, 8)
+    x, y = inputs(8), np.arange(8) % 3
+    x["modality_mask"] = np.ones((8, 2), "float32")
+    model.fit(x, y, epochs=1, verbose=0)
+    expected = probabilities(model, x)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(probabilities(again, x), expected, rtol=1e-5, atol=1e-6)
+    mask = np.array([[1, 0]] * 8, "float32")
+    a = probabilities(model, {**x, "modality_mask": mask})
+    b = probabilities(model, {**x, "text": x["text"][::-1], "modality_mask": mask})
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"Received: relation_layers=0"):
+        mmzoo.build_model("classification", **OPTIONS, fusion="relation", relation_layers=0)
+    with pytest.raises(ValueError, match=r"needs the image feature map"):
+        mmzoo.build_model("classification", **{**OPTIONS, "image_branch": "tfhub"},
+                          image_handle="https://example.com/m", fusion="relation")
+
+
+# ---- GRU text branch ----------------------------------------------------------
+
+def test_gru_branch_reads_the_last_state_and_masks_padding():
+    from mmzoo.branches import gru_branch
+
+    short, long = gru_branch(4, vocab_size=30, text_units=5), gru_branch(7, vocab_size=30, text_units=5)
+    long.set_weights(short.get_weights())
+    ids = np.array([[5, 6, 7, 0]], "int32")
+    a = keras.ops.convert_to_numpy(short(ids))
+    b = keras.ops.convert_to_numpy(long(np.pad(ids, ((0, 0), (0, 3)))))
+    assert a.shape == (1, 5)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # trailing padding changes nothing
