@@ -45,11 +45,11 @@ def _add_train(parser):
                         "recipe in ./recipes or among the shipped ones")
     parser.add_argument("--work-dir", default=None,
                         help="the run folder: checkpoints, TensorBoard logs, history, plot, "
-                             "metrics and the trained entry, in entry/ (default: "
+                             "metrics and the trained entry, in <name>/ (default: "
                              "mmzoo_runs/<name>)")
     parser.add_argument("--out", default=None,
-                        help="the entry folder to write (default: <work-dir>/entry); publish "
-                             "it into the zoo with `mmzoo publish`")
+                        help="the entry folder to write; its name is the entry's (default: "
+                             "<work-dir>/<name>); publish it into the zoo with `mmzoo publish`")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's training.epochs")
     parser.add_argument("--seed", type=int, default=None,
@@ -84,7 +84,7 @@ def _run_train(args):
 
     recipe = training.load_recipe(args.recipe).replace(epochs=args.epochs, seed=args.seed)
     work_dir = args.work_dir or os.path.join("mmzoo_runs", recipe.name)
-    out = args.out or os.path.join(work_dir, "entry")
+    out = args.out or os.path.join(work_dir, recipe.name)
     if os.path.exists(out) and not args.overwrite:
         # Before hours of training, not after.
         raise FileExistsError(f"{out!r} exists; pass --overwrite to replace it, or --out.")
@@ -119,7 +119,7 @@ def _run_train(args):
 
 def _add_publish(parser):
     parser.add_argument("source", help="a trained entry folder, or the run folder of "
-                        "`mmzoo train` (its entry/)")
+                        "`mmzoo train` (whose entry is <run>/<name>)")
     parser.add_argument("--to", default=None,
                         help="the zoo folder to publish into (default: the shipped "
                              "saved_models/)")

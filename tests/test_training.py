@@ -153,15 +153,17 @@ def test_every_task_is_measured(task, keys):
     assert all(np.isfinite(v) for k, v in metrics.items() if k != "auc")
 
 
-def test_cli_train_on_the_tiny_recipe(tmp_path):
+def test_cli_train_writes_its_entry_in_the_run_folder_and_publish_copies_it(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out, work = tmp_path / "entry", tmp_path / "run"
+    work, zoo = tmp_path / "run", tmp_path / "zoo"
+    # A shipped recipe by name, from a folder without recipes/ (as on a fresh install).
     result = subprocess.run(
-        [sys.executable, "-m", "mmzoo", "train", str(TINY), "--out", str(out), "--work-dir",
-         str(work), "--epochs", "1", "--seed", "5"],
+        [sys.executable, "-m", "mmzoo", "train", "tiny_vqa", "--work-dir", str(work),
+         "--epochs", "1", "--seed", "5"],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "accuracy_colour" in result.stdout
+    assert "accuracy_colour" in result.stdout and "mmzoo publish" in result.stdout
+    out = work / "tiny_vqa"
     assert (work / "checkpoints" / "best.keras").exists()
     assert json.loads((work / "recipe.json").read_text())["training"]["seed"] == 5
     metadata = json.loads((out / "metadata.json").read_text())
@@ -169,6 +171,26 @@ def test_cli_train_on_the_tiny_recipe(tmp_path):
     assert metadata["architecture"]["image_branch"] == "cnn"
     assert metadata["recipe"]["training"]["epochs"] == 1
     assert metadata["metrics"] == json.loads((work / "metrics.json").read_text())
+    assert "training_curve.png" in metadata["files"]
+    assert "![training curve](training_curve.png)" in (out / "README.md").read_text()
+    assert "minutes on" in (out / "README.md").read_text()
+    # Nothing lands in the shipped zoo until it is published, explicitly.
+    assert not (ROOT / "saved_models" / "tiny_vqa").exists()
+    publish = [sys.executable, "-m", "mmzoo", "publish", str(work), "--to", str(zoo)]
+    done = subprocess.run(publish, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (zoo / "tiny_vqa" / "metadata.json").read_bytes() == (out / "metadata.json").read_bytes()
+    again = subprocess.run(publish, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    mine = tmp_path / "elsewhere" / "tiny_vqa"
+    mine.mkdir(parents=True)
+    (mine / "thesis.txt").write_text("mine")
+    from mmzoo.zoo import publish_entry
+
+    with pytest.raises(FileExistsError, match="is not a zoo entry"):
+        publish_entry(out, mine.parent, overwrite=True)
+    assert (mine / "thesis.txt").read_text() == "mine"
+    assert publish_entry(out, zoo, overwrite=True) == zoo / "tiny_vqa"
     bad = subprocess.run([sys.executable, "-m", "mmzoo", "train", str(tmp_path / "nope.toml")],
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 1 and "mmzoo train: error: No recipe file" in bad.stderr

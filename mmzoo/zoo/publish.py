@@ -1,11 +1,12 @@
 """Publishing a trained entry into the shipped zoo (an explicit step).
 
-`mmzoo train` writes its entry into the run folder (`<work-dir>/entry`),
+`mmzoo train` writes its entry into the run folder (`<work-dir>/<name>`),
 never into `saved_models/`: training a shipped recipe on a fresh clone works,
 and cannot replace the shipped entry by accident. Publishing copies a
 verified entry into `saved_models/<name>` (or another zoo folder).
 """
 
+import json
 import os
 import shutil
 import uuid
@@ -24,8 +25,15 @@ from mmzoo.zoo.entry import (
 
 def _entry_of(source):
     source = Path(os.fspath(source)).expanduser()
-    if (source / "entry" / METADATA_FILE).is_file() and not (source / METADATA_FILE).is_file():
-        return source / "entry"  # a run folder of `mmzoo train`
+    recipe = source / "recipe.json"
+    if not (source / METADATA_FILE).is_file() and recipe.is_file():
+        # A run folder of `mmzoo train`: its entry is <run>/<recipe name>.
+        try:
+            name = json.loads(recipe.read_text(encoding="utf-8"))["name"]
+        except (ValueError, KeyError, TypeError):
+            return source
+        if isinstance(name, str) and (source / name / METADATA_FILE).is_file():
+            return source / name
     return source
 
 
@@ -34,7 +42,7 @@ def publish_entry(source, to=None, *, name=None, overwrite=False):
 
     Args:
         source: an entry folder, or the run folder of `mmzoo train` (whose
-            `entry/` is published).
+            entry, `<run>/<name>`, is published).
         to: the zoo folder to publish into; default the shipped
             `saved_models/` (`mmzoo.shipped.shipped_dir`).
         name: the published entry's name; default the entry's own.
