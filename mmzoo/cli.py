@@ -13,14 +13,17 @@ from mmzoo.zoo import cli as _zoo_cli
 
 def _add_demo(parser):
     parser.add_argument("--out", default="mmzoo_runs/demo",
-                        help="folder for the saved model and plots (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=30,
-                        help="training steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=16, help="default: %(default)s")
+                        help="folder for the saved model, exports and plots (default: "
+                             "%(default)s)")
+    parser.add_argument("--steps", type=int, default=600,
+                        help="training steps of the small model, each on fresh scenes "
+                             "(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     parser.add_argument("--image-size", type=int, default=32, choices=(32, 64, 128),
                         help="scene size in pixels (default: %(default)s)")
-    parser.add_argument("--examples", type=int, default=480,
-                        help="training examples in the built-in sample (default: %(default)s)")
+    parser.add_argument("--examples", type=int, default=1000,
+                        help="evaluation questions (the fixed validation split; default: "
+                             "%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     parser.add_argument("--entry", default="mobile_vqa",
                         help="zoo entry to load and export (default: %(default)s)")

@@ -39,14 +39,18 @@ def test_demo_trains_reports_and_saves(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mmzoo demo summary" in result.stdout
     assert "eval accuracy" in result.stdout and "majority answer" in result.stdout
+    assert "answers given" in result.stdout and "per type" in result.stdout
     assert "Total params" in result.stdout  # the model summary
-    model = keras.saving.load_model(out / "document_model.keras", safe_mode=True)
-    assert model.name == "document_model"
-    assert model.build_options["image_branch"] == "vgg16"
-    assert model.build_options["text_branch"] == "lstm"
+    model = keras.saving.load_model(out / "demo_model.keras", safe_mode=True)
+    assert model.name == "demo_model"
+    assert model.build_options["fusion"] == "film" and model.build_options["film_blocks"] == 2
     assert model.optimizer.iterations.numpy() == 3  # it did train, 3 steps
+    assert (out / "demo_model.keras").stat().st_size < 2_000_000  # not a 178 MB VGG16 file
     png = (out / "training_curve.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # Three steps cannot beat the majority answer, and the summary says so.
+    assert "FAILED: not clearly above the majority answer" in result.stdout
+    assert "FAILED: trained model beats the majority answer" in result.stdout
     # The zoo part: the default entry answered, and was exported with parity checks.
     assert "zoo entry        mobile_vqa:" in result.stdout
     assert (out / "answers.png").read_bytes()[:4] == b"\x89PNG"
@@ -58,7 +62,7 @@ def test_demo_trains_reports_and_saves(tmp_path):
     assert len(captions) == 8
     assert all(any(w in c.split() for w in ("shape", "shapes", "circle", "square", "cross",
                                              "triangle", "diamond")) for c in captions)
-    assert "int8 vs float: test accuracy on 1000 new scenes" in result.stdout
+    assert "int8 vs float: test accuracy on 2000 test questions" in result.stdout
     assert "export           SavedModel:" in result.stdout
     assert "serving_default max |diff|" in result.stdout
     assert "export           TFLite int8:" in result.stdout and "litert agreement" in result.stdout
@@ -76,3 +80,16 @@ def test_demo_is_reproducible(tmp_path):
     wa = keras.saving.load_model(a["model_path"]).get_weights()
     wb = keras.saving.load_model(b["model_path"]).get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
+
+
+def test_cli_int8_export_of_an_entry_calibrates_on_its_own_validation_scenes(tmp_path):
+    out = tmp_path / "phone.tflite"
+    result = _mmzoo("export", "mobile_vqa", str(out), "--quantization", "int8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1000 validation examples of the entry's dataset" in result.stdout
+    assert "litert agreement" in result.stdout and out.stat().st_size > 0
+    # A plain .keras file has no dataset: int8 still needs --data.
+    model_file = tmp_path / "m.keras"
+    mmzoo.load("mobile_vqa").model.save(model_file)
+    bare = _mmzoo("export", str(model_file), str(tmp_path / "b.tflite"), "--quantization", "int8")
+    assert bare.returncode == 1 and "needs --data NPZ" in bare.stderr

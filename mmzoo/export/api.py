@@ -21,6 +21,7 @@ QUANTIZATIONS = tfl.QUANTIZATIONS
 PARITY_MODES = ("raise", "warn", None)
 RAW_SAMPLES = 8
 MAX_EXAMPLES = 1000  # read from representative_data / parity_data
+ENTRY_EXAMPLES = 1000  # a zoo entry's default: 500 to calibrate, 500 to check
 
 
 def export(
@@ -61,7 +62,8 @@ def export(
             and `<stem>.vocab.txt` go next to it).
         format: `"saved_model"` or `"tflite"`.
         quantization: TFLite only: `"float32"` (default), `"float16"`,
-            `"dynamic_range"` or `"int8"` (needs `representative_data`).
+            `"dynamic_range"` or `"int8"` (needs `representative_data`,
+            except for a zoo entry, which brings its own).
         tokenizer: tokenizes raw strings inside the SavedModel's `serve_raw`
             endpoint; its vocabulary is written beside a TFLite file. Any
             object with `tf_tokenize(strings)` (or callable on a `tf.string`
@@ -75,8 +77,10 @@ def export(
             such dicts (or `(inputs, labels)` pairs); the first 1000 are
             used. Quantized variants calibrate on every other example and check
             agreement on the others (held back); other formats check parity on
-            (up to 200 of) them.
-            Random inputs are used when omitted.
+            (up to 200 of) them. For a zoo entry, quantized exports default
+            to 1000 examples regenerated from the entry's validation split
+            (`ZooEntry.example_inputs`); otherwise random inputs are used
+            when omitted (and int8 refuses to guess).
         parity_data: held-back examples for the parity check, in the same
             form; by default taken from `representative_data`.
         parity: `"raise"` (default: a failed check raises `ExportError` and
@@ -121,6 +125,15 @@ def export(
     path = os.path.abspath(os.fspath(path))
     specs = parity_lib.input_specs(model)
     encoder = _encoder(tokenizer, specs)
+    if (quantization in ("int8", "dynamic_range") and representative_data is None
+            and parity_data is None and hasattr(model_or_entry, "example_inputs")):
+        # A zoo entry knows its data: calibrate and check on its validation
+        # scenes (half each), never on the test split it is measured on.
+        representative_data, _ = model_or_entry.example_inputs(ENTRY_EXAMPLES, "validation")
+        report_note = (f"calibration and parity data: {ENTRY_EXAMPLES} validation examples "
+                       "of the entry's dataset (the default for zoo entries)")
+    else:
+        report_note = None
     if quantization == "int8" and representative_data is None:
         raise ValueError(
             "quantization='int8' calibrates activation ranges on example inputs: pass "
@@ -136,6 +149,8 @@ def export(
         path=path, format=format, quantization=quantization, model_name=model.name,
         batch_size=batch_size,
     )
+    if report_note:
+        report.notes.append(report_note)
     if format == "tflite":
         destinations = [path] + list(tfl.side_files(path).values())
     else:

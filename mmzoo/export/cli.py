@@ -86,7 +86,8 @@ def run(args):
     fmt = args.format
     if fmt is None:
         fmt = "tflite" if args.path.endswith(".tflite") or args.quantization else "saved_model"
-    if args.quantization == "int8" and not args.data:
+    is_entry = not args.model.endswith(".keras")
+    if args.quantization == "int8" and not args.data and not is_entry:
         print("mmzoo export: error: --quantization int8 needs --data NPZ: a few hundred "
               "real example inputs (one array per model input, e.g. image and text) to "
               "calibrate on and check against.", file=sys.stderr)

@@ -130,15 +130,18 @@ class FiLMFusion(FusionLayer):
             fmap = zero_missing(fmap, cols[0][:, :, None, None])
             conds = [zero_missing(ops.cast(c, self.compute_dtype), m) for c, m in zip(conds, cols[1:])]
         cond = conds[0] if len(conds) == 1 else ops.concatenate(conds, axis=-1)
-        gamma_beta = ops.reshape(self.film(cond), (-1, self.film_blocks, 2, self.fusion_dim))
+        # Laid out [gamma_1, beta_1, gamma_2, beta_2, ...]; 2-D column slices
+        # (no higher-rank strided slices: TFLite supports 1-5 dimensions).
+        gamma_beta = self.film(cond)
         if modality_mask is not None:
             # A bias alone must not modulate when every condition is missing.
             present = ops.max(ops.stack(cols[1:], axis=0), axis=0)
-            gamma_beta = gamma_beta * present[:, :, None, None]
+            gamma_beta = gamma_beta * present
+        dim = self.fusion_dim
 
         def modulate(x, i):
-            gamma = gamma_beta[:, i, 0, None, None, :]
-            beta = gamma_beta[:, i, 1, None, None, :]
+            gamma = ops.reshape(gamma_beta[:, 2 * i * dim:(2 * i + 1) * dim], (-1, 1, 1, dim))
+            beta = ops.reshape(gamma_beta[:, (2 * i + 1) * dim:(2 * i + 2) * dim], (-1, 1, 1, dim))
             return ops.relu((1.0 + gamma) * x + beta)
 
         z = modulate(self.project_map(self._coords(fmap)), 0)

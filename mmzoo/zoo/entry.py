@@ -691,6 +691,26 @@ class ZooEntry:
         outputs = self.model.predict(inputs, batch_size=batch_size, verbose=0)
         return self.preprocessor.decode(outputs, top_k=top_k)
 
+    def example_inputs(self, num_examples=None, split="validation"):
+        """Model-ready examples regenerated from the entry's recorded dataset.
+
+        The default calibration and parity data of `mmzoo.export(entry, ...)`
+        (validation split: the test split stays for measuring).
+
+        Args:
+            num_examples: examples (default: the dataset's `num_<split>`).
+            split: `"validation"` or `"test"`.
+
+        Returns:
+            `(inputs, labels)`: a dict keyed by the model's inputs, and labels.
+        """
+        from mmzoo.zoo.evaluation import example_inputs
+
+        inputs, labels, _ = example_inputs(self.model, self.preprocessor,
+                                           self.metadata.get("dataset"), split=split,
+                                           num_examples=num_examples)
+        return inputs, labels
+
     def evaluate(self, num_examples=None, batch_size=None):
         """Re-measures the card's metrics on the mmzoo-shapes test split.
 

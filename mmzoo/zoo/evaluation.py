@@ -128,6 +128,39 @@ def _inputs_for(model, preprocessor, x):
     return out
 
 
+def example_inputs(model, preprocessor, dataset, *, split="validation", num_examples=None):
+    """Model-ready mmzoo-shapes examples of an entry's dataset, regenerated from its metadata.
+
+    Args:
+        model: the Keras model (its inputs decide what is returned).
+        preprocessor: its `mmzoo.data.Preprocessor`.
+        dataset: the `metadata["dataset"]` record (see `measure_metrics`).
+        split: `"validation"` (default: what calibration and checks should
+            use, leaving the test split for measuring) or `"test"`.
+        num_examples: examples (default: the dataset's `num_<split>`).
+
+    Returns:
+        `(inputs, labels, info)`: `inputs` a dict keyed by the model's inputs,
+        `labels` as `mmzoo.data.shapes_arrays` gives them, `info` its `TaskInfo`.
+
+    Raises:
+        ValueError: the dataset is not mmzoo-shapes, or lacks what regenerating
+            it needs. Captioning entries have no (image, text) inputs.
+    """
+    from mmzoo.data import pipeline
+
+    n = _check_dataset(dataset, split, num_examples)
+    if preprocessor.task == "captioning":
+        raise ValueError("Captioning entries take images only: use "
+                         "mmzoo.data.shapes.generate_scenes for their images.")
+    text_field = dataset.get("text_field") or preprocessor.text_field
+    x, y, info = pipeline.shapes_arrays(
+        preprocessor.task, n, image_size=int(dataset["image_size"]), seed=int(dataset["seed"]),
+        split=split, tokenizer=preprocessor.tokenizer,
+        sequence_length=preprocessor.sequence_length, text_field=text_field)
+    return _inputs_for(model, preprocessor, x), y, info
+
+
 def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=None,
                     batch_size=64, decoding="greedy", beam_width=3, length_penalty=0.0):
     """Measures a model's metrics on an mmzoo-shapes evaluation split.
@@ -154,7 +187,7 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
     # {"num_examples": 512, "accuracy": 0.61, "accuracy_colour": 0.8, ..., "loss": 1.2}
     ```
     """
-    from mmzoo.data import pipeline, shapes
+    from mmzoo.data import shapes
 
     n = _check_dataset(dataset, split, num_examples)
     task = preprocessor.task
@@ -162,13 +195,8 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
     if task == "captioning":
         return _captioning(model, preprocessor, n, split, image_size, seed, batch_size,
                            decoding, beam_width, length_penalty)
-    text_field = dataset.get("text_field") or preprocessor.text_field
-    x, y, info = pipeline.shapes_arrays(
-        task, n, image_size=image_size, seed=seed, split=split,
-        tokenizer=preprocessor.tokenizer, sequence_length=preprocessor.sequence_length,
-        text_field=text_field)
-    (pred,) = keras.tree.flatten(model.predict(_inputs_for(model, preprocessor, x),
-                                               batch_size=batch_size, verbose=0))
+    inputs, y, info = example_inputs(model, preprocessor, dataset, split=split, num_examples=n)
+    (pred,) = keras.tree.flatten(model.predict(inputs, batch_size=batch_size, verbose=0))
     perturbations = None
     if task == "binary":
         scenes = itertools.islice(shapes.iter_scenes(split, seed), n)
