@@ -66,7 +66,7 @@ def parse_args(argv=None):
     p.add_argument("--pooling", default="flatten", choices=("flatten", "avg", "max"),
                    help="image pooling; 'flatten' keeps where things are, which the "
                         "relational and count questions need (FiLM pools after modulating)")
-    p.add_argument("--text-branch", default="lstm", choices=("lstm", "embedding"))
+    p.add_argument("--text-branch", default="lstm", choices=("lstm", "gru", "embedding"))
     p.add_argument("--fusion-dim", type=int, default=64)
     p.add_argument("--members", type=int, default=3, help="bagging members; 0 skips it")
     p.add_argument("--latency-runs", type=int, default=20)
@@ -98,6 +98,9 @@ def candidates(args):
         yield name, options
         if "decision_rule" in fusion_options:  # the seeds' mean, then the product rule
             yield f"{name} (product rule)", dict(options, decision_rule="product")
+        if "film_blocks" in fusion_options:  # Perez et al.'s depth, positions, max-pooling
+            yield (f"{name} (4 blocks, CoordConv, max-pool)",
+                   dict(options, film_blocks=4, coord_channels=True, pooling="max"))
     if args.members:
         yield f"bagging ({args.members} x concat)", "bagging"
 
@@ -108,7 +111,7 @@ def base_options(args, info):
                    pooling=args.pooling, learning_rate=args.learning_rate)
     if args.image_branch == "convnet":
         options["image_blocks"] = args.image_blocks
-    if args.text_branch == "lstm":
+    if args.text_branch in ("lstm", "gru"):
         options.update(embedding_dim=32, text_units=64)
     else:
         options.update(embedding_dim=16)
