@@ -49,6 +49,10 @@ def test_card_meets_the_bars(name):
     assert "![training curve](training_curve.png)" in card
     for key in minimum:
         assert f"| {key} | {metrics[key]:.4f} |" in card
+    # `mmzoo evaluate NAME` reproduces the card: the same scenes, the same numbers.
+    again = entry.evaluate()
+    for key, value in again.items():
+        assert value == pytest.approx(metrics[key], abs=2e-4), key
 
 
 @pytest.mark.skipif("mobile_vqa" not in SHIPPED, reason="no mobile entry shipped")
