@@ -21,9 +21,12 @@ from mmzoo.tasks import ensembles  # noqa: E402,F401
 from mmzoo import export  # noqa: E402,F401  (a callable package: mmzoo.export(model, path))
 from mmzoo import zoo  # noqa: E402,F401
 from mmzoo.zoo import list_models, load  # noqa: E402
+from mmzoo.explain import Explanation, explain  # noqa: E402
 
 __all__ = [
     "build_model",
+    "explain",
+    "Explanation",
     "export",
     "list_models",
     "load",

@@ -1,0 +1,426 @@
+"""Why did a multimodal model answer that? Grad-CAM, integrated gradients, modality shares.
+
+`explain(model_or_entry, images=..., texts=...)` returns one `Explanation` per
+example:
+
+- `image_map`: Grad-CAM (Selvaraju et al., ICCV 2017) on the image branch's
+  last feature map: the feature map's channels weighted by the spatially
+  averaged gradient of the explained score, ReLU, upsampled (bilinear) to the
+  input image's pixels and normalised to sum to 1. For a branch that pools or
+  flattens its map, the gradient reaches the map through that pooling (chain
+  rule), so every image branch is covered.
+- `token_scores`: integrated gradients (Sundararajan et al., ICML 2017) on
+  the text embeddings, from the all-zero embedding to the real one along a
+  straight line (`steps` Riemann points, midpoint rule); one score per
+  token, summing (up to the integration error) to the score's change from
+  that baseline.
+- `modality_scores`: each modality's share of the score: how much the score
+  drops when the modality is removed, through the model's `modality_mask`
+  input when it has one, else by occlusion (the image replaced by its mean
+  colour, the text by padding); negative drops count as 0, shares sum to 1.
+  `fusion_weights` adds the learned weights of fusions that have them.
+
+The explained score is the probability of the predicted answer (or of
+`target`), the sigmoid's probability of the predicted side for binary models,
+and the output for regression. Captioning models are not covered yet.
+
+Example:
+
+```python
+entry = mmzoo.load("shapes_vqa")
+(e,) = mmzoo.explain(entry, images="scene.png", texts="what colour is the circle?")
+e.answer, e.modality_scores, e.token_scores[:3]
+e.plot("why.png")
+```
+"""
+
+import dataclasses
+
+import numpy as np
+
+MODALITIES = ("image", "text")
+
+
+@dataclasses.dataclass
+class Explanation:
+    """The explanation of one answer.
+
+    Attributes:
+        image: the model's input image, `(H, W, 3)` uint8 (for plotting).
+        image_map: `(H, W)` float32 Grad-CAM map in the input image's pixel
+            coordinates, non-negative, summing to 1 (uniform when the
+            gradient is zero everywhere). `None` for a model without image.
+        token_scores: `[(token, score), ...]` for the text's tokens (padding
+            left out), integrated gradients. `None` for a model without text.
+        modality_scores: `{modality: share}`, shares summing to 1.
+        fusion_weights: `{modality: weight}` of the fusion, where it learns
+            them (attention, gated, weighted, late, hybrid), else `None`.
+        answer: the explained answer (label name, or class index as a string).
+        score: the explained score (a probability, or the regression output).
+        target: the explained class index.
+        text: the text, as the tokenizer reads it (or `None`).
+    """
+
+    image: np.ndarray
+    image_map: np.ndarray
+    token_scores: list
+    modality_scores: dict
+    fusion_weights: dict
+    answer: str
+    score: float
+    target: int
+    text: str = None
+
+    def plot(self, path=None):
+        """Image with the Grad-CAM overlay, the words coloured by score, the modality shares.
+
+        Args:
+            path: where to save the figure (PNG); `None` only returns it.
+
+        Returns:
+            The matplotlib `Figure`.
+        """
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), dpi=100,
+                                 gridspec_kw={"width_ratios": [1, 1.6, 0.9]})
+        ax = axes[0]
+        if self.image is not None:
+            ax.imshow(self.image, interpolation="nearest")
+            if self.image_map is not None:
+                ax.imshow(self.image_map, cmap="jet", alpha=0.45, interpolation="bilinear")
+            ax.set_title("Grad-CAM")
+        ax.axis("off")
+        ax = axes[1]
+        ax.axis("off")
+        ax.set_title(f"answer: {self.answer} ({self.score:.0%})")
+        if self.token_scores:
+            scores = np.array([s for _, s in self.token_scores])
+            top = max(np.abs(scores).max(), 1e-12)
+            x, y = 0.0, 0.75
+            cmap = plt.get_cmap("RdBu_r")
+            for token, score in self.token_scores:
+                width = 0.035 * (len(token) + 1)
+                if x + width > 1.0:
+                    x, y = 0.0, y - 0.18
+                strength = score / top
+                ax.text(x, y, token, fontsize=12, transform=ax.transAxes,
+                        color="white" if abs(strength) > 0.6 else "black",
+                        bbox={"facecolor": cmap(0.5 + 0.5 * strength), "edgecolor": "none",
+                              "boxstyle": "round,pad=0.2"})
+                x += width
+            ax.text(0.0, 0.1, "integrated gradients: red raises the answer, blue lowers it",
+                    fontsize=8, color="0.4", transform=ax.transAxes)
+        ax = axes[2]
+        names = list(self.modality_scores)
+        ax.bar(names, [self.modality_scores[n] for n in names], color=["tab:orange", "tab:blue",
+                                                                       "tab:green"][:len(names)])
+        if self.fusion_weights:
+            ax.plot(names, [self.fusion_weights.get(n, np.nan) for n in names], "kD",
+                    label="fusion weight")
+            ax.legend(fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title("modality share")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+        return fig
+
+
+def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, tokenizer=None):
+    """Explains a model's answers: Grad-CAM, integrated gradients, modality shares.
+
+    Args:
+        model_or_entry: a zoo entry (`mmzoo.load(...)`: raw images and strings
+            are accepted) or a Keras model built by `mmzoo.build_model` (then
+            `images` are raw pixel arrays `(N, H, W, C)` and `texts` token ids
+            `(N, L)`, or strings with `tokenizer`).
+        images: image files, arrays or PIL images (entries), one or a list.
+        texts: strings (entries, or models with `tokenizer`) or token ids.
+        target: the class index to explain, one for all or one per example;
+            default the model's answer.
+        steps: integrated-gradients steps (>= 1).
+        tokenizer: a `mmzoo.data.Tokenizer` for a bare model given strings.
+
+    Returns:
+        A list of `Explanation`, one per example.
+
+    Raises:
+        ValueError: a captioning model, bad `steps` or `target`, or inputs the
+            model cannot take.
+    """
+    import keras
+
+    model, inputs, tok, labels = _resolve(model_or_entry, images, texts, tokenizer)
+    task = getattr(model, "task", None)
+    if task == "captioning":
+        raise ValueError("explain() covers classification, binary, multilabel and regression "
+                         "models; captioning models are not supported yet. Received: a "
+                         "captioning model")
+    if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
+        raise ValueError(f"`steps` must be a positive integer. Received: steps={steps!r}")
+    inputs = {k: np.asarray(v) for k, v in inputs.items()}
+    n = len(next(iter(inputs.values())))
+    (output,) = keras.tree.flatten(model.predict(inputs, verbose=0))
+    output = np.asarray(output, np.float32).reshape(n, -1)
+    targets = _targets(task, output, target, n)
+    score = _scorer(task, targets)
+    scores = score(output)
+    image_maps = _grad_cam(model, inputs, score) if "image" in inputs else None
+    token_scores = _integrated_gradients(model, inputs, score, steps) if "text" in inputs else None
+    shares = _modality_shares(model, inputs, score, scores)
+    fusion_weights = _fusion_weights(model, inputs)
+    results = []
+    for i in range(n):
+        tokens = None
+        if token_scores is not None:
+            ids = inputs["text"][i]
+            words = _tokens(tok, ids)
+            tokens = [(w, float(s)) for w, s, t in zip(words, token_scores[i], ids) if t != 0]
+        answer = (labels[targets[i]] if labels is not None and task != "regression"
+                  else str(int(targets[i])))
+        if task == "binary":
+            answer = labels[targets[i]] if labels is not None else ("true" if targets[i] else
+                                                                  "false")
+        image = None
+        if "image" in inputs:
+            image = np.clip(inputs["image"][i], 0, 255).astype(np.uint8)
+            if image.shape[-1] == 1:
+                image = np.repeat(image, 3, axis=-1)
+        results.append(Explanation(
+            image=image, image_map=None if image_maps is None else image_maps[i],
+            token_scores=tokens,
+            modality_scores={m: float(v[i]) for m, v in shares.items()},
+            fusion_weights=None if fusion_weights is None else {
+                m: float(np.asarray(w).reshape(-1)[i if np.asarray(w).size > 1 else 0])
+                for m, w in fusion_weights.items()},
+            answer=answer, score=float(scores[i]), target=int(targets[i]),
+            text=None if tokens is None else " ".join(w for w, _ in tokens)))
+    return results
+
+
+# ----------------------------------------------------------------------------
+
+
+def _resolve(model_or_entry, images, texts, tokenizer):
+    import keras
+
+    if hasattr(model_or_entry, "model_inputs") and hasattr(model_or_entry, "model"):
+        entry = model_or_entry
+        inputs = entry.model_inputs(images, texts)
+        labels = getattr(entry.preprocessor, "label_names", None)
+        return entry.model, inputs, entry.tokenizer, labels
+    model = model_or_entry
+    if not isinstance(model, keras.Model):
+        raise TypeError("`model_or_entry` must be a zoo entry (mmzoo.load) or a keras.Model. "
+                        f"Received: {type(model).__name__}")
+    inputs = {}
+    if images is not None:
+        images = np.asarray(images, np.float32)
+        inputs["image"] = images[None] if images.ndim == 3 else images
+    if texts is not None:
+        if isinstance(texts, str) or (isinstance(texts, (list, tuple)) and texts
+                                      and isinstance(texts[0], str)):
+            if tokenizer is None:
+                raise ValueError("Strings need a `tokenizer` when explaining a bare model. "
+                                 "Received: tokenizer=None")
+            texts = tokenizer.encode([texts] if isinstance(texts, str) else list(texts))
+        texts = np.asarray(texts)
+        inputs["text"] = texts[None] if texts.ndim == 1 else texts
+    needed = set(model.input) if isinstance(model.input, dict) else set()
+    missing = sorted(needed - set(inputs) - {"modality_mask"})
+    if missing:
+        raise ValueError(f"The model reads {sorted(needed)}; pass "
+                         f"{' and '.join(m + 's' for m in missing)}. Received: none")
+    if "modality_mask" in needed:
+        n = len(next(iter(inputs.values())))
+        inputs["modality_mask"] = np.ones((n, len(needed) - 1), np.float32)
+    return model, inputs, tokenizer, None
+
+
+def _targets(task, output, target, n):
+    if target is None:
+        if task == "binary":
+            return (output[:, 0] >= 0.5).astype(int)
+        if task == "regression":
+            return np.zeros(n, int)
+        return output.argmax(-1)
+    target = np.broadcast_to(np.asarray(target), (n,)).astype(int)
+    limit = 2 if task == "binary" else output.shape[-1]
+    if np.any(target < 0) or np.any(target >= limit):
+        raise ValueError(f"`target` must be class indices in [0, {limit}). "
+                         f"Received: target={target.tolist()}")
+    return target
+
+
+def _scorer(task, targets):
+    """`score(output) -> (batch,)`, for NumPy arrays and tensors alike."""
+    from keras import ops
+
+    index = np.asarray(targets)
+
+    def score(output):
+        output = ops.reshape(ops.convert_to_tensor(output), (len(index), -1))
+        if task == "binary":
+            p = output[:, 0]
+            sign = ops.convert_to_tensor(index.astype("float32"))
+            return sign * p + (1.0 - sign) * (1.0 - p)
+        if task == "regression":
+            return output[:, 0]
+        onehot = ops.one_hot(ops.convert_to_tensor(index), output.shape[-1])
+        return ops.sum(output * ops.cast(onehot, output.dtype), axis=-1)
+
+    def numpy_score(output):
+        return np.asarray(ops.convert_to_numpy(score(output)), np.float32)
+
+    numpy_score.tensor = score
+    return numpy_score
+
+
+def _branch(model, modality):
+    for layer in model.layers:
+        if layer.name.startswith(f"{modality}_") and isinstance(layer, _functional()):
+            return layer
+    raise ValueError(f"Found no {modality} branch (a nested model named '{modality}_...') "
+                     f"in model {model.name!r}.")
+
+
+def _functional():
+    import keras
+
+    return keras.Model
+
+
+def _outer_output(layer):
+    """The tensor a nested layer produces in the outer graph (it is called once)."""
+    return layer._inbound_nodes[-1].output_tensors[0]
+
+
+def _watch(model, layer):
+    import keras
+
+    return keras.Model(model.inputs, [_outer_output(layer), model.output])
+
+
+def _grad_cam(model, inputs, score):
+    import keras
+    import tensorflow as tf
+
+    branch = _branch(model, "image")
+    probe = _watch(model, branch)
+    x = {k: tf.constant(v) for k, v in inputs.items()}
+    with tf.GradientTape() as tape:
+        features, output = probe(x, training=False)
+        value = score.tensor(keras.tree.flatten(output)[0])
+    grads = tape.gradient(value, features)
+    if len(features.shape) == 4:
+        fmap, gmap = features, grads
+    else:
+        # Pooled or flattened: reach the last map through the pooling (chain rule).
+        last = next((layer for layer in reversed(branch.layers)
+                     if len(layer.output.shape) == 4), None)
+        if last is None:
+            raise ValueError(f"The image branch {branch.name!r} has no feature map for "
+                             "Grad-CAM.")
+        inner = keras.Model(branch.inputs, [last.output, branch.output])
+        with tf.GradientTape() as tape:
+            fmap, pooled = inner(x["image"], training=False)
+        gmap = tape.gradient(pooled, fmap, output_gradients=grads)
+    fmap, gmap = np.asarray(fmap), np.asarray(gmap)
+    alpha = gmap.mean(axis=(1, 2), keepdims=True)
+    cam = np.maximum((alpha * fmap).sum(-1), 0.0)[..., None]
+    height, width = inputs["image"].shape[1:3]
+    cam = np.asarray(tf.image.resize(cam, (height, width), method="bilinear"))[..., 0]
+    cam = np.maximum(cam, 0.0)
+    total = cam.sum(axis=(1, 2), keepdims=True)
+    uniform = np.full_like(cam, 1.0 / (height * width))
+    return np.where(total > 0, cam / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
+
+
+def _integrated_gradients(model, inputs, score, steps):
+    import keras
+    import tensorflow as tf
+
+    branch = _branch(model, "text")
+    embedding = next((layer for layer in branch.layers
+                      if isinstance(layer, keras.layers.Embedding)), None)
+    if embedding is None:
+        raise ValueError(f"The text branch {branch.name!r} has no Embedding layer to "
+                         "attribute to.")
+    probe = _watch(model, branch)
+    inner = keras.Model(branch.inputs, [embedding.output, branch.output])
+    x = {k: tf.constant(v) for k, v in inputs.items()}
+    table = embedding.embeddings
+    original = np.asarray(table.numpy())
+    total = None
+    try:
+        # The straight path from the zero embedding: scaling the table by alpha
+        # scales every token's embedding at once (padding stays masked by id).
+        for k in range(steps):
+            alpha = (k + 0.5) / steps
+            table.assign(alpha * original)
+            with tf.GradientTape() as tape:
+                features, output = probe(x, training=False)
+                value = score.tensor(keras.tree.flatten(output)[0])
+            g_features = tape.gradient(value, features)
+            with tf.GradientTape() as tape:
+                embedded, encoded = inner(x["text"], training=False)
+            g = np.asarray(tape.gradient(encoded, embedded, output_gradients=g_features))
+            total = g if total is None else total + g
+    finally:
+        table.assign(original)
+    real = original[inputs["text"].astype(int)]
+    return (real * total / steps).sum(-1)
+
+
+def _without(inputs, modality, model):
+    changed = dict(inputs)
+    if "modality_mask" in inputs:
+        present = [m for m in MODALITIES if m in inputs]
+        mask = np.array(inputs["modality_mask"], np.float32, copy=True)
+        mask[:, present.index(modality)] = 0.0
+        changed["modality_mask"] = mask
+    elif modality == "image":
+        image = inputs["image"]
+        changed["image"] = np.broadcast_to(image.mean(axis=(1, 2), keepdims=True),
+                                           image.shape).astype(image.dtype)
+    else:
+        changed["text"] = np.zeros_like(inputs["text"])
+    return changed
+
+
+def _modality_shares(model, inputs, score, full):
+    import keras
+
+    present = [m for m in MODALITIES if m in inputs]
+    if len(present) == 1:
+        return {present[0]: np.ones(len(full))}
+    drops = []
+    for m in present:
+        (out,) = keras.tree.flatten(model.predict(_without(inputs, m, model), verbose=0))
+        drops.append(np.maximum(full - score(out), 0.0))
+    drops = np.stack(drops, axis=0)
+    total = drops.sum(axis=0)
+    shares = np.where(total > 0, drops / np.where(total > 0, total, 1.0), 1.0 / len(present))
+    return {m: shares[i] for i, m in enumerate(present)}
+
+
+def _fusion_weights(model, inputs):
+    from mmzoo.fusion import modality_weights
+
+    try:
+        return modality_weights(model, inputs)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _tokens(tokenizer, ids):
+    if tokenizer is not None and hasattr(tokenizer, "vocabulary"):
+        vocab = list(tokenizer.vocabulary)
+        return [vocab[i] if 0 <= i < len(vocab) else f"<{i}>" for i in ids]
+    return [f"<{int(i)}>" for i in ids]

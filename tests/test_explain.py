@@ -1,0 +1,81 @@
+"""Explanations: Grad-CAM maps, integrated gradients and modality shares, with sanity checks."""
+
+import numpy as np
+import pytest
+
+import keras
+import mmzoo
+from mmzoo.data import shapes_arrays
+from mmzoo.registry import FUSIONS
+
+X, Y, INFO = shapes_arrays("classification", 256, image_size=32, seed=11)
+SMALL = dict(image_branch="convnet", image_blocks=2, image_filters=8, text_branch="gru",
+             text_units=16, embedding_dim=8, **INFO.model_options())
+
+
+def small(fusion, **options):
+    if "fusion_dim" in FUSIONS.get(fusion).options:
+        options.setdefault("fusion_dim", 8)
+    if fusion not in ("film", "relation"):
+        options.setdefault("pooling", "avg")
+    return mmzoo.build_model("classification", fusion=fusion, **SMALL, **options)
+
+
+def first(n=3):
+    return {"images": X["image"][:n], "texts": X["text"][:n], "tokenizer": INFO.tokenizer}
+
+
+@pytest.mark.parametrize("fusion", FUSIONS.names())
+def test_every_fusion_is_explained(fusion):
+    model = small(fusion)
+    explanations = mmzoo.explain(model, **first(), steps=2)
+    assert len(explanations) == 3
+    probs = model.predict({"image": X["image"][:3], "text": X["text"][:3]}, verbose=0)
+    for i, e in enumerate(explanations):
+        assert e.image_map.shape == (32, 32) and e.image_map.dtype == np.float32
+        assert e.image_map.min() >= 0 and e.image_map.sum() == pytest.approx(1.0, abs=1e-4)
+        assert [w for w, _ in e.token_scores] == INFO.tokenizer.decode(X["text"][i]).split()
+        assert sum(e.modality_scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert set(e.modality_scores) == {"image", "text"}
+        assert e.target == int(probs["probabilities"][i].argmax())
+        assert e.score == pytest.approx(float(probs["probabilities"][i].max()), abs=1e-5)
+
+
+def test_integrated_gradients_are_complete():
+    model = small("concat")
+    model.fit(X, Y, epochs=2, verbose=0)
+    (e,) = mmzoo.explain(model, **first(1), steps=128)
+    embedding = model.get_layer("text_gru").get_layer("text_gru_embedding")
+    table = embedding.embeddings.numpy()
+    embedding.embeddings.assign(np.zeros_like(table))
+    try:
+        baseline = model.predict({"image": X["image"][:1], "text": X["text"][:1]},
+                                 verbose=0)["probabilities"][0, e.target]
+    finally:
+        embedding.embeddings.assign(table)
+    # The attributions add up to the score's change from the zero-embedding baseline.
+    total, change = sum(s for _, s in e.token_scores), float(e.score - baseline)
+    assert total == pytest.approx(change, abs=2e-3 + 0.02 * abs(change))
+    np.testing.assert_array_equal(embedding.embeddings.numpy(), table)  # restored
+
+
+def test_missing_modality_shares_use_the_mask_and_the_figure_is_drawn(tmp_path):
+    model = small("concat", modality_mask=True)
+    (e,) = mmzoo.explain(model, **first(1), steps=2)
+    assert sum(e.modality_scores.values()) == pytest.approx(1.0)
+    path = tmp_path / "why.png"
+    e.plot(path)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    text_only = mmzoo.build_model("classification", **{**SMALL, "image_branch": None})
+    (t,) = mmzoo.explain(text_only, texts=X["text"][:1], steps=2)
+    assert t.image_map is None and t.modality_scores == {"text": 1.0}
+
+
+def test_bad_arguments_are_clear():
+    model = small("concat")
+    with pytest.raises(ValueError, match=r"Received: steps=0"):
+        mmzoo.explain(model, **first(1), steps=0)
+    with pytest.raises(ValueError, match=r"Received: target=\[20\]"):
+        mmzoo.explain(model, **first(1), target=20)
+    with pytest.raises(ValueError, match="need a `tokenizer`"):
+        mmzoo.explain(model, images=X["image"][:1], texts="what colour is the circle?")
