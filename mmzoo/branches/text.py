@@ -9,6 +9,16 @@ import keras
 from mmzoo.registry import TEXT_BRANCHES
 
 
+def _recurrent(layer_class, kind, sequence_length, vocab_size, embedding_dim, text_units, name):
+    """Embedding (padding id 0 masked) + one recurrent layer reading the last state."""
+    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
+    x = keras.layers.Embedding(
+        vocab_size, embedding_dim, mask_zero=True, name=f"text_{kind}_embedding"
+    )(inputs)
+    x = layer_class(text_units, name=f"text_{kind}_{kind}")(x)
+    return keras.Model(inputs, x, name=name)
+
+
 @TEXT_BRANCHES.register("lstm", input_dtype="int32")
 def lstm_branch(
     sequence_length,
@@ -31,12 +41,8 @@ def lstm_branch(
         A `keras.Model` from int token ids `(batch, sequence_length)` to
         `(batch, text_units)`.
     """
-    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
-    x = keras.layers.Embedding(
-        vocab_size, embedding_dim, mask_zero=True, name="text_lstm_embedding"
-    )(inputs)
-    x = keras.layers.LSTM(text_units, name="text_lstm_lstm")(x)
-    return keras.Model(inputs, x, name=name)
+    return _recurrent(keras.layers.LSTM, "lstm", sequence_length, vocab_size, embedding_dim,
+                      text_units, name)
 
 
 @TEXT_BRANCHES.register("gru", input_dtype="int32")
@@ -65,12 +71,8 @@ def gru_branch(
         A `keras.Model` from int token ids `(batch, sequence_length)` to
         `(batch, text_units)`.
     """
-    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
-    x = keras.layers.Embedding(
-        vocab_size, embedding_dim, mask_zero=True, name="text_gru_embedding"
-    )(inputs)
-    x = keras.layers.GRU(text_units, name="text_gru_gru")(x)
-    return keras.Model(inputs, x, name=name)
+    return _recurrent(keras.layers.GRU, "gru", sequence_length, vocab_size, embedding_dim,
+                      text_units, name)
 
 
 @TEXT_BRANCHES.register("embedding", input_dtype="int32")
