@@ -4,11 +4,20 @@ A head is registered in `HEADS` under its task name (the first argument of
 `build_model`). Its registration declares the name of the model output, the
 default loss and the default metrics; `build_model(loss=..., metrics=...)`
 overrides them.
+
+Heads compute in float32 (`dtype="float32"`) whatever the global policy: under
+`keras.mixed_precision.set_global_policy("mixed_float16")` the rest of the
+model computes in float16, but a softmax or sigmoid in float16 saturates and
+its loss loses precision, so the output stays float32, as Keras's
+mixed-precision guide recommends.
 """
 
 import keras
 
 from mmzoo.registry import HEADS
+
+# The output layer's dtype policy under any global policy (see the docstring).
+OUTPUT_DTYPE = "float32"
 
 
 @HEADS.register(
@@ -19,7 +28,8 @@ from mmzoo.registry import HEADS
 )
 def softmax_head(features, *, num_classes, name="head_softmax"):
     """Dense(num_classes, softmax): one class per example, integer labels."""
-    return keras.layers.Dense(num_classes, activation="softmax", name=name)(features)
+    return keras.layers.Dense(num_classes, activation="softmax", name=name,
+                              dtype=OUTPUT_DTYPE)(features)
 
 
 @HEADS.register(
@@ -30,7 +40,8 @@ def softmax_head(features, *, num_classes, name="head_softmax"):
 )
 def sigmoid_head(features, *, name="head_sigmoid"):
     """Dense(1, sigmoid): yes/no, labels 0 or 1 (image-text matching)."""
-    return keras.layers.Dense(1, activation="sigmoid", name=name)(features)
+    return keras.layers.Dense(1, activation="sigmoid", name=name,
+                              dtype=OUTPUT_DTYPE)(features)
 
 
 @HEADS.register(
@@ -41,7 +52,8 @@ def sigmoid_head(features, *, name="head_sigmoid"):
 )
 def multilabel_head(features, *, num_classes, name="head_sigmoid"):
     """Dense(num_classes, sigmoid): any number of labels, multi-hot targets."""
-    return keras.layers.Dense(num_classes, activation="sigmoid", name=name)(features)
+    return keras.layers.Dense(num_classes, activation="sigmoid", name=name,
+                              dtype=OUTPUT_DTYPE)(features)
 
 
 @HEADS.register(
@@ -52,7 +64,7 @@ def multilabel_head(features, *, num_classes, name="head_sigmoid"):
 )
 def linear_head(features, *, num_outputs=1, name="head_linear"):
     """Dense(num_outputs), linear: real-valued targets (e.g. an object count)."""
-    return keras.layers.Dense(num_outputs, name=name)(features)
+    return keras.layers.Dense(num_outputs, name=name, dtype=OUTPUT_DTYPE)(features)
 
 
 def build_metrics(names, task):

@@ -458,10 +458,16 @@ def test_existing_destination_is_kept_without_overwrite(trained, tokenizer, tmp_
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         mmzoo.export(model, path, format="tflite", verbose=False)
     assert path.read_bytes() == b"precious"
+    # overwrite=True replaces only mmzoo's own files: not a file that is no TFLite model.
+    with pytest.raises(FileExistsError, match="is not an mmzoo export"):
+        mmzoo.export(model, path, format="tflite", overwrite=True, verbose=False)
+    assert path.read_bytes() == b"precious"
     # A side file of an earlier export counts as existing too.
     path.unlink()
+    mmzoo.export(model, path, format="tflite", tokenizer=tokenizer, verbose=False)
     stale = tmp_path / "model.vocab.txt"
-    stale.write_text("old vocabulary\n")
+    assert stale.exists()
+    path.unlink()
     with pytest.raises(FileExistsError):
         mmzoo.export(model, path, format="tflite", verbose=False)
     assert not path.exists()
@@ -476,6 +482,8 @@ def test_existing_destination_is_kept_without_overwrite(trained, tokenizer, tmp_
     (folder / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError):
         mmzoo.export(model, folder, verbose=False)
+    with pytest.raises(FileExistsError, match="is not an mmzoo export"):
+        mmzoo.export(model, folder, overwrite=True, verbose=False)
     assert os.listdir(folder) == ["keep.txt"]
     assert _no_partial_files(tmp_path) == []
 

@@ -1,7 +1,10 @@
 """Runs the risky half of an export in a child process; run as a script.
 
-`python _worker.py --serve` reads job files, one path per line on stdin, and
-answers "done" per job on stdout. A job converts a SavedModel to TFLite,
+`python _worker.py --serve [--parent PID]` reads job files, one path per line
+on stdin, and answers "done" per job on stdout. With `--parent` it dies with
+that process: on Linux the kernel sends it SIGKILL when the parent dies
+(`prctl(PR_SET_PDEATHSIG)`), elsewhere a thread watches the parent's id; a
+conversion never runs on for nobody. A job converts a SavedModel to TFLite,
 inspects the result's ops with the LiteRT analyzer and runs it with the LiteRT
 interpreter (action "tflite"), or loads a SavedModel with `tf.saved_model.load`
 and runs its endpoints, XLA-compiled where asked (action "saved_model").
@@ -31,22 +34,22 @@ def _load_npz(path):
         return {k: data[k] for k in data.files}
 
 
-def _chunks(inputs, batch_size):
-    """Yields (batch, n_real) with the last batch padded to a static size."""
+def _chunks(inputs, batch_size, pad=True):
+    """Yields (batch, n_real) with the last batch padded to a static size (if `pad`)."""
     n = len(next(iter(inputs.values())))
     step = batch_size or n
     for start in range(0, n, step):
         batch = {k: v[start:start + step] for k, v in inputs.items()}
         real = len(next(iter(batch.values())))
-        if batch_size and real < batch_size:
+        if pad and batch_size and real < batch_size:
             batch = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - real, 0)])
                      for k, v in batch.items()}
         yield batch, real
 
 
-def _run_batched(fn, inputs, batch_size):
+def _run_batched(fn, inputs, batch_size, pad=True):
     outputs = {}
-    for batch, real in _chunks(inputs, batch_size):
+    for batch, real in _chunks(inputs, batch_size, pad):
         for k, v in fn(batch).items():
             outputs.setdefault(k, []).append(np.asarray(v)[:real])
     return {k: np.concatenate(v) for k, v in outputs.items()}
@@ -78,7 +81,7 @@ def _convert(spec):
     elif quantization == "int8":
         calibration = _load_npz(spec["calibration"])
         n = len(next(iter(calibration.values())))
-        batch_size = spec["batch_size"]
+        batch_size = spec["batch_size"] or 1  # a dynamic batch: example by example
 
         def representative_dataset():
             for start in range(0, n - batch_size + 1, batch_size):
@@ -176,20 +179,38 @@ def _scale_mismatches(model, graph, names, schema):
     return found
 
 
-def _run_tflite(path, inputs, batch_size):
+def dynamic_batch(details):
+    """Whether a LiteRT signature's inputs all have a resizable batch (-1 in shape_signature)."""
+    return all(len(v.get("shape_signature", ())) and int(v["shape_signature"][0]) == -1
+               for v in details.values())
+
+
+def _run_tflite(path, inputs, batch_size, dynamic_check_batch=64):
+    """Runs a .tflite file on `inputs`: in its static batch (the last one padded), or,
+    for a file with a dynamic batch, resized to batches of `dynamic_check_batch`."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=path, num_threads=1)
     runner = interpreter.get_signature_runner("serving_default")
     details = runner.get_input_details()
+    if dynamic_batch(details):
+        # The signature runner resizes the inputs to each batch it is given.
+        batch_size, pad = dynamic_check_batch, False
+    else:
+        batch_size = int(next(iter(details.values()))["shape"][0])
+        pad = True
+
+    def describe(v):  # a resizable dimension is None, as in a SavedModel's signature
+        shape = v.get("shape_signature", v["shape"])
+        shape = shape if len(shape) else v["shape"]
+        return {"shape": [None if int(d) == -1 else int(d) for d in shape],
+                "dtype": np.dtype(v["dtype"]).name}
+
     signature = {
-        "inputs": {k: {"shape": [int(d) for d in v["shape"]], "dtype": np.dtype(v["dtype"]).name}
-                   for k, v in details.items()},
-        "outputs": {k: {"shape": [int(d) for d in v["shape"]],
-                        "dtype": np.dtype(v["dtype"]).name}
-                    for k, v in runner.get_output_details().items()},
+        "inputs": {k: describe(v) for k, v in details.items()},
+        "outputs": {k: describe(v) for k, v in runner.get_output_details().items()},
     }
-    outputs = _run_batched(lambda batch: runner(**batch), inputs, batch_size)
+    outputs = _run_batched(lambda batch: runner(**batch), inputs, batch_size, pad)
     return outputs, signature
 
 
@@ -198,7 +219,8 @@ def _tflite(spec):
     result.update(_inspect(spec["output"]))
     if spec.get("parity_inputs"):
         outputs, signature = _run_tflite(
-            spec["output"], _load_npz(spec["parity_inputs"]), spec["batch_size"]
+            spec["output"], _load_npz(spec["parity_inputs"]), spec["batch_size"],
+            spec.get("dynamic_check_batch") or 64,
         )
         np.savez(spec["parity_outputs"], **outputs)
         result["signature"] = signature
@@ -312,8 +334,50 @@ def serve():
         protocol.flush()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid, kernel_signal=True):
+    """Ends this process when `parent_pid` (the process that started it) ends.
+
+    Args:
+        parent_pid: the parent's process id.
+        kernel_signal: also ask Linux for SIGKILL when the parent dies (instant,
+            even while the converter runs C++ code). The kernel sends it when
+            the parent's *thread* that started us ends, so the parent asks for
+            it only when that is its main thread.
+    """
+    import os
+    import signal
+    import threading
+
+    if kernel_signal and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watcher thread below still covers it
+    # The parent may have died before prctl took effect: then we are already
+    # someone else's child. The thread covers systems without prctl.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--serve"]:
+    args = sys.argv[1:]
+    if args[:1] == ["--serve"]:
+        if args[1:2] == ["--parent"]:
+            die_with_parent(int(args[2]), kernel_signal="--pdeathsig" in args[3:])
         serve()
     else:
-        run_job(sys.argv[1])
+        run_job(args[0])

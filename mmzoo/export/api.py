@@ -12,7 +12,7 @@ from mmzoo.export import parity as parity_lib
 from mmzoo.export import saved_model as sm
 from mmzoo.export import tflite as tfl
 from mmzoo.export._io import Staging, run_worker
-from mmzoo.export.prepare import export_copy, has_rnn
+from mmzoo.export.prepare import export_copy, has_rnn, is_mixed_precision
 from mmzoo.export.preprocessing import TextEncoder
 from mmzoo.export.report import ExportError, ExportReport, folder_size
 
@@ -21,6 +21,7 @@ QUANTIZATIONS = tfl.QUANTIZATIONS
 PARITY_MODES = ("raise", "warn", None)
 RAW_SAMPLES = 8
 MAX_EXAMPLES = 1000  # read from representative_data / parity_data
+TFLITE_DYNAMIC_CHECK_BATCH = 64  # a dynamic-batch TFLite file is checked resized to this
 ENTRY_EXAMPLES = 1000  # a zoo entry's default: 500 to calibrate, 500 to check
 
 
@@ -31,7 +32,7 @@ def export(
     *,
     quantization=None,
     tokenizer=None,
-    batch_size=None,
+    batch_size="auto",
     tpu=False,
     representative_data=None,
     parity_data=None,
@@ -68,8 +69,18 @@ def export(
             endpoint; its vocabulary is written beside a TFLite file. Any
             object with `tf_tokenize(strings)` (or callable on a `tf.string`
             tensor) returning ids `(batch, sequence_length)`.
-        batch_size: static batch size. SavedModel: `None` (dynamic, the
-            default) or a positive int; TFLite: default 1.
+        batch_size: the batch of the exported signature. `"auto"` (the
+            default): dynamic for a SavedModel, 1 (static) for TFLite.
+            `None`: dynamic, in both formats: a SavedModel takes any batch;
+            a TFLite file has batch 1 until the interpreter resizes it
+            (`interpreter.resize_tensor_input(...)`, or a signature runner
+            called with another batch), which the parity check exercises.
+            A positive int: static; a SavedModel then refuses another batch
+            at its signature, with an error naming the batch it was built
+            for (`exported_with_batch_size_<n>`), and a static TFLite file
+            cannot be resized (LiteRT's RESHAPE check fails): export with
+            `batch_size=None` for that. Static shapes suit phone delegates
+            (GPU, NNAPI) best; TPUs need them (`tpu=True`).
         tpu: SavedModel only: static batch (`batch_size` required), numeric
             core checked to compile with XLA and to hold no string op,
             `function_aliases={"tpu_func": ...}` set.
@@ -117,11 +128,17 @@ def export(
         from mmzoo.export.captioning import export_captioner
 
         return export_captioner(model, path, format, tokenizer=tokenizer,
-                                quantization=quantization, batch_size=batch_size, tpu=tpu,
-                                overwrite=overwrite, verbose=verbose)
+                                quantization=quantization,
+                                batch_size=None if batch_size == "auto" else batch_size,
+                                tpu=tpu, overwrite=overwrite, verbose=verbose)
     format, quantization, batch_size = _check_arguments(
         path, format, quantization, batch_size, tpu, parity
     )
+    mixed = is_mixed_precision(model)
+    if mixed:
+        # float16 casts do not convert to TFLite, and serving wants float32
+        # outputs: export (and check against) a float32 copy, same weights.
+        model = export_copy(model)
     path = os.path.abspath(os.fspath(path))
     specs = parity_lib.input_specs(model)
     encoder = _encoder(tokenizer, specs)
@@ -151,6 +168,10 @@ def export(
     )
     if report_note:
         report.notes.append(report_note)
+    if mixed:
+        report.notes.append(
+            "mixed-precision model: exported in float32 (same weights), checked against "
+            "its float32 Keras copy")
     if format == "tflite":
         destinations = [path] + list(tfl.side_files(path).values())
     else:
@@ -216,7 +237,7 @@ def _check_arguments(path, format, quantization, batch_size, tpu, parity):
                 "`tpu=True` applies to format='saved_model'. Received: tpu=True, "
                 "format='tflite'"
             )
-        batch_size = 1 if batch_size is None else batch_size
+        batch_size = 1 if batch_size == "auto" else batch_size
     else:
         if path.endswith((".tflite", ".keras", ".h5")):
             raise ValueError(
@@ -230,9 +251,10 @@ def _check_arguments(path, format, quantization, batch_size, tpu, parity):
                 f"model's float32 weights. Received: quantization={quantization!r}"
             )
         quantization = "float32"
+        batch_size = None if batch_size == "auto" else batch_size
         if not isinstance(tpu, bool):
             raise ValueError(f"`tpu` must be True or False. Received: tpu={tpu!r}")
-        if tpu and batch_size is None:
+        if tpu and batch_size in (None, "auto"):
             raise ValueError(
                 "`tpu=True` needs a static batch size: pass batch_size=<int> (the batch "
                 "your TPU server pads requests to). Received: batch_size=None"
@@ -242,8 +264,8 @@ def _check_arguments(path, format, quantization, batch_size, tpu, parity):
         and batch_size > 0
     ):
         raise ValueError(
-            f"`batch_size` must be None or a positive integer. Received: "
-            f"batch_size={batch_size!r}"
+            "`batch_size` must be 'auto' (dynamic for a SavedModel, 1 for TFLite), None "
+            f"(dynamic) or a positive integer. Received: batch_size={batch_size!r}"
         )
     if parity not in PARITY_MODES:
         raise ValueError(
@@ -427,12 +449,14 @@ def _tflite(model, staging, report, encoder, quantization, batch_size, calibrati
                    for k, v in tfl.side_files(report.path).items()}
     spec = {"action": "tflite", "saved_model": source, "output": staged_model,
             "quantization": quantization, "batch_size": batch_size,
+            "dynamic_check_batch": TFLITE_DYNAMIC_CHECK_BATCH,
             "parity_outputs": staging.path("outputs.npz")}
     if calibration is not None and quantization == "int8":
-        usable = parity_lib.num_examples(calibration) // batch_size * batch_size
+        step = batch_size or 1  # a dynamic batch calibrates example by example
+        usable = parity_lib.num_examples(calibration) // step * step
         if not usable:
             raise ValueError(
-                f"int8 calibration needs at least batch_size={batch_size} examples. "
+                f"int8 calibration needs at least batch_size={step} examples. "
                 f"Received: {parity_lib.num_examples(calibration)}"
             )
         spec["calibration"] = tfl.save_inputs(staging.path("calibration.npz"), calibration)
@@ -450,6 +474,10 @@ def _tflite(model, staging, report, encoder, quantization, batch_size, calibrati
             "was written.", report)
     if has_rnn(model):
         report.notes.append("recurrent layers unrolled over the fixed sequence length")
+    if batch_size is None:
+        report.notes.append(
+            "dynamic batch: batch 1 until resized; the parity check ran it resized to "
+            f"batches of up to {TFLITE_DYNAMIC_CHECK_BATCH}")
     if quantization == "int8":
         report.notes.append(
             f"int8 calibrated on {parity_lib.num_examples(calibration)} examples; tensor "

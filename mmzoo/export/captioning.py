@@ -48,7 +48,9 @@ import tensorflow as tf
 
 from mmzoo.captioning.generate import Captions, _banned_bias, _check_max_length
 from mmzoo.data.tokenizer import END, PAD, START
-from mmzoo.export._io import Staging, run_worker
+from mmzoo.export._io import Staging, run_worker, write_export_marker
+from mmzoo.export.prepare import half_precision_policy
+from mmzoo.export.saved_model import check_batch
 from mmzoo.export.report import ExportError, ExportReport, folder_size
 
 MANIFEST = "captioner.json"
@@ -73,6 +75,13 @@ def _check_model(model):
     if not (hasattr(model, "encode") and hasattr(model, "decode_step")):
         raise ValueError("`model` must be a captioning model (from build_model('captioning', "
                          f"...)). Received: model of type {type(model).__name__}")
+    policy = half_precision_policy(model)
+    if policy is not None:
+        raise ValueError(
+            "A captioner exports in float32 only, and this one computes in float16 (mixed "
+            "precision): build it again under keras.mixed_precision.set_global_policy("
+            "'float32'), copy the weights over (set_weights(model.get_weights())) and export "
+            f"that. Received: a model with dtype_policy={policy!r} layers")
 
 
 def _check_batch_size(batch_size, allow_none):
@@ -187,6 +196,7 @@ def export_saved_model(model, path, tokenizer=None, *, vocabulary=None, method="
     image_shape = tuple(model.input["image"].shape[1:])
 
     def serve(image):
+        image = check_batch(image, batch_size)
         tokens, lengths, scores = search(tf.cast(image, tf.float32))
         return {"captions": words_of(tokens, lengths, words), "tokens": tokens,
                 "lengths": lengths, "scores": scores}
@@ -199,6 +209,7 @@ def export_saved_model(model, path, tokenizer=None, *, vocabulary=None, method="
     with _stage(path, overwrite) as staging:
         staged = staging.path("saved_model")
         archive.write_out(staged, verbose=False)
+        write_export_marker(staged, "captioner")  # overwrite=True recognises it
         staging.commit([(staged, os.path.abspath(path))])
     return path
 

@@ -13,6 +13,7 @@ mmzoo export vqa_cnn_lstm_32px serving/vqa            # a zoo entry, tokenizer i
 ```
 """
 
+import argparse
 import os
 import sys
 
@@ -37,8 +38,9 @@ def add_arguments(parser):
         help="a saved mmzoo tokenizer (folder or .json): adds the raw-string endpoint "
              "to a SavedModel, writes the vocabulary beside a TFLite file")
     parser.add_argument(
-        "--batch-size", type=int, default=None, metavar="N",
-        help="static batch size (default: dynamic for SavedModel, 1 for TFLite)")
+        "--batch-size", type=_batch_size, default="auto", metavar="N|dynamic",
+        help="static batch size N, or 'dynamic' (a TFLite file the interpreter can "
+             "resize); default: dynamic for SavedModel, 1 for TFLite")
     parser.add_argument(
         "--tpu", action="store_true",
         help="SavedModel for TPU: static batch, XLA-compile check, function alias")
@@ -56,6 +58,21 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON instead of text")
+
+
+def _batch_size(text):
+    if text == "auto":  # the default
+        return text
+    if text == "dynamic":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer or 'dynamic'. Received: --batch-size {text}")
+    return value
 
 
 def add_parser(subparsers):

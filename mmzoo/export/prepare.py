@@ -1,6 +1,13 @@
 """A copy of the user's model, rebuilt for export (the original is never changed).
 
-Two settings differ from the training graph:
+Three settings differ from the training graph:
+
+- a mixed-precision model (`keras.mixed_precision.set_global_policy(
+  "mixed_float16")` or `"mixed_bfloat16"` when it was built) is rebuilt in
+  float32, with the same (float32) weights: the TFLite converter cannot
+  convert the float16 casts of a mixed graph, and serving gets float32
+  outputs. Its parity is checked against the float32 Keras copy; the export
+  report notes it;
 
 - recurrent layers do not use cuDNN kernels (`use_cudnn=False`), so a
   SavedModel written on a GPU machine still runs on CPU serving and compiles
@@ -24,13 +31,18 @@ def export_copy(model, unroll=False):
         unroll: unroll recurrent layers over their fixed sequence length.
 
     Returns:
-        A new model with the same weights and outputs.
+        A new model with the same weights and outputs, computing in float32
+        (see `is_mixed_precision`).
 
     Raises:
         ValueError: the model cannot be rebuilt from its config.
     """
+    previous = keras.config.dtype_policy()
     try:
-        copy = type(model).from_config(model.get_config())
+        # Layers built inside other layers take the global policy; those in the
+        # config carry their own, rewritten by `_float32_config`.
+        keras.config.set_dtype_policy("float32")
+        copy = type(model).from_config(_float32_config(model.get_config()))
     except Exception as e:  # subclassed models without a usable config
         raise ValueError(
             "Export rebuilds the model from its config (to unroll recurrent layers "
@@ -38,6 +50,8 @@ def export_copy(model, unroll=False):
             f"{type(e).__name__}: {e}. Export supports functional models and models "
             f"built by mmzoo.build_model. Received: model of type {type(model).__name__}"
         ) from e
+    finally:
+        keras.config.set_dtype_policy(previous)
     weights = model.get_weights()
     if len(copy.weights) != len(weights):
         raise ValueError(
@@ -66,3 +80,37 @@ def walk_layers(model):
 def has_rnn(model):
     """Whether `model` contains a recurrent layer."""
     return any(isinstance(layer, keras.layers.RNN) for layer in walk_layers(model))
+
+
+_HALF = ("float16", "bfloat16")
+
+
+def _is_half_policy_name(name):
+    return isinstance(name, str) and (name.startswith("mixed_") or name in _HALF)
+
+
+def _float32_config(config):
+    """`config` with every mixed or half-precision dtype policy replaced by float32."""
+    if isinstance(config, dict):
+        if (config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
+                and _is_half_policy_name((config.get("config") or {}).get("name"))):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {k: ("float32" if k == "dtype" and _is_half_policy_name(v)
+                    else _float32_config(v)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_float32_config(v) for v in config]
+    return config
+
+
+def half_precision_policy(model):
+    """The name of the first float16/bfloat16-computing dtype policy in `model`, or `None`."""
+    for layer in [model] + list(walk_layers(model)):
+        policy = getattr(layer, "dtype_policy", None)
+        if getattr(policy, "compute_dtype", "float32") in _HALF:
+            return policy.name
+    return None
+
+
+def is_mixed_precision(model):
+    """Whether any layer of `model` computes in float16 or bfloat16 (e.g. `"mixed_float16"`)."""
+    return half_precision_policy(model) is not None

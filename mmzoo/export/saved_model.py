@@ -10,6 +10,11 @@ Endpoints of the exported SavedModel:
   by the tokenizer's TensorFlow function. It calls `serving_default`, and it is
   present when every input can be given raw (a text model needs a tokenizer).
 
+The batch is dynamic unless `batch_size` is given. A static-batch SavedModel
+checks the batch at its signature (`check_batch`): any other batch is refused
+there, by an op named `exported_with_batch_size_<n>_<input>`, not deep inside
+the model.
+
 With `tpu=True` the batch size is static, the numeric core is checked to
 compile with XLA (`jit_compile=True`) and to hold no string op, and it is
 registered under the function alias `"tpu_func"` so TPU converters find it.
@@ -72,7 +77,7 @@ def build_archive(model, batch_size=None, encoder=None, tpu=False):
     }
 
     def serve(inputs):
-        outputs = model(inputs, training=False)
+        outputs = model(check_batch(inputs, batch_size), training=False)
         return outputs if isinstance(outputs, dict) else {"output_0": outputs}
 
     core = archive.add_endpoint("serving_default", serve, input_signature=[signature])
@@ -102,6 +107,30 @@ def build_archive(model, batch_size=None, encoder=None, tpu=False):
     if tpu:
         options = tf.saved_model.SaveOptions(function_aliases={TPU_FUNCTION_ALIAS: core})
     return archive, options, notes
+
+
+def check_batch(inputs, batch_size):
+    """Checks, at the signature, that every input has the static batch it was exported with.
+
+    Python clients are refused by TensorFlow's own signature check, but a
+    runtime that feeds tensors unchecked (TF Serving, the C API) would
+    otherwise fail deep inside the model (e.g. in an LSTM's TensorList). The
+    check's op is named after the batch, so the error reads e.g. "Detected
+    at node exported_with_batch_size_2_text ... Shape of tensor text [5,8]
+    is not compatible with expected shape [2,8]". XLA compiles it.
+
+    Args:
+        inputs: `{name: tensor}` or one tensor.
+        batch_size: the static batch, or `None` (dynamic: nothing to check).
+    """
+    if batch_size is None:
+        return inputs
+    if not isinstance(inputs, dict):
+        return tf.ensure_shape(inputs, (batch_size,) + tuple(inputs.shape[1:]),
+                               name=f"exported_with_batch_size_{batch_size}")
+    return {name: tf.ensure_shape(x, (batch_size,) + tuple(x.shape[1:]),
+                                  name=f"exported_with_batch_size_{batch_size}_{name}")
+            for name, x in inputs.items()}
 
 
 def _add_variable_collections(archive, model):

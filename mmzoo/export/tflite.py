@@ -1,9 +1,16 @@
 """TFLite (LiteRT) export for phones: float32, float16, dynamic-range and int8 variants.
 
 Every variant uses TFLite builtin operators only (no Flex ops), so it runs in
-`ai_edge_litert` and in the stock LiteRT runtime on Android and iOS. The graph
-has static shapes (batch 1 unless asked otherwise) and recurrent layers are
-unrolled over the fixed sequence length.
+`ai_edge_litert` and in the stock LiteRT runtime on Android and iOS. Recurrent
+layers are unrolled over the fixed sequence length.
+
+The batch: by default static, 1 (`batch_size=1`): what phone delegates (GPU,
+NNAPI) run best. A static file cannot be resized: LiteRT's RESHAPE check
+fails on `resize_tensor_input` with another batch. Export with
+`batch_size=None` for a file whose batch is dynamic (`shape_signature` -1):
+batch 1 until the interpreter resizes it, still builtins only (a few SHAPE,
+STRIDED_SLICE, PACK, FILL ops more); the export's parity check runs it
+resized. Any other int gives a static file of that batch.
 
 Files written for `path="model.tflite"`:
 
@@ -93,8 +100,9 @@ def save_inputs(path, inputs):
 def run_tflite(path, inputs):
     """Runs an exported `.tflite` file on `{name: array}` inputs with the LiteRT interpreter.
 
-    The file's static batch is filled batch by batch (the last one padded and
-    cut back), exactly as the export's parity check runs it.
+    A file with a static batch is filled batch by batch (the last one padded
+    and cut back), exactly as the export's parity check runs it; a file
+    exported with `batch_size=None` is resized to batches of up to 256.
 
     Args:
         path: a `.tflite` file written by `mmzoo.export(..., format="tflite")`.
@@ -113,6 +121,5 @@ def run_tflite(path, inputs):
     if missing:
         raise ValueError(f"{path} needs inputs {sorted(details)}. Missing: {missing}")
     feed = {k: np.asarray(inputs[k], dtype=details[k]["dtype"]) for k in details}
-    batch_size = int(next(iter(details.values()))["shape"][0])
-    outputs, _ = _run_tflite(path, feed, batch_size)
+    outputs, _ = _run_tflite(path, feed, None, dynamic_check_batch=256)
     return outputs

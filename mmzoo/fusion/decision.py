@@ -25,6 +25,7 @@ from keras import ops
 from mmzoo.fusion.arithmetic import WeightedFusion
 from mmzoo.fusion.base import EPSILON, check_weights
 from mmzoo.fusion.concat import concat_fusion
+from mmzoo.heads import OUTPUT_DTYPE
 from mmzoo.registry import FUSIONS
 
 
@@ -118,7 +119,9 @@ def late_fusion(
     combiner = _combiner(decision_rule)
     weights = check_weights(fusion_weights, len(features))
     predictions = [head(x, modality) for modality, x in features.items()]
-    layer = combiner(None, input_weights=weights, modalities=tuple(features), name=name)
+    # The combination is the model's output: float32 like the heads (mixed precision).
+    layer = combiner(None, input_weights=weights, modalities=tuple(features), name=name,
+                     dtype=OUTPUT_DTYPE)
     return layer(predictions, modality_mask=modality_mask)
 
 
@@ -161,6 +164,7 @@ def hybrid_fusion(
         always_present=1,
         modalities=("fused",) + tuple(features),
         name=name,
+        dtype=OUTPUT_DTYPE,
     )
     return layer(predictions, modality_mask=modality_mask)
 
@@ -181,6 +185,9 @@ class VoteFusion(keras.layers.Layer):
     """
 
     def __init__(self, input_weights, **kwargs):
+        # An ensemble's output: float32 under mixed precision, like the heads.
+        if kwargs.get("dtype") is None:
+            kwargs["dtype"] = OUTPUT_DTYPE
         super().__init__(**kwargs)
         self.input_weights = check_weights(input_weights, len(tuple(input_weights)), "input_weights", "input")
 
