@@ -25,9 +25,18 @@ import tensorflow as tf
 
 import mmzoo
 from mmzoo import data
+from mmzoo._folders import claim_folder
 
 
 DEFAULT_ENTRY = "mobile_vqa"
+DEMO_KIND = "demo"
+# What the output folder of an earlier demo (before the marker) holds.
+_DEMO_FILES = ("demo_model.keras", "answers.png", "training_curve.png", "export")
+
+
+def _is_legacy_demo_folder(path):
+    names = {p.name for p in path.iterdir()}
+    return bool(names) and names <= set(_DEMO_FILES)
 DEFAULT_CAPTIONER = "small_captioner"
 
 
@@ -46,7 +55,9 @@ def run_demo(out="mmzoo_runs/demo", steps=600, batch_size=32, image_size=32,
 
     Args:
         out: folder for the picture of answers, the exports,
-            `demo_model.keras` and `training_curve.png`.
+            `demo_model.keras` and `training_curve.png`: new, empty or an
+            earlier demo's (marked by `.mmzoo-output.json`); a folder of
+            other files is refused, so the demo never overwrites them.
         steps: training steps (batches), each of fresh scenes.
         batch_size: examples per step.
         image_size: scene size in pixels (32, 64 or 128).
@@ -70,7 +81,8 @@ def run_demo(out="mmzoo_runs/demo", steps=600, batch_size=32, image_size=32,
     from mmzoo.data import pipeline, shapes
 
     say = print if verbose else (lambda *a, **k: None)
-    os.makedirs(out, exist_ok=True)
+    out = str(claim_folder(out, DEMO_KIND, legacy=_is_legacy_demo_folder, argument="out",
+                           what="the demo"))
     t0 = time.perf_counter()
     result = {"checks": {}}
     if entry is not None:
@@ -228,10 +240,7 @@ def _zoo_part(name, out, seed, export, say, captioner=None):
 
 def _export_part(entry, out, seed, say, checks):
     """Exports the entry for serving and for phones; returns one line per export."""
-    import shutil
-
     folder = os.path.join(out, "export")
-    shutil.rmtree(folder, ignore_errors=True)  # the demo's own folder: start clean
     lines = {}
     say("\nExporting the entry (conversion runs in a child process; int8 calibrates on "
         "the entry's own validation scenes, the default for zoo entries):")
@@ -240,7 +249,9 @@ def _export_part(entry, out, seed, say, checks):
         ("TFLite int8", os.path.join(folder, f"{entry.name}_int8.tflite"),
          {"format": "tflite", "quantization": "int8"}),
     ):
-        report = mmzoo.export(entry, path, parity="warn", verbose=False, **kwargs)
+        # overwrite=True replaces only an earlier run's exports (mmzoo's own files).
+        report = mmzoo.export(entry, path, parity="warn", overwrite=True, verbose=False,
+                              **kwargs)
         say(str(report))
         checks[f"{label} parity"] = report.passed
         summary = "; ".join(_describe_check(c) for c in report.checks)

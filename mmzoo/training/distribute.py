@@ -28,7 +28,7 @@ import sys
 
 import keras
 
-from mmzoo.training.loop import RunState, ScalarLogger, build_run
+from mmzoo.training.loop import RunState, ScalarLogger, build_run, claim_run_folder
 from mmzoo.training.resume import Backup, truncate_step_log
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
@@ -258,7 +258,7 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
     strategy = strategy or tf.distribute.get_strategy()
     model, tr = run.model, run.recipe.training
     out = pathlib.Path(out_dir)
-    mine = worker_dir(out)
+    mine = claim_run_folder(worker_dir(out))
     (mine / "checkpoints").mkdir(parents=True, exist_ok=True)
     chief = is_chief()
     monitor = tr["monitor"]

@@ -22,7 +22,13 @@ history.json             per-epoch loss and metrics, train and validation
 training_curve.png       loss and the main metric, train vs validation
 metrics.json             the measured evaluation metrics
 recipe.json              the recipe as run (defaults filled in)
+.mmzoo-output.json       marks the folder as an mmzoo training run's
 ```
+
+`out_dir` must be new, empty, or the folder of an earlier run (marked, or
+holding a run's `state.json`, `checkpoints/` or `backup/`): a run never
+writes its files into a folder of the user's, where they could overwrite
+theirs.
 """
 
 import dataclasses
@@ -35,6 +41,7 @@ import time
 
 import keras
 
+from mmzoo._folders import claim_folder
 from mmzoo.training.data import load_evaluation_data, load_training_data, rows_per_scene
 from mmzoo.training.evaluate import evaluate_model
 from mmzoo.training.plot import plot_history
@@ -42,6 +49,30 @@ from mmzoo.training.recipe import FIT_METRICS, Recipe, RecipeError, load_recipe
 
 # The cosine schedule's final learning rate, as a fraction of the first.
 COSINE_ALPHA = 0.05
+
+RUN_KIND = "training run"
+# What a run folder of an earlier mmzoo (without the marker) holds.
+_RUN_FILES = ("state.json", "checkpoints", "backup", "steps.jsonl", "recipe.json", "history.json")
+
+
+def is_legacy_run_folder(path):
+    """Whether an unmarked folder holds what an mmzoo training run writes."""
+    path = pathlib.Path(path)
+    return any((path / name).exists() for name in _RUN_FILES)
+
+
+def claim_run_folder(out_dir, argument="out_dir"):
+    """Creates (or accepts) a run folder and marks it as mmzoo's; returns its `Path`.
+
+    Raises:
+        FileExistsError: `out_dir` is a file, or a folder holding files that
+            are not an mmzoo run's (nothing is written into it).
+    """
+    out = claim_folder(out_dir, RUN_KIND, legacy=is_legacy_run_folder, argument=argument,
+                       what="a training run")
+    # A kill between writing and renaming the state leaves this behind.
+    (out / "state.tmp").unlink(missing_ok=True)
+    return out
 
 
 @dataclasses.dataclass
@@ -313,7 +344,8 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
 
     Args:
         run: a `TrainingRun` (from `build_run`).
-        out_dir: folder for `checkpoints/`, `logs/` and `state.json`.
+        out_dir: folder for `checkpoints/`, `logs/` and `state.json`: new,
+            empty or an earlier run's (see the module docstring).
         verbose: Keras's `fit` verbosity: `"auto"` (a progress bar on a
             terminal, a line per epoch otherwise), 0, 1 or 2.
         callbacks: more Keras callbacks.
@@ -322,7 +354,7 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
         `(history, state)`: the per-epoch history dict and the `RunState`
         callback (`best_epoch`, `best`, `epochs_done`).
     """
-    out = pathlib.Path(out_dir)
+    out = claim_run_folder(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     tr = run.recipe.training
     monitor = tr["monitor"]
@@ -362,7 +394,8 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
 
     Args:
         recipe: a `Recipe` or a recipe file (`.toml` / `.json`).
-        out_dir: folder for checkpoints, logs, history, plot and metrics.
+        out_dir: folder for checkpoints, logs, history, plot and metrics:
+            new, empty or an earlier run's (see the module docstring).
         epochs: overrides `training.epochs`.
         seed: overrides `training.seed` (model initialisation and shuffling;
             the data itself follows `dataset.seed`).
@@ -390,8 +423,8 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     result.metrics["accuracy_colour"], result.paths["best_checkpoint"]
     ```
     """
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # Before anything is built or written: a user's folder is refused untouched.
+    out = claim_run_folder(out_dir)
     say = print if verbose else (lambda *a, **k: None)
     stepwise = strategy is not None or resume is not None
     if stepwise:
@@ -406,8 +439,7 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
             raise ValueError(f"There is no backup to resume from in {str(out)!r}. "
                              f"Received: resume=True")
         # Non-chief workers of a cluster write beside the chief, not over it.
-        out = distribute.worker_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = claim_run_folder(distribute.worker_dir(out))
         run = distribute.build_distributed_run(recipe, strategy, epochs=epochs, seed=seed,
                                                data_dir=data_dir)
     else:

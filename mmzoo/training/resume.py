@@ -16,6 +16,10 @@ backup.prev.npz  the backup before it (workers of a cluster that were killed one
                  backup apart agree on the older one)
 ```
 
+A backup is written as `backup.npz.tmp-<pid>` first; one left by a process
+that was killed while writing it is unfinished by its name alone, and the
+next `save` or `restore` removes it.
+
 Example:
 
 ```python
@@ -29,10 +33,12 @@ import io
 import json
 import os
 import pathlib
+import re
 
 import numpy as np
 
 FORMAT = 1
+_TMP = re.compile(r"^backup\.npz\.tmp-(\d+)$")
 
 
 def _seed_generator_states(model):
@@ -85,6 +91,20 @@ class Backup:
     def _files(self):
         return [p for p in (self.path, self.previous) if p.exists()]
 
+    def remove_partial(self):
+        """Removes unfinished backup files of processes that are gone; returns them."""
+        from mmzoo._folders import pid_alive
+
+        removed = []
+        if not self.folder.is_dir():
+            return removed
+        for path in self.folder.iterdir():
+            match = _TMP.match(path.name)
+            if match and int(match.group(1)) != os.getpid() and not pid_alive(match.group(1)):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
     def steps(self):
         """The steps of the backups kept, latest first."""
         return sorted((_header(p)["step"] for p in self._files()), reverse=True)
@@ -102,6 +122,7 @@ class Backup:
             meta: JSON-able run state to keep with it (epoch, history, ...).
         """
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.remove_partial()
         arrays = {}
         counts = {}
         for group, variables in _groups(model).items():
@@ -141,6 +162,7 @@ class Backup:
         Raises:
             ValueError: the backup does not fit the model.
         """
+        self.remove_partial()
         if not self.exists():
             return None
         files = {_header(p)["step"]: p for p in reversed(self._files())}
