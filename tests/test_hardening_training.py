@@ -88,6 +88,11 @@ def test_run_folders_new_empty_marked_or_earlier_are_accepted(tmp_path):
     assert not (earlier / "state.tmp").exists()  # a kill's leftover, removed
     with pytest.raises(FileExistsError, match="is a file"):
         loop.claim_run_folder(earlier / "state.json")
+    # A cluster's other worker may create its sub-folder before the chief claims its own.
+    chief = tmp_path / "chief"
+    loop.claim_run_folder(chief / "worker-1")
+    loop.claim_run_folder(chief)
+    assert read_marker(chief)["kind"] == loop.RUN_KIND
 
 
 def test_a_folder_marked_for_something_else_is_refused(tmp_path):

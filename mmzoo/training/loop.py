@@ -36,6 +36,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import sys
 import time
 
@@ -56,9 +57,17 @@ _RUN_FILES = ("state.json", "checkpoints", "backup", "steps.jsonl", "recipe.json
 
 
 def is_legacy_run_folder(path):
-    """Whether an unmarked folder holds what an mmzoo training run writes."""
+    """Whether an unmarked folder holds what an mmzoo training run writes.
+
+    That includes a chief's folder that so far holds only the `worker-<i>`
+    folders of a cluster's other workers (they may start writing first).
+    """
     path = pathlib.Path(path)
-    return any((path / name).exists() for name in _RUN_FILES)
+    if any((path / name).exists() for name in _RUN_FILES):
+        return True
+    children = list(path.iterdir())
+    return bool(children) and all(
+        p.is_dir() and re.fullmatch(r"worker-\d+", p.name) for p in children)
 
 
 def claim_run_folder(out_dir, argument="out_dir"):
