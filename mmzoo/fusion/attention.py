@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import EPSILON, FusionLayer, mask_columns, zero_missing
+from mmzoo.fusion.base import EPSILON, FusionLayer, binary_mask, mask_columns, zero_missing
 from mmzoo.registry import FUSIONS
 
 
@@ -54,7 +54,7 @@ class AttentionFusion(FusionLayer):
         if modality_mask is None:
             weights = ops.softmax(scores, axis=-1)
         else:
-            mask = ops.cast(modality_mask, scores.dtype)
+            mask = binary_mask(modality_mask, scores.dtype)
             # A large negative logit, not -inf: an all-missing row stays finite.
             scores = ops.where(mask > 0, scores, ops.full_like(scores, -1e9))
             weights = ops.softmax(scores, axis=-1) * mask

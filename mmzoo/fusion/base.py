@@ -5,6 +5,12 @@ text, ...) and, optionally, `modality_mask`: a `(batch, num_modalities)` tensor,
 1.0 where the modality is present and 0.0 where it is missing. Each layer
 documents exactly what a missing modality does to its output; a mask of all
 ones gives the same output as no mask.
+
+One rule reads a mask in every fusion (`binary_mask`): a value > 0 means
+present, anything else (0, negative, NaN) missing; a mask never scales
+features. `mmzoo.checks` refuses values other than 0 and 1 where user arrays
+enter (`fit`, `evaluate`, `predict`), so the rule only matters inside graphs
+fed another way (a `tf.data` pipeline, an export).
 """
 
 import keras
@@ -47,9 +53,22 @@ def check_weights(weights, count, option="fusion_weights", what="modalities"):
     return tuple(w / total for w in values)
 
 
+def binary_mask(modality_mask, dtype):
+    """The mask as exactly 1.0 (value > 0: present) or 0.0 (anything else: missing).
+
+    The one reading of a mask shared by every fusion and by modality dropout:
+    a fusion that multiplies by a mask column and one that tests it agree
+    for any value (0.5, 2, -1, NaN).
+    """
+    return ops.cast(ops.greater(ops.cast(modality_mask, "float32"), 0.0), dtype)
+
+
 def mask_columns(modality_mask, count, dtype):
-    """Splits a `(batch, count)` mask into `count` columns of shape `(batch, 1)`."""
-    mask = ops.cast(modality_mask, dtype)
+    """Splits a `(batch, count)` mask into `count` binary columns of shape `(batch, 1)`.
+
+    The columns are `binary_mask`'s 1.0 / 0.0, whatever the values given.
+    """
+    mask = binary_mask(modality_mask, dtype)
     return [mask[:, i : i + 1] for i in range(count)]
 
 

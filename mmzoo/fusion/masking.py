@@ -3,7 +3,8 @@
 A model built with `modality_mask=True` takes an extra input, `"modality_mask"`:
 a float `(batch, num_modalities)` tensor, one column per modality in model
 order (image, text), 1.0 where the modality is present and 0.0 where it is
-missing. What a missing modality does is documented by each fusion; the
+missing (every fusion reads a value > 0 as present, see
+`mmzoo.fusion.base.binary_mask`). What a missing modality does is documented by each fusion; the
 features of a missing modality never reach the output, whatever they contain
 (zeros, a blank image, padding).
 """
@@ -11,7 +12,7 @@ features of a missing modality never reach the output, whatever they contain
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import mask_columns, zero_missing
+from mmzoo.fusion.base import binary_mask, mask_columns, zero_missing
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -86,7 +87,7 @@ class ModalityDropout(keras.layers.Layer):
             batch = ops.shape(inputs[0])[0]
             mask = ops.ones((batch, len(inputs)), dtype=self.compute_dtype)
         else:
-            mask = ops.cast(modality_mask, self.compute_dtype)
+            mask = binary_mask(modality_mask, self.compute_dtype)
         if not training or self.rate == 0:
             return mask
         keep = ops.cast(

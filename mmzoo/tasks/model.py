@@ -4,6 +4,7 @@ import inspect
 
 import keras
 
+from mmzoo.checks import MASK_INPUT, check_batch_size, check_model_arrays
 from mmzoo.fusion.masking import ModalityDropout
 from mmzoo.registry import FUSIONS, HEADS
 from mmzoo.tasks.options import BRANCH_REGISTRIES, MODALITIES, resolve_options
@@ -41,6 +42,13 @@ def _modality_mask(inputs, features, resolved, fusion):
     return mask
 
 
+def _check_keras_batch_size(x, batch_size):
+    # Keras ignores batch_size for a dataset; for arrays, -1 or 1.5 would
+    # fail deep inside tf.data.
+    if isinstance(x, dict) or hasattr(x, "__array__"):
+        check_batch_size(batch_size, allow_none=True)
+
+
 class OptionsModel(keras.Model):
     """Base of mmzoo's functional models, whose config is their resolved option set.
 
@@ -65,8 +73,46 @@ class OptionsModel(keras.Model):
         # list-input models but, for dict inputs, flattens the extra keys in
         # with the rest, so the image would be fed to the "text" input.
         if isinstance(inputs, dict) and isinstance(self.input, dict):
+            if MASK_INPUT in inputs and MASK_INPUT not in self.input:
+                # Dropping it would silently predict as if every modality were there.
+                raise ValueError(
+                    f"This model was built without modality_mask=True, so it has no "
+                    f"`{MASK_INPUT}` input and cannot use one. Build it with "
+                    f"modality_mask=True, or leave the key out. Received: inputs with "
+                    f"keys {sorted(inputs)}")
             inputs = {k: v for k, v in inputs.items() if k in self.input}
         return super().call(inputs, training=training, mask=mask, **kwargs)
+
+    # User arrays enter here: token ids, masks and batch sizes are checked
+    # before TensorFlow sees them (a tf.data.Dataset passes unchecked; see
+    # mmzoo.checks for what the graph does then).
+
+    def fit(self, x=None, y=None, batch_size=None, *args, **kwargs):
+        check_model_arrays(self, x)
+        _check_keras_batch_size(x, batch_size)
+        return super().fit(x, y, batch_size, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, *args, **kwargs):
+        check_model_arrays(self, x)
+        _check_keras_batch_size(x, batch_size)
+        return super().evaluate(x, y, batch_size, *args, **kwargs)
+
+    def predict(self, x, batch_size=None, *args, **kwargs):
+        check_model_arrays(self, x)
+        _check_keras_batch_size(x, batch_size)
+        return super().predict(x, batch_size, *args, **kwargs)
+
+    def train_on_batch(self, x, *args, **kwargs):
+        check_model_arrays(self, x)
+        return super().train_on_batch(x, *args, **kwargs)
+
+    def test_on_batch(self, x, *args, **kwargs):
+        check_model_arrays(self, x)
+        return super().test_on_batch(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        check_model_arrays(self, x)
+        return super().predict_on_batch(x)
 
     @property
     def task(self):
