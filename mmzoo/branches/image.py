@@ -114,11 +114,18 @@ def convnet_branch(input_shape, *, image_filters=32, image_blocks=3, pooling="fl
     """
     _check_choice("pooling", pooling, POOLINGS)
     input_shape = tuple(input_shape)
+    if not (isinstance(image_blocks, int) and not isinstance(image_blocks, bool)
+            and image_blocks >= 1):
+        raise ValueError("`image_blocks` must be a positive integer. "
+                         f"Received: image_blocks={image_blocks!r}")
     if min(input_shape[:2]) < 2**image_blocks:
+        most = max(0, min(input_shape[:2]).bit_length() - 1)
         raise ValueError(
-            f"image_branch='convnet' halves the image {image_blocks} times: each side of "
-            f"`image_shape` must be at least {2**image_blocks} pixels. "
-            f"Received: image_shape={input_shape}"
+            f"image_branch='convnet' halves the image once per block: with "
+            f"image_blocks={image_blocks}, each side of `image_shape` must be at least "
+            f"{2**image_blocks} pixels. Lower `image_blocks` (at most {most} for this "
+            f"image_shape) or use larger images. Received: image_shape={input_shape}, "
+            f"image_blocks={image_blocks}"
         )
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="image_convnet_rescale")(inputs)

@@ -53,10 +53,49 @@ def build_model(task, **options):
     # A task may declare its own model class (e.g. "captioning" ->
     # CaptioningModel); every other task is a MultimodalModel.
     model_class = HEADS.get(task).info.get("model_class", MultimodalModel)
-    model = model_class(task, **arch_options)
+    model = _build_within_memory(model_class, task, arch_options)
     if compile_options["compile"]:
         compile_model(model, **{k: v for k, v in compile_options.items() if k != "compile"})
     return model
+
+
+def _build_within_memory(model_class, task, options):
+    """`model_class(task, **options)`; running out of memory names the size options."""
+    import tensorflow as tf
+
+    try:
+        return model_class(task, **options)
+    except (MemoryError, tf.errors.ResourceExhaustedError, tf.errors.InvalidArgumentError) as e:
+        text = str(e)
+        if not isinstance(e, (MemoryError, tf.errors.ResourceExhaustedError)) and \
+                "more than 2**63 - 1 elements" not in text:
+            raise
+        detail = next((line.strip() for line in text.splitlines()
+                       if "OOM when allocating" in line or "elements" in line), "")
+        detail = detail.split("[Op:")[0].split("}}")[-1].strip()
+        sizes = sorted(((k, v) for k, v in options.items() if _size_of(v) > 1),
+                       key=lambda kv: -_size_of(kv[1]))
+        shown = ", ".join(f"{k}={v!r}" for k, v in sizes[:4]) or "(defaults)"
+        raise ValueError(
+            "The model is too large to build in memory: its weights (or one of them) "
+            "do not fit. Lower the largest size options (vocab_size * embedding_dim is "
+            "the embedding table; image_shape with pooling='flatten' and hidden_units "
+            f"set the dense layers). Received: {shown}"
+            + (f" ({detail})" if detail else "")) from None
+
+
+def _size_of(value):
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (tuple, list)) and value and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        product = 1
+        for v in value:
+            product *= v
+        return product
+    return 0
 
 
 def compile_model(model, optimizer="adam", learning_rate=1e-3, loss=None, metrics=None,

@@ -8,6 +8,7 @@ set of one model, before any layer is built, so that a bad option is a clear
 import inspect
 import numbers
 import os
+import warnings
 
 from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TEXT_BRANCHES
 
@@ -154,15 +155,49 @@ def _optimizer(name, value):
 
 
 def _loss(name, value):
-    if value is None or isinstance(value, str) or callable(value):
+    import keras
+
+    if value is None or callable(value):
         return value
+    if isinstance(value, str):
+        try:
+            keras.losses.get(value)
+        except ValueError:
+            pass
+        else:
+            return value
+        _fail(name, value, "None (the head's loss), a Keras loss name such as "
+                           "'sparse_categorical_crossentropy', or a callable")
     _fail(name, value, "None (the head's loss), a loss name or a callable")
 
 
+# Names Keras's compile() resolves itself, besides keras.metrics.get's.
+_COMPILE_METRIC_NAMES = ("acc", "accuracy", "ce", "crossentropy", "auc")
+
+
 def _metrics(name, value):
-    if value is None or isinstance(value, (list, tuple)):
+    import keras
+
+    if value is None:
         return value
-    _fail(name, value, "None (the head's metrics) or a list of metrics")
+    if not isinstance(value, (list, tuple)):
+        _fail(name, value, "None (the head's metrics) or a list of metrics")
+    for i, metric in enumerate(value):
+        if isinstance(metric, str):
+            if metric in _COMPILE_METRIC_NAMES:
+                continue
+            try:
+                keras.metrics.get(metric)
+            except ValueError:
+                raise ValueError(
+                    f"`{name}` must hold Keras metric names (such as 'accuracy', 'auc', "
+                    f"'mean_absolute_error'), keras.metrics.Metric objects or callables. "
+                    f"Received: {name}[{i}]={metric!r}") from None
+        elif not (callable(metric) or isinstance(metric, keras.metrics.Metric)):
+            raise ValueError(
+                f"`{name}` must hold metric names, keras.metrics.Metric objects or "
+                f"callables. Received: {name}[{i}]={metric!r}")
+    return value
 
 
 def _jit_compile(name, value):
@@ -384,6 +419,24 @@ def resolve_options(task, options):
         ignorable |= {"fusion", "modality_mask", "modality_dropout"} | _options_of(FUSIONS)
     ignorable -= set().union(*(c.options for c in components.values()))
 
+    if (head.name == "classification" and resolved.get("num_classes") == 1):
+        raise ValueError(
+            "task='classification' is a softmax over `num_classes`: with one class it "
+            "always outputs 1.0. Use task='binary' (a sigmoid) for yes/no, or "
+            "num_classes >= 2. Received: num_classes=1")
+    dropped = sorted(key for key in set(values) & ignorable if key not in used
+                     and not _is_default(key, values[key]))
+    if dropped:
+        # Allowed (a single-modality baseline reuses the fused model's
+        # options), but never silently.
+        warnings.warn(
+            f"build_model: {', '.join(f'{k}={options[k]!r}' for k in dropped)} "
+            f"{'has' if len(dropped) == 1 else 'have'} no effect on this model "
+            f"({_describe_model(resolved)}), which reads one modality: "
+            f"{'it is' if len(dropped) == 1 else 'they are'} ignored (fusion and "
+            "modality-mask options need two modalities, branch options their branch).",
+            UserWarning, stacklevel=5)
+
     for key in sorted(set(values) - used - ignorable):
         users = _components_using(key)
         where = f"; it is used by {users}" if users else ""
@@ -391,7 +444,54 @@ def resolve_options(task, options):
             f"`{key}` has no effect on this model ({_describe_model(resolved)}){where}. "
             f"Received: {key}={options[key]!r}"
         )
+    check_memory(resolved)
     return resolved
+
+
+def _memory_bytes():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(resolved, memory=None):
+    """Refuses sizes whose weights alone cannot fit in this machine's memory.
+
+    A lower bound from the options (the embedding table, dense and recurrent
+    kernels), so that an absurd size is a clear error at once instead of a
+    TensorFlow out-of-memory error that names no option. Sizes that pass can
+    still be too large; `build_model` names the options then too.
+    """
+    memory = memory or _memory_bytes()
+    if not memory:
+        return
+    terms = []
+    if "vocab_size" in resolved and "embedding_dim" in resolved:
+        terms.append((resolved["vocab_size"] * resolved["embedding_dim"],
+                      ("vocab_size", "embedding_dim")))
+    hidden = list(resolved.get("hidden_units") or ())
+    for units in hidden:
+        terms.append((units, ("hidden_units",)))
+    for a, b in zip(hidden, hidden[1:]):
+        terms.append((a * b, ("hidden_units",)))
+    for key in ("text_units", "fusion_dim", "num_classes", "num_outputs", "image_filters"):
+        if _is_int(resolved.get(key)):
+            # A recurrent kernel is units x units; every layer has at least `units` weights.
+            power = 2 if key in ("text_units", "fusion_dim") else 1
+            terms.append((resolved[key] ** power, (key,)))
+    if "image_shape" in resolved:
+        h, w, c = resolved["image_shape"]
+        terms.append((h * w * c, ("image_shape",)))
+    count, keys = max(terms, default=(0, ()))
+    if 4 * count > memory:
+        received = ", ".join(f"{k}={resolved[k]!r}" for k in keys)
+        what = "one input image" if keys == ("image_shape",) else \
+            f"{' * '.join(keys)} float32 weights"
+        raise ValueError(
+            f"The model is too large for this machine: {what} alone would need "
+            f"{4 * count / 1e9:,.0f} GB, more than its {memory / 1e9:,.0f} GB of memory. Lower "
+            f"{' or '.join(f'`{k}`' for k in keys)}. Received: {received}")
 
 
 
@@ -400,6 +500,13 @@ def validate_compile_options(options):
     resolved = dict(COMPILE_DEFAULTS)
     for key, value in options.items():
         resolved[key] = VALIDATORS[key](key, value)
+    if "learning_rate" in options and not isinstance(resolved["optimizer"], str):
+        raise ValueError(
+            "`learning_rate` has no effect when `optimizer` is an optimizer object: set it "
+            "there, e.g. optimizer=keras.optimizers.Adam(learning_rate=1e-4), or pass the "
+            "optimizer by name. Received: optimizer="
+            f"{type(resolved['optimizer']).__name__}(...), "
+            f"learning_rate={options['learning_rate']!r}")
     if not resolved["compile"]:
         ignored = sorted(k for k in options if k != "compile")
         if ignored:
@@ -408,6 +515,13 @@ def validate_compile_options(options):
                 f"Received: {ignored[0]}={options[ignored[0]]!r}"
             )
     return resolved
+
+
+def _is_default(key, value):
+    """Whether `value` is what leaving `key` out gives (nothing is lost by ignoring it)."""
+    if key in MODEL_DEFAULTS:
+        return value == MODEL_DEFAULTS[key]
+    return False
 
 
 def _options_of(registry):
