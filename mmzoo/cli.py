@@ -162,8 +162,54 @@ def make_parser():
     for name, (add_arguments, run, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(command_parser)
-        command_parser.set_defaults(run=run)
+        command_parser.set_defaults(run=run, flag_names=_flag_names(command_parser, name))
     return parser
+
+
+# Python argument names that a command's flag sets under another name.
+PYTHON_NAMES = {
+    "predict": {"images": "--image", "texts": "--text"},
+    "evaluate": {"num_examples": "--examples"},
+}
+
+
+def _flag_names(parser, command):
+    """`{python name: flag}` for a command's options (`top_k` -> `--top-k`)."""
+    names = {}
+    for action in parser._actions:
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        if flags and action.dest not in ("help",):
+            names[action.dest] = (flags[0], action.nargs == 0)
+    for python, flag in PYTHON_NAMES.get(command, {}).items():
+        names[python] = (flag, False)
+    return names
+
+
+def flag_wording(message, flag_names):
+    """An error message from the Python API with the command's flags in it.
+
+    `pass overwrite=True` -> `pass --overwrite`, `Received: texts=None` ->
+    `Received: no --text`, `batch_size=0` -> `--batch-size=0`, `images[1]`
+    -> `--image #2`. Only code-like forms (`name=`, `` `name` ``,
+    `name[i]`, `(name)`, a trailing `Received: name`) change: prose stays.
+    """
+    import re
+
+    for name, (flag, is_switch) in sorted(flag_names.items(), key=lambda kv: -len(kv[0])):
+        word = rf"(?<![\w.\-\[]){re.escape(name)}"
+        if is_switch:
+            message = re.sub(word + r"=True\b", flag, message)
+            message = re.sub(word + r"=False\b", f"no {flag}", message)
+        message = re.sub(word + r"=None\b", f"no {flag}", message)
+        message = re.sub(word + r"=", f"{flag}=", message)
+        message = re.sub(rf"`{re.escape(name)}`", f"`{flag}`", message)
+        message = re.sub(word + r"\[\d+\]=", f"{flag}=", message)
+        message = re.sub(word + r"\[(\d+)\]", lambda m: f"{flag} #{int(m.group(1)) + 1}",
+                         message)
+        message = re.sub(rf"\({re.escape(name)}\)", f"({flag})", message)
+        message = re.sub(rf"(Received: ){re.escape(name)}(?=[\s.,;)]|$)", rf"\g<1>{flag}",
+                         message)
+    return message
 
 
 def main(argv=None):
@@ -176,8 +222,10 @@ def main(argv=None):
     try:
         args.run(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
-        # Mistakes the user can fix: one clear line, no traceback.
-        print(f"mmzoo {args.command}: error: {e}", file=sys.stderr)
+        # Mistakes the user can fix: one clear line, no traceback, in the
+        # command's flags rather than the Python API's argument names.
+        message = flag_wording(str(e), getattr(args, "flag_names", {}))
+        print(f"mmzoo {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"mmzoo {args.command}: interrupted", file=sys.stderr)

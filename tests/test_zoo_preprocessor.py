@@ -69,7 +69,7 @@ def test_bad_images_are_clear_errors(pre, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"No such image file: '.*nope.png' \(images\)"):
         pre.preprocess_images(str(tmp_path / "nope.png"))
     (tmp_path / "notes.png").write_text("not an image")
-    with pytest.raises(ValueError, match=r"Could not decode images\[1\] as an image"):
+    with pytest.raises(ValueError, match=r"Could not decode the image file '.*notes.png' \(images\[1\]\) as an image"):
         pre.preprocess_images([np.zeros((4, 4, 3)), str(tmp_path / "notes.png")])
     with pytest.raises(ValueError, match=r"C in 1..4.*shape \(4, 4, 5\)"):
         pre.preprocess_images(np.zeros((4, 4, 5), np.uint8))

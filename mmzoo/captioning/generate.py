@@ -31,6 +31,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from mmzoo.checks import check_batch_size
 from mmzoo.data.tokenizer import END, PAD, START
 
 METHODS = ("greedy", "beam")
@@ -317,9 +318,7 @@ class CaptionGenerator:
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(f"`images` must have shape (n, {', '.join(map(str, expected))}). "
                              f"Received: images with shape {images.shape}")
-        if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
-            raise ValueError(f"`batch_size` must be a positive integer. "
-                             f"Received: batch_size={batch_size!r}")
+        batch_size = check_batch_size(batch_size)
         parts = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
@@ -353,9 +352,10 @@ class CaptionGenerator:
                 and beam_width >= 1):
             raise ValueError(f"`beam_width` must be a positive integer. "
                              f"Received: beam_width={beam_width!r}")
-        if not (isinstance(length_penalty, (int, float, np.floating))
-                and not isinstance(length_penalty, bool) and length_penalty >= 0):
-            raise ValueError(f"`length_penalty` must be a number >= 0. "
+        if not (isinstance(length_penalty, (int, float, np.floating, np.integer))
+                and not isinstance(length_penalty, bool) and np.isfinite(length_penalty)
+                and length_penalty >= 0):
+            raise ValueError(f"`length_penalty` must be a finite number >= 0. "
                              f"Received: length_penalty={length_penalty!r}")
         return method, int(beam_width), max_length, float(length_penalty)
 

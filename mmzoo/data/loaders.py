@@ -99,10 +99,48 @@ def _image_size(image_size):
     if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
         image_size = (int(image_size), int(image_size))
     if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
-            or not all(isinstance(v, (int, np.integer)) and v > 0 for v in image_size)):
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+                       for v in image_size)):
         raise ValueError("`image_size` must be a positive integer or (height, width). "
                          f"Received: image_size={image_size!r}")
     return tuple(int(v) for v in image_size)
+
+
+def _check_path(name, value, optional=False):
+    if value is None and optional:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise TypeError(f"`{name}` must be a file or folder path (str or os.PathLike)"
+                        f"{' or None' if optional else ''}. Received: {name}={value!r}")
+    return os.fspath(value)
+
+
+def _check_options(image_size, sequence_length, max_tokens, batch_size, shuffle, seed, cache,
+                   drop_remainder, with_info):
+    """Checks the loader options every loader shares, before any file is read."""
+    _image_size(image_size)
+
+    def bad(name, value, allowed):
+        raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
+
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+    if sequence_length is not None and not (is_int(sequence_length) and sequence_length > 0):
+        bad("sequence_length", sequence_length, "a positive integer")
+    if max_tokens is not None and not is_int(max_tokens):
+        bad("max_tokens", max_tokens, "None or an integer")
+    if batch_size is not None and not (is_int(batch_size) and batch_size > 0):
+        bad("batch_size", batch_size, "a positive integer, or None for an unbatched dataset")
+    if seed is not None and not is_int(seed):
+        bad("seed", seed, "an integer or None")
+    for name, value in (("shuffle", shuffle), ("drop_remainder", drop_remainder),
+                        ("with_info", with_info)):
+        if not isinstance(value, (bool, np.bool_)):
+            bad(name, value, "True or False")
+    if not (isinstance(cache, (bool, np.bool_, str, os.PathLike))
+            and (isinstance(cache, (bool, np.bool_)) or os.fspath(cache))):
+        bad("cache", cache, "True (in memory), False, or the path of a cache file")
 
 
 def _check_task(task):
@@ -247,8 +285,11 @@ def image_folder_dataset(csv_path, image_dir=None, *, task="classification",
         A `tf.data.Dataset` of `(inputs, labels)`, or `(dataset, info)`.
     """
     _check_task(task)
+    _check_options(image_size, sequence_length, max_tokens, batch_size, shuffle, seed, cache,
+                   drop_remainder, with_info)
     size = _image_size(image_size)
-    csv_path = os.fspath(csv_path)
+    csv_path = _check_path("csv_path", csv_path)
+    _check_path("image_dir", image_dir, optional=True)
     source = os.path.basename(csv_path)
     problems = _Problems(on_error, source)
     if not os.path.isfile(csv_path):
@@ -368,7 +409,10 @@ def coco_captions_dataset(annotations_file, image_dir, *, image_size=64, tokeniz
         A `tf.data.Dataset` of `({"image", "text": [start, w1..wn]},
         [w1..wn, end])`, or `(dataset, info)`.
     """
-    path = os.fspath(annotations_file)
+    _check_options(image_size, sequence_length, max_tokens, batch_size, shuffle, seed, cache,
+                   drop_remainder, with_info)
+    path = _check_path("annotations_file", annotations_file)
+    _check_path("image_dir", image_dir)
     source = os.path.basename(path)
     problems = _Problems(on_error, source)
     try:
@@ -423,7 +467,10 @@ def flickr8k_dataset(token_file, image_dir, *, image_size=64, tokenizer=None,
         A `tf.data.Dataset` of `({"image", "text": [start, w1..wn]},
         [w1..wn, end])`, or `(dataset, info)`.
     """
-    path = os.fspath(token_file)
+    _check_options(image_size, sequence_length, max_tokens, batch_size, shuffle, seed, cache,
+                   drop_remainder, with_info)
+    path = _check_path("token_file", token_file)
+    _check_path("image_dir", image_dir)
     source = os.path.basename(path)
     problems = _Problems(on_error, source)
     try:

@@ -27,6 +27,7 @@ pre.save("entry/")  ;  Preprocessor.load("entry/")
 import json
 import numbers
 import os
+import re
 import warnings
 
 import numpy as np
@@ -138,7 +139,12 @@ class Preprocessor:
                 image bytes, a PIL image or an array of any size and dtype
                 (grayscale, RGB or RGBA; uint8/uint16/bool/int/float pixels,
                 floats as 0..255); or a batch array `(N, H, W, C)`.
-            texts: one string or a list of strings (empty strings allowed).
+            texts: one string or a non-empty list of strings (empty strings
+                allowed). Text is Unicode: `str`, or `bytes` in valid UTF-8;
+                anything else (Latin-1 bytes, lone surrogates) is a
+                `ValueError` naming the text, never silently altered. (The
+                `Tokenizer` and the exported string endpoint, which must
+                agree, replace each invalid sequence with U+FFFD instead.)
 
         When one side has a single item and the other several, the single
         one is repeated (one question about many images, or the reverse).
@@ -182,13 +188,17 @@ class Preprocessor:
         else:
             raise TypeError("`texts` must be a string or a list of strings. Received: "
                             f"texts={texts!r} of type {type(texts).__name__}")
+        single = isinstance(texts, (str, bytes, np.str_, np.bytes_))
         for i, text in enumerate(items):
+            where = "texts" if single else f"texts[{i}]"
             if not isinstance(text, (str, bytes, np.str_, np.bytes_)):
                 raise TypeError("Every text must be a string (str or UTF-8 bytes). "
-                                f"Received: texts[{i}]={text!r} of type "
+                                f"Received: {where}={text!r} of type "
                                 f"{type(text).__name__}")
+            _check_utf8(text, where)
         if not items:
-            return np.zeros((0, self.sequence_length), np.int32)
+            raise ValueError("`texts` is empty: pass a string or a non-empty list of strings. "
+                             f"Received: texts={texts!r}")
         return np.asarray(self.tokenizer.encode(items, sequence_length=self.sequence_length),
                           np.int32)
 
@@ -198,6 +208,9 @@ class Preprocessor:
             raise ValueError("This model has no image input, so `images` cannot be used. "
                              "Received: images")
         items = _image_items(images)
+        if not items:
+            raise ValueError(f"`images` holds no image. Expected {_IMAGE_FORMS}. Received: "
+                             f"images with shape {np.shape(images)}")
         height, width, channels = self.image_size
         out = np.empty((len(items), height, width, channels), np.float32)
         for i, (where, item) in enumerate(items):
@@ -383,7 +396,8 @@ def _image_items(images):
         return [("images", images)]
     if isinstance(images, (list, tuple)):
         if not images:
-            raise ValueError(f"`images` is an empty list. Expected {_IMAGE_FORMS}.")
+            raise ValueError(f"`images` is an empty list. Expected {_IMAGE_FORMS}. "
+                             f"Received: images={images!r}")
         items = []
         for i, item in enumerate(images):
             if isinstance(item, (list, tuple)):
@@ -400,10 +414,31 @@ def _image_items(images):
                     f"{type(images).__name__}")
 
 
+def _check_utf8(text, where):
+    """Texts are UTF-8: bytes must decode, a str must encode (no lone surrogates)."""
+    try:
+        if isinstance(text, (bytes, np.bytes_)):
+            bytes(text).decode("utf-8")
+        else:
+            str(text).encode("utf-8")
+    except UnicodeError as e:
+        raise ValueError(
+            "Texts must be valid UTF-8 (bytes) or Unicode (str); decode other encodings "
+            f"first, e.g. data.decode('latin-1'). Received: {where} with an invalid sequence "
+            f"at position {e.start}: {text[max(0, e.start - 8):e.start + 8]!r}") from None
+
+
+class ImageFileNotFoundError(FileNotFoundError, ValueError):
+    """An image path that names no file: a bad argument value and a missing file."""
+
+
 def _to_pixels(item, where, channels):
     """One image as float32 `(h, w, channels)` in 0..255."""
     if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
         item = _read_file(item, where)
+        # A file that does not decode is named by its path, not its position.
+        where = f"the image file {path!r} ({where})"
     if isinstance(item, (bytes, bytearray)):
         return _decode_bytes(bytes(item), where, channels)
     if _is_pil(item):
@@ -426,10 +461,17 @@ def _to_pixels(item, where, channels):
 
 def _read_file(path, where):
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such image file: {path!r} ({where}).")
-    with open(path, "rb") as f:
-        return f.read()
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path or "\x00" in path or not os.path.isfile(path):
+        raise ImageFileNotFoundError(f"No such image file: {path!r} ({where}). Received: "
+                                     f"{where}={path!r}")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"Could not read the image file {path!r} ({where}): "
+                         f"{e.strerror or e}. Received: {where}={path!r}") from None
 
 
 def _decode_bytes(data, where, channels):
@@ -450,8 +492,10 @@ def _decode_bytes(data, where, channels):
             image.load()
             array = _from_pil(image)
     except Exception as e:
+        # Pillow names the in-memory buffer ("<_io.BytesIO object at 0x...>").
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e)).strip()
         raise ValueError(f"Could not decode {where} as an image (JPEG, PNG, GIF, BMP or a "
-                         f"format Pillow reads): {e}") from None
+                         f"format Pillow reads): {reason or type(e).__name__}.") from None
     return _convert_channels(_to_0_255(np.asarray(array), where), channels)
 
 

@@ -20,7 +20,6 @@ missing or extra file is refused, naming the file) and loads the model with
 """
 
 import datetime
-import functools
 import hashlib
 import json
 import math
@@ -36,9 +35,12 @@ import keras
 from keras.layers import Lambda as LambdaLayer  # refused in entries (runs Python code)
 import numpy as np
 
-from mmzoo.data.preprocessor import Preprocessor
+from mmzoo.checks import check_batch_size, is_int
+from mmzoo.data.preprocessor import TASKS, Preprocessor
 
 MODEL_FILE = "model.keras"
+# Keyword arguments of ZooEntry.predict for captioning entries.
+GENERATION_SETTINGS = ("method", "beam_width", "max_length", "length_penalty")
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
 FORMAT = "mmzoo-entry"
@@ -564,6 +566,91 @@ def verify_entry(folder):
     return data
 
 
+# Keras's own special objects in a config ("__lambda__", Python code, is not one).
+_KERAS_SPECIAL = {"__tensor__", "__numpy__", "__bytes__", "__typespec__", "__ellipsis__",
+                  "__slice__", "__dtype__"}
+# Architecture options that would make loading read a file or a URL outside the entry.
+# ("imagenet" weights are Keras's own download, overwritten by the entry's weights.)
+_OUTSIDE_OPTIONS = ("image_handle", "image_weights")
+
+
+def check_model_config(config, entry="?"):
+    """Refuses a model config that could run code or reach outside the entry.
+
+    Every object in it must be a Keras built-in (module `keras...`) or a
+    layer registered by mmzoo (`"mmzoo>..."`); no `Lambda` layer, no Python
+    function, no TF-Hub / SavedModel layer, no option that reads a weights
+    file or a URL.
+
+    Raises:
+        EntryVerificationError: naming the object.
+    """
+    def refuse(what):
+        raise EntryVerificationError(
+            f"Entry {entry!r}: {MODEL_FILE!r} holds {what}; a zoo entry may use only Keras "
+            "built-ins and mmzoo's registered layers and must not read files or URLs "
+            "outside the entry. Refusing to load it.", MODEL_FILE)
+
+    def walk(node, where):
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{where}[{i}]")
+            return
+        if not isinstance(node, dict):
+            return
+        if "class_name" in node:
+            class_name = node.get("class_name")
+            module = node.get("module")
+            registered = node.get("registered_name")
+            if not isinstance(class_name, str):
+                refuse(f"an object without a class name at {where}")
+            if class_name in ("Lambda", "TFSMLayer", "__lambda__"):
+                refuse(f"a {class_name!r} object at {where} (it runs Python code or a "
+                       "SavedModel)")
+            if class_name in _KERAS_SPECIAL:
+                pass
+            elif isinstance(registered, str) and registered.startswith("mmzoo>"):
+                if keras.saving.get_registered_object(registered) is None:
+                    refuse(f"an object mmzoo does not register, {registered!r}, at {where}")
+            elif not (isinstance(module, str) and (module == "keras"
+                                                   or module.startswith("keras."))):
+                refuse(f"the object {class_name!r} from module {module!r} at {where}")
+        for key, value in node.items():
+            if key in _OUTSIDE_OPTIONS and value not in (None, "imagenet"):
+                refuse(f"the option {key}={value!r} at {where}")
+            walk(value, f"{where}.{key}")
+
+    walk(config, "config")
+
+
+def load_entry_model(path, preprocessor, entry="?"):
+    """Loads an entry's `model.keras` after checking its config; errors in mmzoo's words."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json").decode("utf-8"))
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, ValueError, OSError) as e:
+        raise EntryVerificationError(
+            f"Entry {entry!r}: {MODEL_FILE!r} is not a Keras model file (a zip with "
+            f"config.json): {e}. Refusing to load it.", MODEL_FILE) from None
+    check_model_config(config, entry)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EntryVerificationError(
+            f"Entry {entry!r}: {MODEL_FILE!r} does not load as a safe Keras model "
+            f"({type(e).__name__}: {first[:300]}). Refusing to load it.", MODEL_FILE) from None
+    try:
+        _check_fits(model, preprocessor)
+    except ValueError as e:
+        raise EntryVerificationError(
+            f"Entry {entry!r}: its model and preprocessor do not fit together ({e}). "
+            "Refusing to load it.", MODEL_FILE) from None
+    return model
+
+
 # ----------------------------------------------------------------------------
 # Loaded entries
 
@@ -596,10 +683,31 @@ class ZooEntry:
         self.path = Path(path)
         self.metadata = verify_entry(self.path) if metadata is None else metadata
         self.name = self.metadata.get("name") or self.path.name
-        self.task = self.metadata["task"]
-        self.preprocessor = Preprocessor.load(self.path)
+        self.task = self.metadata.get("task")
+        if self.task not in TASKS:
+            raise EntryVerificationError(
+                f"Entry {self.name!r}: {METADATA_FILE!r} names an unknown task; it must be one "
+                f"of {', '.join(map(repr, TASKS))}. Received: task={self.task!r}", METADATA_FILE)
+        try:
+            self.preprocessor = Preprocessor.load(self.path)
+        except (ValueError, TypeError, OSError) as e:
+            raise EntryVerificationError(
+                f"Entry {self.name!r}: its preprocessor cannot be read ({e}). Refusing to load "
+                "it.", "preprocessor.json") from None
         card = self.path / CARD_FILE
-        self.card = card.read_text(encoding="utf-8") if card.is_file() else ""
+        try:
+            self.card = card.read_text(encoding="utf-8") if card.is_file() else ""
+        except UnicodeDecodeError:
+            raise EntryVerificationError(f"Entry {self.name!r}: {CARD_FILE!r} is not UTF-8 "
+                                         "text. Refusing to load it.", CARD_FILE) from None
+        # Verified in full now, not at the first use of `model`: a tampered
+        # or malicious entry is refused by mmzoo.load, in mmzoo's words.
+        self.model = self._load_model()
+        if self.preprocessor.task != self.task:
+            raise EntryVerificationError(
+                f"Entry {self.name!r}: its preprocessor is for task="
+                f"{self.preprocessor.task!r} but {METADATA_FILE!r} says task={self.task!r}. "
+                "Refusing to load it.", "preprocessor.json")
 
     def __repr__(self):
         return (f"<ZooEntry {self.name!r} task={self.task!r} "
@@ -615,21 +723,20 @@ class ZooEntry:
         """The preprocessor's tokenizer (or `None`)."""
         return self.preprocessor.tokenizer
 
-    @functools.cached_property
-    def model(self):
-        """The Keras model, loaded with `safe_mode=True` (uncompiled).
+    def _load_model(self):
+        """The Keras model, checked and loaded with `safe_mode=True` (uncompiled).
 
-        To fine-tune, compile it first, e.g.
+        `entry.model` holds it. To fine-tune, compile it first, e.g.
         `mmzoo.tasks.compile_model(entry.model, learning_rate=1e-4)`.
         """
         path = self.path / MODEL_FILE
         # Hashed again right before loading: the folder may have changed
-        # since the entry was opened.
+        # since its files were verified.
         if sha256_file(path) != self.metadata["files"][MODEL_FILE]["sha256"]:
             raise EntryVerificationError(
                 f"Entry {self.name!r}: {MODEL_FILE!r} changed after the entry was opened. "
                 "Refusing to load it.", MODEL_FILE)
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        return load_entry_model(path, self.preprocessor, entry=self.name)
 
     def model_inputs(self, images=None, texts=None):
         """The model's input dict from raw images and texts.
@@ -674,10 +781,20 @@ class ZooEntry:
             binary `(probability, bool)`; multilabel `[(label, score), ...]`
             above 0.5; regression a float; captioning the caption string.
         """
+        batch_size = check_batch_size(batch_size)
+        if not (is_int(top_k) and top_k > 0):
+            raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
         if self.task == "captioning":
             if texts is not None:
-                raise ValueError(f"Entry {self.name!r} writes captions from images only. "
-                                 "Received: texts")
+                raise ValueError(f"Entry {self.name!r} writes captions from images only, so "
+                                 "`texts` cannot be used. Received: texts")
+            if images is None:
+                raise ValueError(f"Entry {self.name!r} writes captions of images: pass "
+                                 "`images`. Received: images=None")
+            unknown = sorted(set(generation) - set(GENERATION_SETTINGS))
+            if unknown:
+                raise TypeError(f"Unexpected argument(s) {unknown}: the generation settings "
+                                f"are {', '.join(GENERATION_SETTINGS)}. Received: {unknown[0]}")
             from mmzoo.captioning import generate
 
             images = self.preprocessor.preprocess_images(images)
@@ -686,7 +803,8 @@ class ZooEntry:
             return self.preprocessor.decode(captions)
         if generation:
             raise TypeError(f"Unexpected argument(s) {sorted(generation)}: generation settings "
-                            f"apply to captioning entries only (this is {self.task!r}).")
+                            f"apply to captioning entries only (this is {self.task!r}). "
+                            f"Received: {sorted(generation)[0]}")
         inputs = self.model_inputs(images, texts)
         outputs = self.model.predict(inputs, batch_size=batch_size, verbose=0)
         return self.preprocessor.decode(outputs, top_k=top_k)
@@ -728,6 +846,10 @@ class ZooEntry:
         """
         from mmzoo.zoo.evaluation import evaluation_settings, measure_metrics
 
+        batch_size = check_batch_size(batch_size, allow_none=True)
+        if num_examples is not None and not (is_int(num_examples) and num_examples > 0):
+            raise ValueError("`num_examples` must be a positive integer or None (the number "
+                             f"recorded). Received: num_examples={num_examples!r}")
         settings = evaluation_settings(self.metadata)
         if batch_size is not None:
             settings["batch_size"] = batch_size
