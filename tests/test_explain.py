@@ -79,3 +79,70 @@ def test_bad_arguments_are_clear():
         mmzoo.explain(model, **first(1), target=20)
     with pytest.raises(ValueError, match="need a `tokenizer`"):
         mmzoo.explain(model, images=X["image"][:1], texts="what colour is the circle?")
+
+
+# ---- sanity checks on the trained zoo entry (Adebayo et al. 2018) ---------------
+
+FUNCTION_WORDS = {"what", "is", "the", "of", "a", "an", "object"}
+
+
+def _named_object_questions(n, seed):
+    """Fresh test scenes whose question names one object (colour and shape questions)."""
+    from mmzoo.data import shapes
+
+    data = shapes.generate_scenes(n, split="test", image_size=32, seed=seed)
+    keep = np.isin(data["question_type"], [0, 1])  # colour, shape: objects[0] is named
+    scenes = [s for s, k in zip(data["scenes"], keep) if k]
+    return data["image"][keep], [str(q) for q in data["question"][keep]], scenes
+
+
+@pytest.fixture(scope="module")
+def vqa():
+    return mmzoo.load("shapes_vqa")
+
+
+def test_grad_cam_peaks_on_the_object_the_question_names(vqa):
+    from mmzoo.data import shapes
+
+    images, questions, scenes = _named_object_questions(200, seed=4242)
+    explanations = mmzoo.explain(vqa, images=list(images), texts=questions, steps=2)
+    hits = []
+    for e, scene in zip(explanations, scenes):
+        row, col = np.unravel_index(e.image_map.argmax(), e.image_map.shape)
+        obj = scene.objects[0]
+        # On the object: within its bounding circle, widened by half a feature-map
+        # cell (an 8x8 map on 32 px images cannot place a peak more finely).
+        reach = shapes._EXTENT * obj.radius + 0.5 / 8
+        hits.append(np.hypot((col + 0.5) / 32 - obj.x, (row + 0.5) / 32 - obj.y) <= reach)
+    assert len(hits) >= 60 and np.mean(hits) >= 0.8, np.mean(hits)
+
+
+def test_attribute_words_outrank_function_words(vqa):
+    from mmzoo.data import shapes
+
+    images, questions, _ = _named_object_questions(120, seed=4343)
+    explanations = mmzoo.explain(vqa, images=list(images), texts=questions, steps=16)
+    attributes = set(shapes.COLOURS) | set(shapes.SHAPES)
+    wins = []
+    for e in explanations:
+        scores = {w: abs(s) for w, s in e.token_scores}
+        named = max(scores[w] for w in scores if w in attributes)
+        function = max(scores[w] for w in scores if w in FUNCTION_WORDS)
+        wins.append(named > function)
+    assert np.mean(wins) >= 0.8, np.mean(wins)
+
+
+def test_maps_change_when_the_weights_are_randomised(vqa):
+    """The model randomisation test: the same architecture with fresh weights explains differently."""
+    images, questions, _ = _named_object_questions(60, seed=4444)
+    trained = mmzoo.explain(vqa, images=list(images), texts=questions, steps=4)
+    keras.utils.set_random_seed(3)
+    fresh = mmzoo.build_model(**vqa.model.build_options)
+    inputs = vqa.model_inputs(list(images), questions)
+    randomised = mmzoo.explain(fresh, images=inputs["image"], texts=inputs["text"], steps=4)
+    maps = [np.corrcoef(a.image_map.ravel(), b.image_map.ravel())[0, 1]
+            for a, b in zip(trained, randomised)]
+    tokens = [np.corrcoef([s for _, s in a.token_scores], [s for _, s in b.token_scores])[0, 1]
+              for a, b in zip(trained, randomised)]
+    assert np.nanmean(maps) < 0.5 and np.nanmean(tokens) < 0.5, (np.nanmean(maps),
+                                                                np.nanmean(tokens))
