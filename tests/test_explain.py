@@ -146,3 +146,25 @@ def test_maps_change_when_the_weights_are_randomised(vqa):
               for a, b in zip(trained, randomised)]
     assert np.nanmean(maps) < 0.5 and np.nanmean(tokens) < 0.5, (np.nanmean(maps),
                                                                 np.nanmean(tokens))
+
+
+def test_cli_explain_writes_the_figure(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from mmzoo.data import shapes
+
+    data = shapes.generate_scenes(1, split="test", image_size=32, seed=4545)
+    Image.fromarray(data["image"][0]).save(tmp_path / "scene.png")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = tmp_path / "why.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "mmzoo", "explain", "shapes_vqa", "--image",
+         str(tmp_path / "scene.png"), "--text", str(data["question"][0]), "--out", str(out),
+         "--steps", "4"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "answer" in result.stdout and "modality   image" in result.stdout
+    assert out.read_bytes()[:4] == b"\x89PNG"

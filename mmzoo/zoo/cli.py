@@ -11,6 +11,7 @@ mmzoo info vqa_cnn_lstm_32px
 mmzoo predict vqa_cnn_lstm_32px --image scene.png --text "what colour is the circle?"
 mmzoo predict vqa_cnn_lstm_32px --image a.png --image b.png --text "..." --json
 mmzoo evaluate vqa_cnn_lstm_32px
+mmzoo explain shapes_vqa --image scene.png --text "what colour is the circle?" --out why.png
 ```
 """
 
@@ -21,6 +22,8 @@ LIST_HELP = "list the zoo entries (saved_models/ and the MMZOO_HOME cache)"
 INFO_HELP = "print a zoo entry's model card (after checking its files)"
 PREDICT_HELP = "predict on image files and texts with a zoo entry"
 EVALUATE_HELP = "re-measure a zoo entry's metrics and compare them with its card"
+EXPLAIN_HELP = ("explain a zoo entry's answer: Grad-CAM map, word attributions and "
+                "modality shares, drawn into one figure")
 
 
 def _add_entry(parser):
@@ -193,9 +196,34 @@ def run_evaluate(args):
         print(f"{name:<{width}}  {card:>10}  {now:>10}  {diff:>10}")
 
 
+# -- explain --------------------------------------------------------------------
+
+
+def add_explain(parser):
+    _add_entry(parser)
+    parser.add_argument("--image", required=True, help="an image file")
+    parser.add_argument("--text", default=None, help="the question or caption")
+    parser.add_argument("--out", required=True, help="the figure to write (PNG)")
+    parser.add_argument("--steps", type=int, default=32,
+                        help="integrated-gradients steps (default: %(default)s)")
+
+
+def run_explain(args):
+    from mmzoo.explain import explain
+
+    (why,) = explain(_load(args), images=args.image, texts=args.text, steps=args.steps)
+    why.plot(args.out)
+    print(f"answer     {why.answer} ({why.score:.1%})")
+    print("modality   " + ", ".join(f"{m} {v:.0%}" for m, v in why.modality_scores.items()))
+    if why.token_scores:
+        print("words      " + " ".join(f"{w}({s:+.3f})" for w, s in why.token_scores))
+    print(f"figure     {args.out}")
+
+
 COMMANDS = {
     "list": (add_list, run_list, LIST_HELP),
     "info": (add_info, run_info, INFO_HELP),
     "predict": (add_predict, run_predict, PREDICT_HELP),
     "evaluate": (add_evaluate, run_evaluate, EVALUATE_HELP),
+    "explain": (add_explain, run_explain, EXPLAIN_HELP),
 }
