@@ -112,7 +112,7 @@ def _check_path(name, value, optional=False):
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise TypeError(f"`{name}` must be a file or folder path (str or os.PathLike)"
                         f"{' or None' if optional else ''}. Received: {name}={value!r}")
-    return os.fspath(value)
+    return os.path.expanduser(os.fspath(value))
 
 
 def _check_options(image_size, sequence_length, max_tokens, batch_size, shuffle, seed, cache,

@@ -374,6 +374,8 @@ def shapes_dataset(task, split="train", *, data_dir=None, image_size=64, config=
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer. Received: "
                          f"batch_size={batch_size!r}")
+    if data_dir is not None:
+        data_dir = os.path.expanduser(os.fspath(data_dir))  # "~/..." is the home folder
     ds = tfds.load(name, split=split, data_dir=data_dir, download=download,
                    shuffle_files=False, builder_kwargs=builder_kwargs)
     ds, info = prepare_examples(ds, task, tokenizer, sequence_length=sequence_length,

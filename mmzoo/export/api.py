@@ -139,7 +139,7 @@ def export(
         # float16 casts do not convert to TFLite, and serving wants float32
         # outputs: export (and check against) a float32 copy, same weights.
         model = export_copy(model)
-    path = os.path.abspath(os.fspath(path))
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     specs = parity_lib.input_specs(model)
     encoder = _encoder(tokenizer, specs)
     if (quantization in ("int8", "dynamic_range") and representative_data is None

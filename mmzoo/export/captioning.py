@@ -134,7 +134,7 @@ def export_captioner(model, path, format="saved_model", *, tokenizer=None, quant
     if tpu:
         raise ValueError("`tpu=True` is not supported for captioners (the search loop has "
                          "a data-dependent stop). Received: tpu=True")
-    path = os.path.abspath(os.fspath(path))
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     report = ExportReport(path=path, format=format, quantization="float32",
                           model_name=model.name, batch_size=batch_size)
     if format == "saved_model":

@@ -18,6 +18,7 @@ Three sources (`dataset.source`):
 
 import dataclasses
 import itertools
+import os
 
 import numpy as np
 
@@ -115,7 +116,8 @@ def tfds_config(recipe):
 
 
 def _data_dir(recipe, data_dir):
-    return data_dir or recipe.dataset["data_dir"] or None
+    folder = data_dir or recipe.dataset["data_dir"] or None
+    return None if folder is None else os.path.expanduser(os.fspath(folder))
 
 
 def _text_kwargs(recipe):

@@ -138,7 +138,7 @@ def save_entry(path, model, preprocessor, *, metadata, overwrite=False, extra_fi
                                    "description": "A small VQA model."})
     ```
     """
-    path = Path(os.fspath(path)).absolute()
+    path = Path(os.fspath(path)).expanduser().absolute()
     name = check_name(path.name)
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model of type "

@@ -147,6 +147,8 @@ def load(name_or_path_or_url, *, sha256=None):
         raise TypeError("`name_or_path_or_url` must be an entry name, a folder or a URL "
                         f"(a non-empty string). Received: {source!r}")
     sha256 = _check_sha256(sha256)
+    if source.startswith("~"):
+        source = os.path.expanduser(source)
     scheme = urllib.parse.urlsplit(source).scheme.lower()
     if scheme in URL_SCHEMES:
         return ZooEntry(*_fetch(source, sha256))
