@@ -140,6 +140,13 @@ def model_card(meta):
     if shape:
         lines += [f"Images may be files, PIL images or arrays of any size, dtype and channels: "
                   f"they are converted and resized to {shape[1]}x{shape[2]}x{shape[3]}.", ""]
+    if (meta.get("dataset") or {}).get("name") == "mmzoo_shapes":
+        lines += ["## Limitations", "",
+                  "Trained on synthetic mmzoo-shapes scenes (flat coloured shapes on a plain "
+                  "background) and the generator's small vocabulary only. A photo, or a "
+                  "question in other words, gets an answer that means nothing; `predict` "
+                  "warns (`UnfamiliarInputWarning`) when an image's statistics or a text's "
+                  "words fall outside what the entry was trained on.", ""]
     if meta.get("recipe"):
         lines += ["## Training recipe", "", "```json",
                   json.dumps(meta["recipe"], indent=2, ensure_ascii=False), "```", ""]

@@ -806,6 +806,9 @@ class ZooEntry:
                             f"apply to captioning entries only (this is {self.task!r}). "
                             f"Received: {sorted(generation)[0]}")
         inputs = self.model_inputs(images, texts)
+        from mmzoo.zoo.familiarity import check_inputs
+
+        check_inputs(self, inputs, texts)  # warns about photos and unknown words
         outputs = self.model.predict(inputs, batch_size=batch_size, verbose=0)
         return self.preprocessor.decode(outputs, top_k=top_k)
 
