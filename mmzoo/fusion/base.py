@@ -81,6 +81,30 @@ def zero_missing(x, m):
     return ops.where(m > 0, x, ops.zeros_like(x))
 
 
+def map_first(features, modality_mask, fusion, why):
+    """The modality order of a fusion over the image feature map: the image first.
+
+    Args:
+        features: `{modality: tensor}` in model order.
+        modality_mask: the mask tensor or `None`.
+        fusion: the fusion's name, for messages.
+        why: what the fusion does with the map, for the message when there is none.
+
+    Returns:
+        The list of modality names, `"image"` first.
+
+    Raises:
+        ValueError: no image branch, or a mask whose columns are not image-first.
+    """
+    if "image" not in features:
+        raise ValueError(f"fusion={fusion!r} {why}, so it needs an image branch. "
+                         f"Received: modalities={list(features)}")
+    order = ["image"] + [m for m in features if m != "image"]
+    if modality_mask is not None and list(features) != order:
+        raise ValueError(f"fusion={fusion!r} with a modality mask needs the image first.")
+    return order
+
+
 def _shape_list(inputs_shape):
     if isinstance(inputs_shape, dict):
         return list(inputs_shape.values())

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from mmzoo.coordconv import coordinate_grid
-from mmzoo.fusion.base import FusionLayer, mask_columns, zero_missing
+from mmzoo.fusion.base import FusionLayer, map_first, mask_columns, zero_missing
 from mmzoo.registry import FUSIONS
 
 FILM_POOLINGS = ("flatten", "avg", "max")
@@ -191,14 +191,8 @@ def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten
         `(batch, channels)` for avg/max pooling, `(batch, h * w * channels)`
         for flatten (`channels`: `film_output_dim or fusion_dim`).
     """
-    if "image" not in features:
-        raise ValueError(
-            "fusion='film' conditions the image feature map on the other modalities, "
-            f"so it needs an image branch. Received: modalities={list(features)}"
-        )
-    order = ["image"] + [m for m in features if m != "image"]
-    if modality_mask is not None and list(features) != order:
-        raise ValueError("fusion='film' with a modality mask needs the image first.")
+    order = map_first(features, modality_mask, "film",
+                      "conditions the image feature map on the other modalities")
     layer = FiLMFusion(fusion_dim, pooling=pooling, modalities=tuple(order),
                        film_blocks=film_blocks, coord_channels=coord_channels,
                        film_output_dim=film_output_dim, name=name)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from mmzoo.coordconv import coordinate_grid
-from mmzoo.fusion.base import FusionLayer, mask_columns, zero_missing
+from mmzoo.fusion.base import FusionLayer, map_first, mask_columns, zero_missing
 from mmzoo.registry import FUSIONS
 
 
@@ -127,14 +127,8 @@ def relation_fusion(features, modality_mask=None, *, fusion_dim=64, relation_lay
     Returns:
         `(batch, fusion_dim)`.
     """
-    if "image" not in features:
-        raise ValueError(
-            "fusion='relation' relates the cells of the image feature map, so it needs "
-            f"an image branch. Received: modalities={list(features)}"
-        )
-    order = ["image"] + [m for m in features if m != "image"]
-    if modality_mask is not None and list(features) != order:
-        raise ValueError("fusion='relation' with a modality mask needs the image first.")
+    order = map_first(features, modality_mask, "relation",
+                      "relates the cells of the image feature map")
     layer = RelationFusion(fusion_dim, relation_layers=relation_layers,
                            modalities=tuple(order), name=name)
     return layer([features[m] for m in order], modality_mask=modality_mask)
