@@ -61,6 +61,7 @@ class Explanation:
         score: the explained score (a probability, or the regression output).
         target: the explained class index.
         text: the text, as the tokenizer reads it (or `None`).
+        image_method: how `image_map` was made (`"grad_cam"` or `"hirescam"`).
     """
 
     image: np.ndarray
@@ -72,6 +73,7 @@ class Explanation:
     score: float
     target: int
     text: str = None
+    image_method: str = "grad_cam"
 
     def plot(self, path=None):
         """Image with the Grad-CAM overlay, the words coloured by score, the modality shares.
@@ -95,7 +97,7 @@ class Explanation:
             ax.imshow(self.image, interpolation="nearest")
             if self.image_map is not None:
                 ax.imshow(self.image_map, cmap="jet", alpha=0.45, interpolation="bilinear")
-            ax.set_title("Grad-CAM")
+            ax.set_title({"grad_cam": "Grad-CAM", "hirescam": "HiResCAM"}[self.image_method])
         ax.axis("off")
         ax = axes[1]
         ax.axis("off")
@@ -216,7 +218,8 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
                 m: float(np.asarray(w).reshape(-1)[i if np.asarray(w).size > 1 else 0])
                 for m, w in fusion_weights.items()},
             answer=answer, score=float(scores[i]), target=int(targets[i]),
-            text=None if tokens is None else " ".join(w for w, _ in tokens)))
+            text=None if tokens is None else " ".join(w for w, _ in tokens),
+            image_method=image_method))
     return results
 
 

@@ -206,12 +206,15 @@ def add_explain(parser):
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
     parser.add_argument("--steps", type=int, default=32,
                         help="integrated-gradients steps (default: %(default)s)")
+    parser.add_argument("--image-method", choices=("grad_cam", "hirescam"), default="grad_cam",
+                        help="the image map: Grad-CAM or HiResCAM (default: %(default)s)")
 
 
 def run_explain(args):
     from mmzoo.explain import explain
 
-    (why,) = explain(_load(args), images=args.image, texts=args.text, steps=args.steps)
+    (why,) = explain(_load(args), images=args.image, texts=args.text, steps=args.steps,
+                     image_method=args.image_method)
     why.plot(args.out)
     print(f"answer     {why.answer} ({why.score:.1%})")
     print("modality   " + ", ".join(f"{m} {v:.0%}" for m, v in why.modality_scores.items()))
