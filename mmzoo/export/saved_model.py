@@ -5,6 +5,8 @@ Endpoints of the exported SavedModel:
 - `serving_default`: the numeric model. Inputs keyed by modality (`"image"`:
   float32 raw pixels 0..255, `"text"`: int32 token ids), outputs named by the
   head (e.g. `"probabilities"`).
+- `serve_int64`: the same with int64 token ids (what NumPy and gRPC clients
+  send by default), narrowed to int32 inside; present when an input is int32.
 - `serve_raw`: raw inputs. `"image"`: encoded image files (JPEG, PNG, ...;
   `tf.string`), decoded and resized inside; `"text"`: strings, tokenized inside
   by the tokenizer's TensorFlow function. It calls `serving_default`, and it is
@@ -31,6 +33,7 @@ from mmzoo.export.preprocessing import decode_images, preprocessing_config, writ
 
 TPU_FUNCTION_ALIAS = "tpu_func"
 RAW_ENDPOINT = "serve_raw"
+INT64_ENDPOINT = "serve_int64"
 # Where the SavedModel keeps files for clients; TF Serving ignores this folder.
 EXTRA_DIR = "assets.extra"
 
@@ -83,6 +86,18 @@ def build_archive(model, batch_size=None, encoder=None, tpu=False):
     core = archive.add_endpoint("serving_default", serve, input_signature=[signature])
 
     notes = []
+    wide = {name for name, spec in signature.items() if spec.dtype == tf.int32}
+    if wide:
+        # NumPy and gRPC clients send integer ids as int64 by default; a signature
+        # is typed, so they get an endpoint of their own that narrows the ids.
+        wide_signature = {name: tf.TensorSpec(spec.shape, tf.int64, name=name)
+                          if name in wide else spec for name, spec in signature.items()}
+
+        def serve_int64(inputs):
+            return core({name: tf.cast(x, tf.int32) if name in wide else x
+                         for name, x in inputs.items()})
+
+        archive.add_endpoint(INT64_ENDPOINT, serve_int64, input_signature=[wide_signature])
     raw_names, why_not = raw_endpoint_inputs(model, encoder)
     if raw_names:
         if encoder is not None:
