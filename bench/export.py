@@ -63,7 +63,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="document,mobile", help="comma-separated: "
-                   + ", ".join(MODELS))
+                   + ", ".join(MODELS) + ", or entry:NAME for a shipped zoo entry "
+                   "(e.g. entry:mobile_vqa, exported with its default calibration)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--train", type=int, default=1024, help="training examples")
     p.add_argument("--epochs", type=int, default=6)
@@ -109,6 +110,23 @@ def train(name, args):
     print(f"{name}: {model.count_params():,} parameters, trained {seconds:.0f}s, "
           f"test accuracy {accuracy:.3f}", flush=True)
     return model, calibration, xt, yt, info.tokenizer, accuracy
+
+
+def zoo_entry(name, args):
+    """A shipped entry with the data its export uses by default.
+
+    Calibration: the 1,000 validation examples `mmzoo.export` takes for an entry
+    (`ZooEntry.example_inputs`); test: `--test` examples of its test split.
+
+    Returns:
+        `(entry's model, calibration inputs, test inputs, test labels, tokenizer)`.
+    """
+    entry = mmzoo.load(name.removeprefix("entry:"))
+    calibration, _ = entry.example_inputs(1000, "validation")
+    test, labels = entry.example_inputs(args.test, "test")
+    print(f"{name}: {entry.model.count_params():,} parameters, card accuracy "
+          f"{entry.metadata['metrics'].get('accuracy')}", flush=True)
+    return entry.model, calibration, test, np.asarray(labels).reshape(-1), entry.tokenizer
 
 
 def export_all(name, model, calibration, test, tokenizer, folder):
@@ -274,9 +292,9 @@ def main(argv=None):
     args = parse_args(argv)
     names = args.models.split(",")
     for n in names:
-        if n not in MODELS:
-            raise SystemExit(f"Unknown model: --models must list {', '.join(MODELS)}. "
-                             f"Received: {n!r}")
+        if n not in MODELS and not n.startswith("entry:"):
+            raise SystemExit(f"Unknown model: --models must list {', '.join(MODELS)} or "
+                             f"entry:NAME (a zoo entry). Received: {n!r}")
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -286,8 +304,12 @@ def main(argv=None):
     rows = []
     try:
         for name in names:
-            model, calibration, test, labels, tokenizer, accuracy = train(name, args)
-            exported = export_all(name, model, calibration, test, tokenizer, folder)
+            if name.startswith("entry:"):
+                model, calibration, test, labels, tokenizer = zoo_entry(name, args)
+            else:
+                model, calibration, test, labels, tokenizer, accuracy = train(name, args)
+            exported = export_all(name.removeprefix("entry:"), model, calibration, test,
+                                  tokenizer, folder)
             example = {k: v[:1] for k, v in test.items()}
             reference = next(iter(model.predict(test, verbose=0).values()))
             figures = evaluate(exported, test, labels, reference, args.threads)

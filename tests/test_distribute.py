@@ -172,7 +172,7 @@ def test_tpu_without_a_tpu_is_a_clear_error(tmp_path):
         capture_output=True, text=True, timeout=120, env=_env(), cwd=tmp_path)
     assert result.returncode == 1
     assert "mmzoo train: error: Could not connect to a TPU" in result.stderr
-    assert "Received: tpu='local'" in result.stderr and "Traceback" not in result.stderr
+    assert "Received: --tpu='local'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_strategy_is_a_clear_error():

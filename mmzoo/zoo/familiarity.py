@@ -14,7 +14,8 @@ confident-looking answer that means nothing. `check_inputs` warns instead
   widened by a quarter of the range on each side). A photo is far more
   textured and less saturated than any generated scene.
 
-Entries not trained on mmzoo-shapes are checked for unknown words only.
+Entries whose metadata does not name mmzoo-shapes as their dataset are checked
+for unknown words only.
 """
 
 import warnings
@@ -82,8 +83,9 @@ def check_inputs(entry, inputs, texts=None):
                 f"{bad.size} of {len(ids)} texts are mostly words entry {entry.name!r} never "
                 f"saw in training (e.g. {str(shown)!r}): its answers to them are guesses.")
     dataset = entry.metadata.get("dataset") or {}
-    if "image" in inputs and dataset.get("name", "mmzoo_shapes") == "mmzoo_shapes" and \
-            np.asarray(inputs["image"]).shape[-1] == 3:
+    shape = np.asarray(inputs["image"]).shape if "image" in inputs else ()
+    if dataset.get("name") == "mmzoo_shapes" and len(shape) == 4 and shape[-1] == 3 \
+            and shape[1] >= 16:
         if getattr(entry, "_familiar_ranges", None) is None:
             entry._familiar_ranges = reference_ranges(dataset, np.asarray(
                 inputs["image"]).shape[1])
