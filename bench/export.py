@@ -235,12 +235,20 @@ def rows_for(name, exported, latency, figures):
 
 
 def markdown(rows, args):
+    trained = [n for n in args.models.split(",") if not n.startswith("entry:")]
+    entries = [n for n in args.models.split(",") if n.startswith("entry:")]
+    setting = (f"Trained here ({', '.join(trained)}): mmzoo-shapes VQA, "
+               f"{args.image_size}x{args.image_size} images, {args.train} training examples x "
+               f"{args.epochs} epochs; int8 calibrated on {args.calibration} training "
+               "examples. " if trained else "")
+    if entries:
+        setting += (f"Zoo entries ({', '.join(entries)}): as shipped, at their own image "
+                    "size, int8 calibrated as `mmzoo.export` does for an entry (1,000 "
+                    "validation examples of its dataset). ")
     lines = [
         "# Export benchmark: size, batch-1 latency, agreement",
         "",
-        f"mmzoo-shapes VQA (19 answers), {args.image_size}x{args.image_size} images, "
-        f"{args.train} training examples x {args.epochs} epochs; int8 calibrated on "
-        f"{args.calibration} training examples. Accuracy and agreement with Keras's "
+        setting + "Accuracy and agreement with Keras's "
         f"top-1 answer on {args.test} held-back test examples; 'decisive' counts only "
         f"examples where Keras's top-1 probability leads by >= {DECISIVE_MARGIN}. "
         f"Latency: median of {args.runs} batch-1 "
