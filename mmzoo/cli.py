@@ -15,7 +15,7 @@ def _add_demo(parser):
     parser.add_argument("--out", default="mmzoo_runs/demo",
                         help="folder for the saved model, exports and plots (default: "
                              "%(default)s)")
-    parser.add_argument("--steps", type=int, default=600,
+    parser.add_argument("--steps", type=int, default=1500,
                         help="training steps of the small model, each on fresh scenes "
                              "(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")

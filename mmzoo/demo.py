@@ -48,7 +48,7 @@ DEMO_MODEL = dict(image_branch="convnet", image_filters=16, image_blocks=2, coor
                   hidden_units=[128])
 
 
-def run_demo(out="mmzoo_runs/demo", steps=600, batch_size=32, image_size=32,
+def run_demo(out="mmzoo_runs/demo", steps=1500, batch_size=32, image_size=32,
              num_examples=1000, seed=0, entry=DEFAULT_ENTRY, export=True, verbose=1,
              captioner=DEFAULT_CAPTIONER):
     """Runs the demo and returns its metrics.
