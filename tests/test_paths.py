@@ -23,3 +23,22 @@ def test_tilde_paths_mean_home(tmp_path, monkeypatch):
     assert next(iter(ds))[1].shape[0] == 8
     assert (tmp_path / "home" / "tfds").is_dir()
     assert not (tmp_path / "~").exists()
+
+
+def test_a_killed_entry_write_is_swept_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from mmzoo.zoo.entry import staging_folder
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    left = tmp_path / f".tiny.partial-{dead}-0a1b2c3d"  # a writer killed mid-save
+    left.mkdir()
+    (left / "model.keras").write_text("half")
+    mine = tmp_path / f".tiny.partial-{__import__('os').getpid()}-deadbeef"  # a live one
+    mine.mkdir()
+    other = tmp_path / ".other.partial-1-00000000"  # another entry's: not ours to judge
+    other.mkdir()
+    new = staging_folder(tmp_path, "tiny")
+    assert new.is_dir() and not left.exists() and mine.exists() and other.exists()

@@ -152,9 +152,7 @@ def save_entry(path, model, preprocessor, *, metadata, overwrite=False, extra_fi
     _check_safe_layers(model)
     task = _check_fits(model, preprocessor)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    staging = staging_folder(path.parent, name)
     try:
         inference = _without_optimizer(model)
         inference.save(staging / MODEL_FILE)
@@ -196,6 +194,38 @@ def _check_extra_files(extra_files):
                                     f"Received: {str(source)!r}")
         checked[rel] = Path(os.fspath(source))
     return checked
+
+
+def staging_folder(parent, name, create=True):
+    """A fresh `.<name>.partial-<pid>-<hex>` folder in `parent`, for an entry being written.
+
+    Staging folders that a killed writer left behind (their process id no
+    longer runs on this machine) are removed first, so partial output never
+    accumulates; listing and loading skip dot-folders, so it is never taken for
+    an entry.
+
+    Args:
+        parent: the folder the entry goes into (created if needed).
+        name: the entry's name.
+        create: create the staging folder (`False`: only return a free path).
+
+    Returns:
+        The staging folder's `Path`.
+    """
+    from mmzoo._folders import pid_alive
+
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(rf"\.{re.escape(name)}\.partial-(\d+)-[0-9a-f]+")
+    for child in parent.iterdir():
+        match = pattern.fullmatch(child.name)
+        if match and child.is_dir() and not child.is_symlink() \
+                and not pid_alive(int(match.group(1))):
+            shutil.rmtree(child, ignore_errors=True)
+    staging = parent / f".{name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if create:
+        staging.mkdir()
+    return staging
 
 
 def check_destination(path, overwrite):

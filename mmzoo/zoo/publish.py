@@ -9,7 +9,6 @@ verified entry into `saved_models/<name>` (or another zoo folder).
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 from mmzoo.shipped import shipped_dir
@@ -19,6 +18,7 @@ from mmzoo.zoo.entry import (
     check_name,
     read_metadata,
     replace_folder,
+    staging_folder,
     verify_entry,
 )
 
@@ -68,8 +68,7 @@ def publish_entry(source, to=None, *, name=None, overwrite=False):
     root = Path(os.fspath(to)).expanduser() if to is not None else shipped_dir("saved_models")
     destination = (root / name).absolute()
     check_destination(destination, overwrite)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".{name}.partial-{uuid.uuid4().hex[:8]}"
+    staging = staging_folder(root, name, create=False)
     try:
         shutil.copytree(folder, staging)
         verify_entry(staging)
