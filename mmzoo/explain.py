@@ -193,12 +193,13 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
     token_scores = _integrated_gradients(model, inputs, score, steps) if "text" in inputs else None
     shares = _modality_shares(model, inputs, score, scores)
     fusion_weights = _fusion_weights(model, inputs)
+    vocabulary = list(tok.vocabulary) if tok is not None and hasattr(tok, "vocabulary") else None
     results = []
     for i in range(n):
         tokens = None
         if token_scores is not None:
             ids = inputs["text"][i]
-            words = _tokens(tok, ids)
+            words = _tokens(vocabulary, ids)
             tokens = [(w, float(s)) for w, s, t in zip(words, token_scores[i], ids) if t != 0]
         answer = (labels[targets[i]] if labels is not None and task != "regression"
                   else str(int(targets[i])))
@@ -302,17 +303,13 @@ def _scorer(task, targets):
 
 
 def _branch(model, modality):
+    import keras
+
     for layer in model.layers:
-        if layer.name.startswith(f"{modality}_") and isinstance(layer, _functional()):
+        if layer.name.startswith(f"{modality}_") and isinstance(layer, keras.Model):
             return layer
     raise ValueError(f"Found no {modality} branch (a nested model named '{modality}_...') "
                      f"in model {model.name!r}.")
-
-
-def _functional():
-    import keras
-
-    return keras.Model
 
 
 def _outer_output(layer):
@@ -438,8 +435,7 @@ def _fusion_weights(model, inputs):
         return None
 
 
-def _tokens(tokenizer, ids):
-    if tokenizer is not None and hasattr(tokenizer, "vocabulary"):
-        vocab = list(tokenizer.vocabulary)
-        return [vocab[i] if 0 <= i < len(vocab) else f"<{i}>" for i in ids]
+def _tokens(vocabulary, ids):
+    if vocabulary is not None:
+        return [vocabulary[i] if 0 <= i < len(vocabulary) else f"<{i}>" for i in ids]
     return [f"<{int(i)}>" for i in ids]
