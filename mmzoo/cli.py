@@ -169,6 +169,7 @@ def make_parser():
 # Python argument names that a command's flag sets under another name.
 PYTHON_NAMES = {
     "predict": {"images": "--image", "texts": "--text"},
+    "explain": {"images": "--image", "texts": "--text", "image_method": "--image-method"},
     "evaluate": {"num_examples": "--examples"},
 }
 
