@@ -214,9 +214,16 @@ def build_model_for(recipe, steps_per_epoch=1):
 
     if recipe.task == "captioning":
         import mmzoo.captioning  # noqa: F401  (registers the task)
-    return build_model(recipe.task, **recipe.architecture_options(),
-                       optimizer=make_optimizer(recipe, steps_per_epoch),
-                       jit_compile=recipe.training["jit_compile"])
+    # Layers take the global dtype policy when they are made: set it for the
+    # build only, so the caller's own policy is left as it was.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(recipe.training["precision"])
+    try:
+        return build_model(recipe.task, **recipe.architecture_options(),
+                           optimizer=make_optimizer(recipe, steps_per_epoch),
+                           jit_compile=recipe.training["jit_compile"])
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_run(recipe, *, epochs=None, seed=None, data_dir=None):
