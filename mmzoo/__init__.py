@@ -10,7 +10,7 @@ model = mmzoo.build_model("classification", image_branch="vgg16",
 ```
 """
 
-__version__ = "0.1.0"
+from mmzoo._version import __version__  # noqa: E402,F401
 
 # Building blocks register themselves on import; keep these before the API.
 from mmzoo import branches, data, fusion, heads  # noqa: F401,E402

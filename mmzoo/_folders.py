@@ -15,6 +15,8 @@ import json
 import os
 import pathlib
 
+from mmzoo._version import __version__
+
 MARKER = ".mmzoo-output.json"
 
 
@@ -76,8 +78,6 @@ def claim_folder(folder, kind, *, legacy=None, argument="out_dir", what=None):
 
 
 def _write_marker(path, kind):
-    from mmzoo import __version__
-
     record = {"format": "mmzoo-output", "kind": kind, "mmzoo": __version__,
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                   timespec="seconds")}

@@ -7,6 +7,7 @@ one runs it. Add a command by adding a pair to `COMMANDS`.
 import argparse
 import sys
 
+from mmzoo._version import __version__
 from mmzoo.export import cli as _export_cli
 from mmzoo.zoo import cli as _zoo_cli
 
@@ -152,8 +153,6 @@ COMMANDS = {
 
 
 def make_parser():
-    from mmzoo import __version__
-
     parser = argparse.ArgumentParser(
         prog="mmzoo", description="mmzoo: multimodal (image + text) Keras models."
     )

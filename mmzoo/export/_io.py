@@ -37,6 +37,7 @@ import time
 import uuid
 
 from mmzoo._folders import pid_alive
+from mmzoo._version import __version__
 from mmzoo.export.report import ExportError
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
@@ -60,8 +61,6 @@ EXPORT_MARKER = "mmzoo-export.json"  # in assets.extra/ of SavedModels without c
 
 def write_export_marker(saved_model_dir, kind):
     """Marks a SavedModel folder as mmzoo's (`assets.extra/mmzoo-export.json`)."""
-    from mmzoo import __version__
-
     extra = os.path.join(saved_model_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, EXPORT_MARKER), "w", encoding="utf-8") as f:

@@ -35,6 +35,7 @@ import keras
 from keras.layers import Lambda as LambdaLayer  # refused in entries (runs Python code)
 import numpy as np
 
+from mmzoo._version import __version__
 from mmzoo.checks import check_batch_size, is_int
 from mmzoo.data.preprocessor import TASKS, Preprocessor
 
@@ -439,9 +440,7 @@ def _check_reload(model_path, model, preprocessor):
 def _versions():
     import tensorflow as tf
 
-    import mmzoo
-
-    return {"mmzoo": mmzoo.__version__, "keras": keras.__version__,
+    return {"mmzoo": __version__, "keras": keras.__version__,
             "tensorflow": tf.__version__, "python": platform.python_version()}
 
 
