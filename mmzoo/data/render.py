@@ -22,6 +22,10 @@ COLOUR_RGB = np.array([
     (150, 60, 200),   # purple
     (250, 140, 20),   # orange
 ], np.float32)
+# Radius of a small and a large object (`shapes.SIZES`), in fractions of the
+# image side: what is drawn, and what the generator places objects by. Small
+# objects are about 5 px wide at 32 px.
+RADIUS = (0.075, 0.12)
 NOISE_BANK_SIZE = 64
 NOISE_STD = 4.0
 _SQRT_HALF = np.float32(np.sqrt(0.5))
@@ -115,8 +119,6 @@ def _composite(image, size, scene_idx, xs, ys, alpha, colour):
 
 def render_scenes(scenes, image_size):
     """Renders a list of `shapes.Scene` as uint8 RGB images (N, S, S, 3)."""
-    from mmzoo.data.shapes import RADIUS
-
     n, s = len(scenes), image_size
     if n == 0:
         return np.zeros((0, s, s, 3), np.uint8)

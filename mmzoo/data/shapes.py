@@ -32,6 +32,7 @@ import random
 import numpy as np
 
 from mmzoo.data import render
+from mmzoo.data.render import RADIUS
 
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
@@ -56,9 +57,8 @@ NUM_CAPTIONS = 5
 _COLOUR_ANSWER = {c: ANSWERS.index(c) for c in COLOURS}
 _YES, _NO = ANSWERS.index("yes"), ANSWERS.index("no")
 
-# Geometry, in fractions of the image side. Radii keep small objects about
-# 5 px wide at 32 px; the gap keeps anti-aliased edges from touching.
-RADIUS = (0.075, 0.12)
+# Geometry, in fractions of the image side (RADIUS, from the renderer: small
+# and large objects); the gap keeps anti-aliased edges from touching.
 _EXTENT = 1.3  # bounding-circle radius / RADIUS (triangle corners reach 1.37)
 _GAP = 0.03
 _BORDER = 0.01
