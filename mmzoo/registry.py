@@ -2,31 +2,62 @@
 
 `build_model` looks every component up by name here, so adding a new image
 branch, text branch, fusion or head is one decorated function in its own module,
-never an edit of `build_model`. The keyword parameters of a registered function
-*are* the options it takes: `build_model` reads them (and their defaults) from the
-function's signature, validates the values the user passed and hands them over.
+never an edit of `build_model`. The keyword-only parameters of a registered
+function *are* the options it takes: `build_model` reads them (and their
+defaults) from the function's signature, validates the values the user passed
+and hands them over.
+
+A component declares the validators of its options where it is registered
+(`validators={option: check}`, with the checks of `mmzoo.validators`), so a bad
+value is mmzoo's `ValueError` naming the option, raised before any layer is
+built. An option without a declared validator takes the one another component
+declares for the same name, or else one inferred from its default's type
+(`mmzoo.validators.inferred`); a required option without a declared validator
+is not checked.
 
 Example:
 
 ```python
 import keras
+import mmzoo
 from mmzoo.registry import IMAGE_BRANCHES
+from mmzoo.validators import choice, positive_int
 
-@IMAGE_BRANCHES.register("tiny")
-def tiny_image_branch(input_shape, *, image_filters=8, name="image_tiny"):
+@IMAGE_BRANCHES.register(
+    "tiny", validators={"tiny_kernel": positive_int, "tiny_activation": choice("relu", "gelu")})
+def tiny_image_branch(input_shape, *, image_filters=8, tiny_kernel=3, tiny_activation="relu",
+                      name="image_tiny"):
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(image_filters, 3, activation="relu")(x)
+    x = keras.layers.Conv2D(image_filters, tiny_kernel, activation=tiny_activation)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, x, name=name)
 
 model = mmzoo.build_model("classification", image_branch="tiny", text_branch=None,
                           image_shape=(32, 32, 3), num_classes=3)
 ```
+
+(`image_filters` is declared by the built-in image branches, so `"tiny"` shares
+their `positive_int` check.) An option means the same thing in every component
+that takes it: declaring a different validator for an option another
+component (or `build_model` itself) already declares is an error at
+registration.
 """
 
 import difflib
 import inspect
+import itertools
+import weakref
+
+from mmzoo.validators import AnyOf, anything, describe, inferred
+
+# Every Registry (weakly: one made in a test goes away with it), so that
+# validators are looked up and checked for conflicts across all of them.
+_REGISTRIES = weakref.WeakSet()
+_CREATED = itertools.count()
+# Validators of options that belong to no component (build_model's own),
+# declared with `declare_options`: {option: (validator, owner)}.
+_RESERVED = {}
 
 
 class Component:
@@ -37,22 +68,123 @@ class Component:
         builder: the function that builds it.
         options: `{option_name: default}` for every keyword-only parameter of
             `builder` except `name` (`inspect.Parameter.empty` when required).
+        validators: `{option_name: check}` declared at registration; see
+            `option_validator` for the options it does not declare.
         info: extra facts declared at registration (e.g. `input_dtype`).
+        kind: what it is, for messages (its registry's kind, e.g. `"fusion"`).
     """
 
-    def __init__(self, name, builder, info):
+    def __init__(self, name, builder, info, validators=None, kind="component"):
         self.name = name
         self.builder = builder
         self.info = dict(info)
+        self.kind = kind
         params = inspect.signature(builder).parameters.values()
         self.options = {
             p.name: p.default
             for p in params
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "name"
         }
+        validators = dict(validators or {})
+        for option, check in validators.items():
+            if option not in self.options:
+                raise ValueError(
+                    f"{self} declares a validator for `{option}`, which is not one of its "
+                    f"options (the keyword-only parameters of {builder.__qualname__} but "
+                    f"`name`: {', '.join(sorted(self.options)) or 'none'}). "
+                    f"Received: validators={{{option!r}: {describe(check)}}}")
+            if not callable(check):
+                raise ValueError(
+                    f"{self} declares a validator for `{option}` that is not callable: a "
+                    f"validator is `check(name, value) -> value` (see mmzoo.validators). "
+                    f"Received: validators={{{option!r}: {check!r}}}")
+        self.validators = validators
+
+    def inferred_validator(self, option):
+        """The validator inferred from `option`'s default (`mmzoo.validators.inferred`)."""
+        default = self.options[option]
+        return anything if default is inspect.Parameter.empty else inferred(default)
+
+    def __str__(self):
+        return f"{self.kind} {self.name!r}"
 
     def __repr__(self):
         return f"<Component {self.name!r} options={sorted(self.options)}>"
+
+
+def registries():
+    """Every `Registry` that exists now (the four below and any made since), oldest first."""
+    return sorted(_REGISTRIES, key=lambda registry: registry._created)
+
+
+def _components():
+    for registry in registries():
+        for component in registry._components.values():
+            yield component
+
+
+def _declared(option, skip=None):
+    """`(validator, owner)` declared for `option` by build_model or a component, or None."""
+    if option in _RESERVED:
+        return _RESERVED[option]
+    for component in _components():
+        if component is not skip and option in component.validators:
+            return component.validators[option], str(component)
+    return None
+
+
+def option_validator(option):
+    """The validator of a `build_model` option, whichever component takes it.
+
+    The validator `build_model` itself declares for its own options
+    (`declare_options`), else the one a registered component declares (all
+    declare the same, see `Registry.register`), else one inferred from the
+    defaults of the components that take `option` (several kinds inferred:
+    any of them; none, e.g. a `None` default: `mmzoo.validators.anything`).
+    """
+    declared = _declared(option)
+    if declared:
+        return declared[0]
+    kinds = []
+    for component in _components():
+        if option in component.options:
+            kind = component.inferred_validator(option)
+            if kind is anything:
+                return anything
+            if kind not in kinds:
+                kinds.append(kind)
+    if not kinds:
+        return anything
+    return kinds[0] if len(kinds) == 1 else AnyOf(*kinds)
+
+
+def declare_options(validators, owner):
+    """Declares the validators of options that belong to no component.
+
+    `mmzoo.tasks.options` declares build_model's own options (`dropout`,
+    `image_shape`, ...) here, so that a component taking an option of the
+    same name must validate it the same way.
+
+    Args:
+        validators: `{option: check}`.
+        owner: who declares them, for messages (e.g. `"build_model"`).
+    """
+    for option, check in validators.items():
+        for component in _components():
+            theirs = component.validators.get(option)
+            if theirs is not None and theirs != check:
+                raise ValueError(_conflict(option, owner, check, str(component), theirs))
+    for option, check in validators.items():
+        _RESERVED[option] = (check, owner)
+
+
+def _conflict(option, who, check, owner, theirs):
+    return (
+        f"{who} declares `{option}` with the validator {describe(check)}, but {owner} "
+        f"declares it with {describe(theirs)}. An option means the same thing in every "
+        f"component that takes it: declare it with the same validator (import it, see "
+        f"mmzoo.validators) or rename the option. "
+        f"Received: validators={{{option!r}: {describe(check)}}}")
 
 
 class Registry:
@@ -67,16 +199,29 @@ class Registry:
         self.kind = kind
         self.option = option
         self._components = {}
+        self._created = next(_CREATED)
+        _REGISTRIES.add(self)
 
-    def register(self, name, **info):
+    def register(self, name, *, validators=None, **info):
         """Decorator that registers `builder` under `name`.
 
         Args:
             name: the public name; must be new in this registry.
+            validators: `{option: check}` for the component's options, each
+                `check(name, value) -> value` raising a `ValueError` (see
+                `mmzoo.validators`). An option it leaves out takes the
+                validator another component (or `build_model`) declares for
+                the same name, else one inferred from its default.
             **info: extra facts stored on the component (`Component.info`).
 
         Returns:
             The decorator; it returns the function unchanged.
+
+        Raises:
+            ValueError: the name is taken; a validator is declared for
+                something that is not an option, or differs from the one
+                declared elsewhere for the same option; or a default fails
+                its option's validator.
         """
         if not isinstance(name, str) or not name:
             raise ValueError(
@@ -89,10 +234,22 @@ class Registry:
                     f"A {self.kind} named {name!r} is already registered "
                     f"(by {self._components[name].builder.__qualname__})."
                 )
-            self._components[name] = Component(name, builder, info)
+            component = Component(name, builder, info, validators, kind=self.kind)
+            _check_against_others(component)
+            self._components[name] = component
             return builder
 
         return decorator
+
+    def unregister(self, name):
+        """Removes the component registered as `name` and returns it.
+
+        For tests and notebooks that register a component of their own for a
+        while; built-in components should stay registered.
+        """
+        component = self.get(name)
+        del self._components[name]
+        return component
 
     def get(self, name):
         """Returns the component registered as `name` (a `ValueError` if none)."""
@@ -121,6 +278,32 @@ class Registry:
 
     def __repr__(self):
         return f"Registry({self.kind!r}, names={self.names()})"
+
+
+def _check_against_others(component):
+    """Refuses validators that differ from those declared elsewhere, and failing defaults."""
+    for option, check in component.validators.items():
+        declared = _declared(option, skip=component)
+        if declared and declared[0] != check:
+            raise ValueError(_conflict(option, str(component), check, declared[1], declared[0]))
+    for option, default in component.options.items():
+        if default is inspect.Parameter.empty:
+            continue
+        check = component.validators.get(option)
+        owner = f"{component} declares"
+        if check is None:
+            declared = _declared(option, skip=component)
+            if not declared:
+                continue
+            check, owner = declared[0], f"{declared[1]} declares"
+        try:
+            check(option, default)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"The default of `{option}` in {component} ({default!r}) fails the validator "
+                f"{owner} for it, {describe(check)}: {e} An option means the same thing "
+                f"in every component that takes it: change the default or rename the "
+                f"option.") from None
 
 
 IMAGE_BRANCHES = Registry("image branch", "image_branch")
