@@ -15,6 +15,7 @@ mixed-precision guide recommends.
 import keras
 
 from mmzoo.registry import HEADS
+from mmzoo.validators import positive_int
 
 # The output layer's dtype policy under any global policy (see the docstring).
 OUTPUT_DTYPE = "float32"
@@ -25,6 +26,7 @@ OUTPUT_DTYPE = "float32"
     output="probabilities",
     loss="sparse_categorical_crossentropy",
     metrics=("accuracy",),
+    validators={"num_classes": positive_int},
 )
 def softmax_head(features, *, num_classes, name="head_softmax"):
     """Dense(num_classes, softmax): one class per example, integer labels."""
@@ -49,6 +51,7 @@ def sigmoid_head(features, *, name="head_sigmoid"):
     output="probabilities",
     loss="binary_crossentropy",
     metrics=("binary_accuracy", "auc"),
+    validators={"num_classes": positive_int},
 )
 def multilabel_head(features, *, num_classes, name="head_sigmoid"):
     """Dense(num_classes, sigmoid): any number of labels, multi-hot targets."""
@@ -61,6 +64,7 @@ def multilabel_head(features, *, num_classes, name="head_sigmoid"):
     output="value",
     loss="mean_squared_error",
     metrics=("mean_absolute_error",),
+    validators={"num_outputs": positive_int},
 )
 def linear_head(features, *, num_outputs=1, name="head_linear"):
     """Dense(num_outputs), linear: real-valued targets (e.g. an object count)."""

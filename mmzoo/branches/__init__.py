@@ -1,7 +1,8 @@
 """Modality encoders ("branches"), each a reusable functional `keras.Model`.
 
 Look them up by name with `IMAGE_BRANCHES.get(name).builder` or call the
-functions directly; register new ones with `IMAGE_BRANCHES.register(name)`.
+functions directly; register new ones with `IMAGE_BRANCHES.register(name,
+validators={...})` (see `mmzoo.registry`).
 """
 
 from mmzoo.branches.hub import HubModule, tfhub_branch

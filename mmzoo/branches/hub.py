@@ -33,6 +33,7 @@ import os
 import keras
 
 from mmzoo.registry import IMAGE_BRANCHES
+from mmzoo.validators import fail, optional_bool, optional_name
 
 PIXEL_RANGES = ((0, 1), (0, 255), (-1, 1))
 # Endpoints tried, in order, when `image_endpoint` is None: Keras export's,
@@ -184,7 +185,30 @@ class HubModule(keras.layers.TFSMLayer):
                 "output_key": self.output_key}
 
 
-@IMAGE_BRANCHES.register("tfhub")
+def hub_handle(name, value):
+    """Validator of `image_handle`: a URL, or the folder of a SavedModel."""
+    # A URL is resolved (downloaded) by the branch; a path must hold a SavedModel.
+    if isinstance(value, str) and "://" in value:
+        return value
+    if (isinstance(value, (str, os.PathLike)) and os.fspath(value)
+            and os.path.isfile(os.path.join(value, "saved_model.pb"))):
+        return os.path.abspath(os.fspath(value))
+    fail(name, value, "a TF-Hub handle (a URL) or the folder of a SavedModel "
+                      "(with saved_model.pb)")
+
+
+def pixel_range(name, value):
+    """Validator of `image_pixel_range`: one of `PIXEL_RANGES`, as a tuple or list."""
+    if isinstance(value, (tuple, list)) and tuple(value) in PIXEL_RANGES and not any(
+            isinstance(v, bool) for v in value):
+        return tuple(int(v) for v in value)
+    fail(name, value, "one of " + ", ".join(map(repr, PIXEL_RANGES)))
+
+
+@IMAGE_BRANCHES.register("tfhub", validators={
+    "image_handle": hub_handle, "image_endpoint": optional_name,
+    "image_output_key": optional_name, "image_pixel_range": pixel_range,
+    "image_trainable": optional_bool})
 def tfhub_branch(input_shape, *, image_handle, image_endpoint=None, image_output_key=None,
                  image_pixel_range=(0, 1), image_trainable=None, name="image_tfhub"):
     """A TF-Hub style image module (SavedModel) as the image branch.

@@ -11,8 +11,20 @@ import keras
 
 from mmzoo.coordconv import AddCoordinates
 from mmzoo.registry import IMAGE_BRANCHES
+from mmzoo.validators import boolean, choice, fail, optional_bool, positive_int
 
 POOLINGS = ("flatten", "avg", "max", None)
+# The `pooling` option, shared with the fusions that pool a feature map (FiLM).
+POOLING = choice(*POOLINGS)
+
+
+def pretrained_weights(name, value):
+    """Validator of `image_weights`: `None`, `"imagenet"` or an existing weights file."""
+    if value is None or (isinstance(value, str) and value == "imagenet"):
+        return value
+    if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+        return os.fspath(value)
+    fail(name, value, "None, 'imagenet' or the path of an existing weights file")
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -46,19 +58,12 @@ def _pool(x, pooling, prefix):
     return x  # None: keep the feature map, for fusions that work on maps
 
 
-def _check_choice(option, value, allowed):
-    if value not in allowed:
-        raise ValueError(
-            f"`{option}` must be one of {', '.join(repr(a) for a in allowed)}. "
-            f"Received: {option}={value!r}"
-        )
-
-
 def _with_coordinates(x, coord_channels, name):
     return AddCoordinates(name=name)(x) if coord_channels else x
 
 
-@IMAGE_BRANCHES.register("cnn")
+@IMAGE_BRANCHES.register("cnn", validators={
+    "image_filters": positive_int, "pooling": POOLING, "coord_channels": boolean})
 def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", coord_channels=False,
                name="image_cnn"):
     """The seeds' small image branch: Conv2D(filters, 3x3, relu), then pooling.
@@ -80,7 +85,7 @@ def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", coord_channe
     >>> branch.output.shape
     (None, 21632)
     """
-    _check_choice("pooling", pooling, POOLINGS)
+    POOLING("pooling", pooling)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="image_cnn_rescale")(inputs)
     x = _with_coordinates(x, coord_channels, "image_cnn_coords")
@@ -90,7 +95,9 @@ def cnn_branch(input_shape, *, image_filters=32, pooling="flatten", coord_channe
     return keras.Model(inputs, _pool(x, pooling, "image_cnn"), name=name)
 
 
-@IMAGE_BRANCHES.register("convnet")
+@IMAGE_BRANCHES.register("convnet", validators={
+    "image_filters": positive_int, "image_blocks": positive_int, "pooling": POOLING,
+    "coord_channels": boolean})
 def convnet_branch(input_shape, *, image_filters=32, image_blocks=3, pooling="flatten",
                    coord_channels=False, name="image_convnet"):
     """A small VGG-style stack for phones: blocks of Conv2D(3x3) + BatchNorm + ReLU + MaxPool.
@@ -112,12 +119,9 @@ def convnet_branch(input_shape, *, image_filters=32, image_blocks=3, pooling="fl
     Returns:
         A `keras.Model` from raw pixels (0..255) to features.
     """
-    _check_choice("pooling", pooling, POOLINGS)
+    POOLING("pooling", pooling)
     input_shape = tuple(input_shape)
-    if not (isinstance(image_blocks, int) and not isinstance(image_blocks, bool)
-            and image_blocks >= 1):
-        raise ValueError("`image_blocks` must be a positive integer. "
-                         f"Received: image_blocks={image_blocks!r}")
+    positive_int("image_blocks", image_blocks)
     if min(input_shape[:2]) < 2**image_blocks:
         most = max(0, min(input_shape[:2]).bit_length() - 1)
         raise ValueError(
@@ -140,7 +144,8 @@ def convnet_branch(input_shape, *, image_filters=32, image_blocks=3, pooling="fl
     return keras.Model(inputs, _pool(x, pooling, "image_convnet"), name=name)
 
 
-@IMAGE_BRANCHES.register("vgg16")
+@IMAGE_BRANCHES.register("vgg16", validators={
+    "image_weights": pretrained_weights, "image_trainable": optional_bool, "pooling": POOLING})
 def vgg16_branch(
     input_shape,
     *,
@@ -164,7 +169,7 @@ def vgg16_branch(
     Returns:
         A `keras.Model` from raw pixels (0..255, RGB) to features.
     """
-    _check_choice("pooling", pooling, POOLINGS)
+    POOLING("pooling", pooling)
     input_shape = tuple(input_shape)
     if input_shape[-1] != 3 or min(input_shape[:2]) < 32:
         raise ValueError(
@@ -172,11 +177,7 @@ def vgg16_branch(
             "`image_shape` must be (height, width, 3) with height, width >= 32. "
             f"Received: image_shape={input_shape}"
         )
-    if image_weights not in (None, "imagenet") and not os.path.isfile(str(image_weights)):
-        raise ValueError(
-            "`image_weights` must be None, 'imagenet' or the path of an existing "
-            f"weights file. Received: image_weights={image_weights!r}"
-        )
+    image_weights = pretrained_weights("image_weights", image_weights)
     inputs = keras.Input(shape=input_shape, name="image")
     x = VGGPreprocessing(name="image_vgg16_preprocess")(inputs)
     try:

@@ -7,6 +7,13 @@ padding.
 import keras
 
 from mmzoo.registry import TEXT_BRANCHES
+from mmzoo.validators import at_least, positive_int
+
+# The `vocab_size` option, shared with the captioning decoder.
+VOCAB_SIZE = at_least(2, "the vocabulary includes padding")
+# The options of a recurrent text branch.
+RECURRENT_VALIDATORS = {
+    "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int, "text_units": positive_int}
 
 
 def _recurrent(layer_class, kind, sequence_length, vocab_size, embedding_dim, text_units, name):
@@ -19,7 +26,7 @@ def _recurrent(layer_class, kind, sequence_length, vocab_size, embedding_dim, te
     return keras.Model(inputs, x, name=name)
 
 
-@TEXT_BRANCHES.register("lstm", input_dtype="int32")
+@TEXT_BRANCHES.register("lstm", input_dtype="int32", validators=RECURRENT_VALIDATORS)
 def lstm_branch(
     sequence_length,
     *,
@@ -45,7 +52,7 @@ def lstm_branch(
                       text_units, name)
 
 
-@TEXT_BRANCHES.register("gru", input_dtype="int32")
+@TEXT_BRANCHES.register("gru", input_dtype="int32", validators=RECURRENT_VALIDATORS)
 def gru_branch(
     sequence_length,
     *,
@@ -75,7 +82,8 @@ def gru_branch(
                       text_units, name)
 
 
-@TEXT_BRANCHES.register("embedding", input_dtype="int32")
+@TEXT_BRANCHES.register("embedding", input_dtype="int32", validators={
+    "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int})
 def embedding_branch(
     sequence_length, *, vocab_size=10000, embedding_dim=64, name="text_embedding"
 ):
@@ -98,7 +106,8 @@ def embedding_branch(
     return keras.Model(inputs, x, name=name)
 
 
-@TEXT_BRANCHES.register("dense", input_dtype="float32")
+@TEXT_BRANCHES.register("dense", input_dtype="float32", validators={
+    "text_units": positive_int})
 def dense_branch(sequence_length, *, text_units=128, name="text_dense"):
     """Dense(relu) on a fixed-length text vector such as TF-IDF or bag-of-words.
 

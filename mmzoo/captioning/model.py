@@ -26,12 +26,16 @@ import inspect
 
 import keras
 
+from mmzoo.branches.text import VOCAB_SIZE
 from mmzoo.registry import HEADS, IMAGE_BRANCHES
 from mmzoo.tasks.model import OptionsModel
 from mmzoo.tasks.options import MODEL_DEFAULTS, check_values
+from mmzoo.validators import choice, fail, positive_int, unit_float
 
 DECODERS = ("lstm",)
 ARCHITECTURES = ("merge", "inject")
+DECODER = choice(*DECODERS)
+ARCHITECTURE = choice(*ARCHITECTURES)
 POOLINGS = ("flatten", "avg", "max")
 
 # Model-level options of a captioning model, with their defaults. Captions are
@@ -82,10 +86,6 @@ class MaskedAccuracy(keras.metrics.Mean):
         return {**super().get_config(), "ignore_class": self.ignore_class}
 
 
-def _fail(option, value, allowed):
-    raise ValueError(f"`{option}` must be {allowed}. Received: {option}={value!r}")
-
-
 def resolve_captioning_options(task, options):
     """Validates the options of a captioning model and fills in every default.
 
@@ -105,7 +105,7 @@ def resolve_captioning_options(task, options):
     head = HEADS.get(task)
     image_branch = values.get("image_branch", MODEL_OPTIONS["image_branch"])
     if image_branch is None:
-        _fail("image_branch", None, "an image branch name: a caption describes an image")
+        fail("image_branch", None, "an image branch name: a caption describes an image")
     branch = IMAGE_BRANCHES.get(image_branch)
 
     resolved = {"task": head.name}
@@ -121,7 +121,7 @@ def resolve_captioning_options(task, options):
             else:
                 resolved[key] = default
     if resolved.get("pooling", "flatten") not in POOLINGS:
-        _fail("pooling", resolved["pooling"],
+        fail("pooling", resolved["pooling"],
               "one of 'flatten', 'avg', 'max' for captioning (the decoder reads a "
               "feature vector, not a map)")
 
@@ -138,10 +138,8 @@ def resolve_captioning_options(task, options):
 
 
 def _check_decoder(decoder, architecture):
-    if decoder not in DECODERS:
-        _fail("decoder", decoder, "one of " + ", ".join(map(repr, DECODERS)))
-    if architecture not in ARCHITECTURES:
-        _fail("architecture", architecture, "one of " + ", ".join(map(repr, ARCHITECTURES)))
+    DECODER("decoder", decoder)
+    ARCHITECTURE("architecture", architecture)
 
 
 def lstm_decoder(image_features, text, *, decoder="lstm", architecture="merge",
@@ -332,4 +330,9 @@ HEADS.register(
     loss=CAPTION_LOSS,
     metrics=(MaskedAccuracy,),
     model_class=CaptioningModel,
+    # vocab_size, embedding_dim and text_units mean what they mean in the text
+    # branches, dropout what it means for any model.
+    validators={"decoder": DECODER, "architecture": ARCHITECTURE, "vocab_size": VOCAB_SIZE,
+                "embedding_dim": positive_int, "text_units": positive_int,
+                "dropout": unit_float},
 )(lstm_decoder)

@@ -23,21 +23,27 @@ space of size `fusion_dim`. Every fusion takes an optional per-example
 `modality_mask` (see `mmzoo.fusion.masking`) and documents what a missing
 modality does.
 
-Adding a fusion is one registration:
+Adding a fusion is one registration, which declares the validators of its
+options (`mmzoo.validators`):
 
 ```python
-@FUSIONS.register("max")
+from mmzoo.validators import positive_int
+
+@FUSIONS.register("max", validators={"fusion_dim": positive_int})
 def max_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_max"):
     layer = MyMaxFusion(fusion_dim, name=name)  # a serializable keras Layer
     return layer(list(features.values()), modality_mask=modality_mask)
 ```
 
 `features` is `{modality: tensor}` in model order; keyword-only parameters
-are `build_model` options (give each a validator in
-`mmzoo.tasks.options.VALIDATORS`). Registration info: `decision_level=True`
-(the builder gets `head=` and returns the prediction, see
-`mmzoo.fusion.decision`) and `feature_maps=("image",)` (that branch is built
-with `pooling=None`, see `mmzoo.fusion.film`).
+are `build_model` options, checked before any layer is built by the
+validators declared for them. An option shared with other components
+(`fusion_dim`, `pooling`, ...) must use the validator they declare (the
+registry refuses another); one left undeclared takes that shared validator,
+or else one inferred from its default's type. Registration info:
+`decision_level=True` (the builder gets `head=` and returns the prediction,
+see `mmzoo.fusion.decision`) and `feature_maps=("image",)` (that branch is
+built with `pooling=None`, see `mmzoo.fusion.film`).
 """
 
 from mmzoo.fusion.arithmetic import (

@@ -13,10 +13,12 @@ from mmzoo.fusion.base import (
     FusionLayer,
     WeightsMixin,
     check_weights,
+    fixed_weights,
     mask_columns,
     zero_missing,
 )
 from mmzoo.registry import FUSIONS
+from mmzoo.validators import positive_int
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -138,7 +140,7 @@ class WeightedFusion(WeightsMixin, FusionLayer):
         return config
 
 
-@FUSIONS.register("sum")
+@FUSIONS.register("sum", validators={"fusion_dim": positive_int})
 def sum_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_sum"):
     """Parallel fusion: projects each modality to `fusion_dim` and adds them.
 
@@ -156,7 +158,7 @@ def sum_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_sum"
     return layer(list(features.values()), modality_mask=modality_mask)
 
 
-@FUSIONS.register("product")
+@FUSIONS.register("product", validators={"fusion_dim": positive_int})
 def product_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_product"):
     """Serial fusion: projects each modality to `fusion_dim` and multiplies them.
 
@@ -173,7 +175,8 @@ def product_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_
     return layer(list(features.values()), modality_mask=modality_mask)
 
 
-@FUSIONS.register("weighted")
+@FUSIONS.register("weighted", validators={
+    "fusion_dim": positive_int, "fusion_weights": fixed_weights})
 def weighted_fusion(
     features, modality_mask=None, *, fusion_dim=64, fusion_weights=None, name="fusion_weighted"
 ):

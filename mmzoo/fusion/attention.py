@@ -5,6 +5,7 @@ from keras import ops
 
 from mmzoo.fusion.base import EPSILON, FusionLayer, binary_mask, mask_columns, zero_missing
 from mmzoo.registry import FUSIONS
+from mmzoo.validators import positive_int
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -118,7 +119,7 @@ class GatedFusion(FusionLayer):
         return fused
 
 
-@FUSIONS.register("attention")
+@FUSIONS.register("attention", validators={"fusion_dim": positive_int})
 def attention_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_attention"):
     """Softmax attention over the modality embeddings, weights per example.
 
@@ -137,7 +138,7 @@ def attention_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusio
     return layer(list(features.values()), modality_mask=modality_mask)
 
 
-@FUSIONS.register("gated")
+@FUSIONS.register("gated", validators={"fusion_dim": positive_int})
 def gated_fusion(features, modality_mask=None, *, fusion_dim=64, name="fusion_gated"):
     """Learned sigmoid gates per modality over tanh of the projections.
 

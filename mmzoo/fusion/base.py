@@ -13,10 +13,32 @@ enter (`fit`, `evaluate`, `predict`), so the rule only matters inside graphs
 fed another way (a `tf.data` pipeline, an export).
 """
 
+import numbers
+
 import keras
 from keras import ops
 
+from mmzoo.validators import fail
+
 EPSILON = 1e-7
+
+
+def fixed_weights(name, value):
+    """Validator of `fusion_weights`: `None` (learned) or non-negative numbers, not all 0.
+
+    How many numbers (one per modality) is checked when the fusion is built,
+    by `check_weights`.
+    """
+    ok = value is None or (
+        isinstance(value, (tuple, list))
+        and len(value) > 0
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
+                for v in value)
+        and sum(value) > 0
+    )
+    if not ok:
+        fail(name, value, "None (learned) or a tuple of non-negative numbers, not all zero")
+    return None if value is None else tuple(float(v) for v in value)
 
 
 def check_weights(weights, count, option="fusion_weights", what="modalities"):

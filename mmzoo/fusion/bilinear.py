@@ -5,6 +5,7 @@ from keras import ops
 
 from mmzoo.fusion.base import EPSILON, FusionLayer, mask_columns
 from mmzoo.registry import FUSIONS
+from mmzoo.validators import positive_int
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -64,7 +65,8 @@ class BilinearFusion(FusionLayer):
         return config
 
 
-@FUSIONS.register("bilinear")
+@FUSIONS.register("bilinear", validators={
+    "fusion_dim": positive_int, "bilinear_factors": positive_int})
 def bilinear_fusion(
     features, modality_mask=None, *, fusion_dim=64, bilinear_factors=4, name="fusion_bilinear"
 ):

@@ -23,13 +23,15 @@ import keras
 from keras import ops
 
 from mmzoo.fusion.arithmetic import WeightedFusion
-from mmzoo.fusion.base import EPSILON, check_weights
+from mmzoo.fusion.base import EPSILON, check_weights, fixed_weights
 from mmzoo.fusion.concat import concat_fusion
 from mmzoo.heads import OUTPUT_DTYPE
 from mmzoo.registry import FUSIONS
+from mmzoo.validators import choice
 
 
 DECISION_RULES = ("mean", "product")
+DECISION_RULE = choice(*DECISION_RULES)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -72,11 +74,7 @@ class ProductRuleFusion(WeightedFusion):
 
 
 def _combiner(decision_rule):
-    if decision_rule not in DECISION_RULES:
-        raise ValueError(
-            f"`decision_rule` must be one of {', '.join(map(repr, DECISION_RULES))}. "
-            f"Received: decision_rule={decision_rule!r}"
-        )
+    DECISION_RULE("decision_rule", decision_rule)
     return ProductRuleFusion if decision_rule == "product" else WeightedFusion
 
 
@@ -89,7 +87,8 @@ def _need_head(head, fusion):
         )
 
 
-@FUSIONS.register("late", decision_level=True)
+@FUSIONS.register("late", decision_level=True, validators={
+    "fusion_weights": fixed_weights, "decision_rule": DECISION_RULE})
 def late_fusion(
     features, modality_mask=None, head=None, *, fusion_weights=None, decision_rule="mean",
     name="fusion_late",
@@ -125,7 +124,8 @@ def late_fusion(
     return layer(predictions, modality_mask=modality_mask)
 
 
-@FUSIONS.register("hybrid", decision_level=True)
+@FUSIONS.register("hybrid", decision_level=True, validators={
+    "fusion_weights": fixed_weights, "decision_rule": DECISION_RULE})
 def hybrid_fusion(
     features, modality_mask=None, head=None, *, fusion_weights=None, decision_rule="mean",
     name="fusion_hybrid",

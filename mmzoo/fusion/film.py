@@ -5,7 +5,9 @@ from keras import ops
 
 from mmzoo.coordconv import coordinate_grid
 from mmzoo.fusion.base import FusionLayer, map_first, mask_columns, zero_missing
+from mmzoo.branches.image import POOLING
 from mmzoo.registry import FUSIONS
+from mmzoo.validators import boolean, optional_positive_int, positive_int
 
 FILM_POOLINGS = ("flatten", "avg", "max")
 
@@ -164,7 +166,9 @@ class FiLMFusion(FusionLayer):
         return config
 
 
-@FUSIONS.register("film", feature_maps=("image",))
+@FUSIONS.register("film", feature_maps=("image",), validators={
+    "fusion_dim": positive_int, "pooling": POOLING, "film_blocks": positive_int,
+    "coord_channels": boolean, "film_output_dim": optional_positive_int})
 def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten", film_blocks=1,
                 coord_channels=False, film_output_dim=None, name="fusion_film"):
     """FiLM: the text produces a scale and shift for each image channel.

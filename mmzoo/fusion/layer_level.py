@@ -5,6 +5,7 @@ from keras import ops
 
 from mmzoo.fusion.base import FusionLayer, mask_columns, zero_missing
 from mmzoo.registry import FUSIONS
+from mmzoo.validators import non_negative_int, positive_int
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -94,7 +95,8 @@ class LayerFusion(FusionLayer):
         return config
 
 
-@FUSIONS.register("layer")
+@FUSIONS.register("layer", validators={
+    "fusion_dim": positive_int, "fusion_depth": non_negative_int, "fusion_layers": positive_int})
 def layer_fusion(
     features,
     modality_mask=None,

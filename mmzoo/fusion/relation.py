@@ -6,6 +6,7 @@ from keras import ops
 from mmzoo.coordconv import coordinate_grid
 from mmzoo.fusion.base import FusionLayer, map_first, mask_columns, zero_missing
 from mmzoo.registry import FUSIONS
+from mmzoo.validators import positive_int
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -108,7 +109,8 @@ class RelationFusion(FusionLayer):
         return config
 
 
-@FUSIONS.register("relation", feature_maps=("image",))
+@FUSIONS.register("relation", feature_maps=("image",), validators={
+    "fusion_dim": positive_int, "relation_layers": positive_int})
 def relation_fusion(features, modality_mask=None, *, fusion_dim=64, relation_layers=2,
                     name="fusion_relation"):
     """Relation network: g over all pairs of image cells and the text, then f.

@@ -1,22 +1,44 @@
-"""Every `build_model` option: its default, what values it allows, and checks.
+"""`build_model`'s options: the model's own, their checks, and resolution.
 
 `resolve_options` turns what the user passed into the complete, validated option
 set of one model, before any layer is built, so that a bad option is a clear
 `TypeError` / `ValueError` and never a stack trace from inside TensorFlow.
+
+The options of the model as a whole (`image_shape`, `hidden_units`, `dropout`,
+the compile settings, ...) are validated here (`MODEL_VALIDATORS`); branch,
+fusion and head options by the validators their components declare where they
+are registered (`mmzoo.registry.option_validator`).
 """
 
 import inspect
-import numbers
 import os
 import warnings
 
-from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TEXT_BRANCHES
+from mmzoo.registry import (
+    FUSIONS,
+    HEADS,
+    IMAGE_BRANCHES,
+    TEXT_BRANCHES,
+    declare_options,
+    option_validator,
+)
+from mmzoo.validators import (
+    boolean,
+    fail,
+    is_int,
+    is_positive_int,
+    optional_name,
+    positive_int,
+    positive_number,
+    unit_float,
+)
 
 MODALITIES = ("image", "text")
 BRANCH_REGISTRIES = {"image": IMAGE_BRANCHES, "text": TEXT_BRANCHES}
 
 # Options of the model as a whole (branch, fusion and head options come from the
-# signatures of the registered components).
+# signatures of the registered components, their validators from their
+# registrations).
 MODEL_DEFAULTS = {
     "image_branch": "vgg16",
     "text_branch": "lstm",
@@ -41,102 +63,22 @@ COMPILE_DEFAULTS = {
 }
 
 
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_positive_int(v):
-    return _is_int(v) and v > 0
-
-
-def _fail(name, value, allowed):
-    raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
-
-
-def _positive_int(name, value):
-    if not _is_positive_int(value):
-        _fail(name, value, "a positive integer")
-    return int(value)
-
-
-def _optional_positive_int(name, value):
-    if value is not None and not _is_positive_int(value):
-        _fail(name, value, "None or a positive integer")
-    return None if value is None else int(value)
-
-
-def _optional_name(name, value):
-    if value is not None and not (isinstance(value, str) and value):
-        _fail(name, value, "None or a non-empty string")
-    return value
-
-
-def _choice(*allowed):
-    def check(name, value):
-        if value not in allowed:
-            _fail(name, value, "one of " + ", ".join(repr(a) for a in allowed))
-        return value
-
-    return check
-
-
-def _bool(name, value):
-    if not isinstance(value, bool):
-        _fail(name, value, "True or False")
-    return value
-
-
-def _optional_bool(name, value):
-    if value is not None and not isinstance(value, bool):
-        _fail(name, value, "None, True or False")
-    return value
-
-
 def _image_shape(name, value):
     if not (
         isinstance(value, (tuple, list))
         and len(value) == 3
-        and all(_is_positive_int(v) for v in value)
+        and all(is_positive_int(v) for v in value)
     ):
-        _fail(name, value, "a tuple of three positive integers (height, width, channels)")
+        fail(name, value, "a tuple of three positive integers (height, width, channels)")
     return tuple(int(v) for v in value)
 
 
 def _units_tuple(name, value):
-    if _is_positive_int(value):
+    if is_positive_int(value):
         return (int(value),)
-    if not (isinstance(value, (tuple, list)) and all(_is_positive_int(v) for v in value)):
-        _fail(name, value, "a positive integer or a tuple of positive integers")
+    if not (isinstance(value, (tuple, list)) and all(is_positive_int(v) for v in value)):
+        fail(name, value, "a positive integer or a tuple of positive integers")
     return tuple(int(v) for v in value)
-
-
-def _dropout(name, value):
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1):
-        _fail(name, value, "a number in [0, 1)")
-    return float(value)
-
-
-def _learning_rate(name, value):
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0):
-        _fail(name, value, "a positive number")
-    return float(value)
-
-
-def _min_int(minimum, what):
-    def check(name, value):
-        if not (_is_int(value) and value >= minimum):
-            _fail(name, value, what)
-        return int(value)
-
-    return check
-
-
-def _image_weights(name, value):
-    if value is None or value == "imagenet":
-        return value
-    if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
-        return os.fspath(value)
-    _fail(name, value, "None, 'imagenet' or the path of an existing weights file")
 
 
 def _optimizer(name, value):
@@ -151,7 +93,7 @@ def _optimizer(name, value):
             pass
         else:
             return value
-    _fail(name, value, "an optimizer name such as 'adam' or a keras.optimizers.Optimizer")
+    fail(name, value, "an optimizer name such as 'adam' or a keras.optimizers.Optimizer")
 
 
 def _loss(name, value):
@@ -166,9 +108,9 @@ def _loss(name, value):
             pass
         else:
             return value
-        _fail(name, value, "None (the head's loss), a Keras loss name such as "
+        fail(name, value, "None (the head's loss), a Keras loss name such as "
                            "'sparse_categorical_crossentropy', or a callable")
-    _fail(name, value, "None (the head's loss), a loss name or a callable")
+    fail(name, value, "None (the head's loss), a loss name or a callable")
 
 
 # Names Keras's compile() resolves itself, besides keras.metrics.get's.
@@ -181,7 +123,7 @@ def _metrics(name, value):
     if value is None:
         return value
     if not isinstance(value, (list, tuple)):
-        _fail(name, value, "None (the head's metrics) or a list of metrics")
+        fail(name, value, "None (the head's metrics) or a list of metrics")
     for i, metric in enumerate(value):
         if isinstance(metric, str):
             if metric in _COMPILE_METRIC_NAMES:
@@ -203,38 +145,7 @@ def _metrics(name, value):
 def _jit_compile(name, value):
     if value == "auto" or isinstance(value, bool):
         return value
-    _fail(name, value, "'auto', True or False")
-
-
-def _fusion_weights(name, value):
-    ok = value is None or (
-        isinstance(value, (tuple, list))
-        and len(value) > 0
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in value)
-        and sum(value) > 0
-    )
-    if not ok:
-        _fail(name, value, "None (learned) or a tuple of non-negative numbers, not all zero")
-    return None if value is None else tuple(float(v) for v in value)
-
-
-def _hub_handle(name, value):
-    # A URL is resolved (downloaded) by the branch; a path must hold a SavedModel.
-    if isinstance(value, str) and "://" in value:
-        return value
-    if (isinstance(value, (str, os.PathLike)) and os.fspath(value)
-            and os.path.isfile(os.path.join(value, "saved_model.pb"))):
-        return os.path.abspath(os.fspath(value))
-    _fail(name, value, "a TF-Hub handle (a URL) or the folder of a SavedModel "
-                       "(with saved_model.pb)")
-
-
-def _pixel_range(name, value):
-    ranges = ((0, 1), (0, 255), (-1, 1))
-    if isinstance(value, (tuple, list)) and tuple(value) in ranges and not any(
-            isinstance(v, bool) for v in value):
-        return tuple(int(v) for v in value)
-    _fail(name, value, "one of " + ", ".join(map(repr, ranges)))
+    fail(name, value, "'auto', True or False")
 
 
 def _optional_registered(registry):
@@ -244,56 +155,29 @@ def _optional_registered(registry):
     return check
 
 
-VALIDATORS = {
-    # model
+MODEL_VALIDATORS = {
     "image_branch": _optional_registered(IMAGE_BRANCHES),
     "text_branch": _optional_registered(TEXT_BRANCHES),
     "fusion": _optional_registered(FUSIONS),
     "image_shape": _image_shape,
-    "sequence_length": _positive_int,
+    "sequence_length": positive_int,
     "hidden_units": _units_tuple,
-    "dropout": _dropout,
-    "name": _optional_name,
-    "modality_mask": _bool,
-    "modality_dropout": _dropout,
-    # fusions
-    "fusion_dim": _positive_int,
-    "fusion_weights": _fusion_weights,
-    "decision_rule": _choice("mean", "product"),
-    "fusion_depth": _min_int(0, "an integer >= 0"),
-    "fusion_layers": _positive_int,
-    "bilinear_factors": _positive_int,
-    "film_blocks": _min_int(1, "a positive integer"),
-    "film_output_dim": _optional_positive_int,
-    "relation_layers": _min_int(1, "a positive integer"),
-    "coord_channels": _bool,
-    # branches
-    "image_filters": _positive_int,
-    "image_blocks": _min_int(1, "a positive integer"),
-    "image_weights": _image_weights,
-    "image_trainable": _optional_bool,
-    "image_handle": _hub_handle,
-    "image_endpoint": _optional_name,
-    "image_output_key": _optional_name,
-    "image_pixel_range": _pixel_range,
-    "pooling": _choice("flatten", "avg", "max", None),
-    "vocab_size": _min_int(2, "an integer >= 2 (the vocabulary includes padding)"),
-    "embedding_dim": _positive_int,
-    "text_units": _positive_int,
-    # heads
-    "num_classes": _min_int(1, "a positive integer"),
-    "num_outputs": _positive_int,
-    # captioning (mmzoo.captioning)
-    "decoder": _choice("lstm"),
-    "architecture": _choice("merge", "inject"),
-    # compile
-    "compile": _bool,
+    "dropout": unit_float,
+    "name": optional_name,
+    "modality_mask": boolean,
+    "modality_dropout": unit_float,
+}
+COMPILE_VALIDATORS = {
+    "compile": boolean,
     "optimizer": _optimizer,
-    "learning_rate": _learning_rate,
+    "learning_rate": positive_number,
     "loss": _loss,
     "metrics": _metrics,
     "jit_compile": _jit_compile,
 }
+# A component option of the same name (the captioning decoder's `dropout`)
+# must be validated the same way; the registry refuses one that is not.
+declare_options({**MODEL_VALIDATORS, **COMPILE_VALIDATORS}, "build_model")
 
 
 def known_options():
@@ -316,8 +200,9 @@ def check_values(options):
     """Refuses unknown option names and validates every value.
 
     Returns:
-        `{option: normalised value}` (options of user-registered components
-        without a validator pass unchecked).
+        `{option: normalised value}`. A component option is checked by the
+        validator its component declares, or one inferred from its default
+        (`mmzoo.registry.option_validator`).
 
     Raises:
         TypeError: an option name that no component knows.
@@ -331,8 +216,8 @@ def check_values(options):
         )
     values = {}
     for key, value in options.items():
-        check = VALIDATORS.get(key)
-        values[key] = check(key, value) if check else value
+        # The model's own validators (declared above) come first.
+        values[key] = option_validator(key)(key, value)
     return values
 
 
@@ -476,7 +361,7 @@ def check_memory(resolved, memory=None):
     for a, b in zip(hidden, hidden[1:]):
         terms.append((a * b, ("hidden_units",)))
     for key in ("text_units", "fusion_dim", "num_classes", "num_outputs", "image_filters"):
-        if _is_int(resolved.get(key)):
+        if is_int(resolved.get(key)):
             # A recurrent kernel is units x units; every layer has at least `units` weights.
             power = 2 if key in ("text_units", "fusion_dim") else 1
             terms.append((resolved[key] ** power, (key,)))
@@ -499,7 +384,7 @@ def validate_compile_options(options):
     """Validates compile options and fills in their defaults."""
     resolved = dict(COMPILE_DEFAULTS)
     for key, value in options.items():
-        resolved[key] = VALIDATORS[key](key, value)
+        resolved[key] = COMPILE_VALIDATORS[key](key, value)
     if "learning_rate" in options and not isinstance(resolved["optimizer"], str):
         raise ValueError(
             "`learning_rate` has no effect when `optimizer` is an optimizer object: set it "
