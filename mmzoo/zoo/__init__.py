@@ -20,21 +20,11 @@ mmzoo.zoo.save_entry("saved_models/my_model", model, preprocessor,
 ```
 """
 
+# Finding, listing, verifying and publishing entries need no TensorFlow, so
+# `mmzoo list` and `mmzoo info` start at once. Loading a model (`ZooEntry`),
+# saving one and measuring metrics import Keras: on first use, below.
 from mmzoo.zoo.card import flatten_metrics, model_card
-from mmzoo.zoo.entry import (
-    EntryVerificationError,
-    ZooEntry,
-    read_metadata,
-    save_entry,
-    sha256_file,
-    verify_entry,
-)
-from mmzoo.zoo.evaluation import (
-    compare_metrics,
-    evaluation_settings,
-    measure_metrics,
-    shapes_dataset_metadata,
-)
+from mmzoo.zoo.folder import EntryVerificationError, read_metadata, sha256_file, verify_entry
 from mmzoo.zoo.publish import publish_entry
 from mmzoo.zoo.registry import list_models, load, mmzoo_home, search_paths
 
@@ -57,3 +47,18 @@ __all__ = [
     "shapes_dataset_metadata",
     "verify_entry",
 ]
+
+
+def __getattr__(name):
+    if name in ("ZooEntry", "save_entry"):
+        from mmzoo.zoo import entry as module
+    elif name in ("compare_metrics", "evaluation_settings", "measure_metrics",
+                  "shapes_dataset_metadata"):
+        from mmzoo.zoo import evaluation as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(module, name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

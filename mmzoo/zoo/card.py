@@ -2,7 +2,7 @@
 
 import json
 
-from mmzoo.zoo.entry import format_size
+from mmzoo.zoo.folder import format_size
 
 #: The training curve an entry may carry (`save_entry(extra_files=...)`).
 TRAINING_CURVE = "training_curve.png"

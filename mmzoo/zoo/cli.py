@@ -2,6 +2,8 @@
 
 Each command is a pair `(add_arguments, run)` plus a help line, wired into
 `mmzoo/cli.py`'s `COMMANDS`. NAME is an entry name, an entry folder or a URL.
+`list` and `info` read only the entries' files (no TensorFlow: they answer
+at once); the others load the model.
 
 Examples:
 
@@ -48,11 +50,11 @@ def add_list(parser):
 
 
 def run_list(args):
-    from mmzoo.zoo.entry import format_size, read_metadata
-    from mmzoo.zoo.registry import _entries, list_models, search_paths
+    from mmzoo.zoo.folder import format_size, read_metadata
+    from mmzoo.zoo.registry import entry_folders, list_models, search_paths
 
     names = list_models(args.pattern)
-    folders = _entries()
+    folders = entry_folders()
     rows = []
     for name in names:
         try:  # listing reads metadata only; `info` and `load` check the files
@@ -87,16 +89,26 @@ def add_info(parser):
 
 
 def run_info(args):
-    from mmzoo.zoo.entry import format_size
+    from pathlib import Path
 
-    entry = _load(args)
+    from mmzoo.zoo.folder import format_size, read_card, verify_entry
+    from mmzoo.zoo.registry import locate
+
+    where = locate(args.name, sha256=args.sha256)
+    if isinstance(where, Path):  # a name or a folder: its files are enough
+        folder, metadata = where, verify_entry(where)
+        card = read_card(folder, metadata.get("name"))
+    else:  # a URL or an archive: downloaded, extracted and loaded first
+        entry = _load(args)
+        folder, metadata, card = entry.path, entry.metadata, entry.card
     if args.json:
-        print(json.dumps(entry.metadata, indent=2, ensure_ascii=False))
+        print(json.dumps(metadata, indent=2, ensure_ascii=False))
         return
-    print(entry.card.rstrip())
+    size = sum(f["size"] for f in metadata["files"].values())
+    print(card.rstrip())
     print()
-    print(f"Verified: {len(entry.metadata['files'])} files ({format_size(entry.size)}), sha256 "
-          f"match metadata.json. Folder: {entry.path}")
+    print(f"Verified: {len(metadata['files'])} files ({format_size(size)}), sha256 "
+          f"match metadata.json. Folder: {folder}")
 
 
 # -- predict --------------------------------------------------------------------

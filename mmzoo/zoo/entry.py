@@ -20,65 +20,52 @@ missing or extra file is refused, naming the file) and loads the model with
 """
 
 import datetime
-import hashlib
 import json
 import math
 import numbers
 import os
 import platform
-import re
 import shutil
-import uuid
 from pathlib import Path
 
 import keras
 from keras.layers import Lambda as LambdaLayer  # refused in entries (runs Python code)
 import numpy as np
 
+# Every layer an entry may hold is registered before a model is loaded.
+from mmzoo import components  # noqa: F401
 from mmzoo._version import __version__
-from mmzoo.checks import check_batch_size, is_int
+from mmzoo.checks import check_batch_size, is_int, model_input_specs
 from mmzoo.data.preprocessor import TASKS, Preprocessor
+from mmzoo.zoo.card import model_card
+from mmzoo.zoo.evaluation import evaluation_settings, example_inputs, measure_metrics
+from mmzoo.zoo.familiarity import check_inputs
+# The entry folder's names and checks (no TensorFlow) live in mmzoo.zoo.folder;
+# they are importable from here too.
+from mmzoo.zoo.folder import (  # noqa: F401
+    CARD_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    METADATA_FILE,
+    MODEL_FILE,
+    NAME_PATTERN,
+    EntryVerificationError,
+    _file_table,
+    check_destination,
+    check_name,
+    format_size,
+    read_card,
+    read_metadata,
+    replace_folder,
+    sha256_file,
+    staging_folder,
+    verify_entry,
+)
 
-MODEL_FILE = "model.keras"
 # Keyword arguments of ZooEntry.predict for captioning entries.
 GENERATION_SETTINGS = ("method", "beam_width", "max_length", "length_penalty")
-METADATA_FILE = "metadata.json"
-CARD_FILE = "README.md"
-FORMAT = "mmzoo-entry"
-FORMAT_VERSION = 1
 # Keys a caller may put in `metadata`; the others are measured by save_entry.
 USER_KEYS = ("description", "recipe", "dataset", "metrics", "training", "license", "notes")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_CHUNK = 1 << 20
-
-
-class EntryVerificationError(ValueError):
-    """An entry's files do not match its `metadata.json`.
-
-    Attributes:
-        file: the offending file, relative to the entry folder.
-    """
-
-    def __init__(self, message, file=None):
-        super().__init__(message)
-        self.file = file
-
-
-def sha256_file(path):
-    """The hex sha256 of a file, read in 1 MB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_name(name):
-    """Returns `name` if it can name an entry (letters, digits, `.`, `_`, `-`)."""
-    if not (isinstance(name, str) and NAME_PATTERN.match(name)):
-        raise ValueError("An entry name must start with a letter or digit and use only "
-                         f"letters, digits, '.', '_' and '-'. Received: name={name!r}")
-    return name
 
 
 # ----------------------------------------------------------------------------
@@ -163,7 +150,7 @@ def save_entry(path, model, preprocessor, *, metadata, overwrite=False, extra_fi
             shutil.copyfile(source, staging / rel)
         record = _metadata(name, task, model, user)
         record["files"] = _file_table(staging)
-        card = _card(record)
+        card = model_card(record)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
         record["files"] = _file_table(staging)
         with open(staging / METADATA_FILE, "w", encoding="utf-8") as f:
@@ -195,68 +182,6 @@ def _check_extra_files(extra_files):
                                     f"Received: {str(source)!r}")
         checked[rel] = Path(os.fspath(source))
     return checked
-
-
-def staging_folder(parent, name, create=True):
-    """A fresh `.<name>.partial-<pid>-<hex>` folder in `parent`, for an entry being written.
-
-    Staging folders that a killed writer left behind (their process id no
-    longer runs on this machine) are removed first, so partial output never
-    accumulates; listing and loading skip dot-folders, so it is never taken for
-    an entry.
-
-    Args:
-        parent: the folder the entry goes into (created if needed).
-        name: the entry's name.
-        create: create the staging folder (`False`: only return a free path).
-
-    Returns:
-        The staging folder's `Path`.
-    """
-    from mmzoo._folders import pid_alive
-
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(rf"\.{re.escape(name)}\.partial-(\d+)-[0-9a-f]+")
-    for child in parent.iterdir():
-        match = pattern.fullmatch(child.name)
-        if match and child.is_dir() and not child.is_symlink() \
-                and not pid_alive(int(match.group(1))):
-            shutil.rmtree(child, ignore_errors=True)
-    staging = parent / f".{name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    if create:
-        staging.mkdir()
-    return staging
-
-
-def check_destination(path, overwrite):
-    """Refuses to write an entry over something that is not an entry (or without `overwrite`)."""
-    if not path.exists():
-        return
-    if not overwrite:
-        raise FileExistsError(f"{str(path)!r} already exists. Pass overwrite=True to replace "
-                              f"it. Received: path={str(path)!r}, overwrite=False")
-    if path.is_dir() and (not any(path.iterdir()) or (path / METADATA_FILE).is_file()):
-        return
-    # Never delete something that is not an entry (a user's folder or file).
-    raise FileExistsError(f"{str(path)!r} exists and is not a zoo entry (no {METADATA_FILE}), "
-                          "so overwrite=True will not replace it. Received: "
-                          f"path={str(path)!r}")
-
-
-def replace_folder(staging, path):
-    """Moves the finished `staging` folder to `path`, replacing an old one atomically."""
-    if not path.exists():
-        os.rename(staging, path)
-        return
-    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(path, old)
-    try:
-        os.rename(staging, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_metadata(metadata):
@@ -348,14 +273,6 @@ def _check_safe_layers(model):
                 f"with layer {layer.name!r} of type Lambda")
 
 
-def _model_inputs(model):
-    inputs = model.input
-    if isinstance(inputs, dict):
-        return inputs
-    names = getattr(model, "input_names", None) or [t.name for t in keras.tree.flatten(inputs)]
-    return dict(zip(names, keras.tree.flatten(inputs)))
-
-
 def _check_fits(model, preprocessor):
     """The task, after checking the preprocessor produces what the model reads."""
     task = getattr(model, "task", None) or preprocessor.task
@@ -363,7 +280,7 @@ def _check_fits(model, preprocessor):
         raise ValueError(f"The preprocessor is for task={preprocessor.task!r} but the model "
                          f"is for task={task!r}. Received: preprocessor.task="
                          f"{preprocessor.task!r}")
-    inputs = _model_inputs(model)
+    inputs = model_input_specs(model)
     unknown = sorted(set(inputs) - {"image", "text", "modality_mask"})
     if unknown:
         raise ValueError(f"A zoo entry's model reads 'image' and/or 'text' (and optionally "
@@ -407,7 +324,7 @@ def _without_optimizer(model):
 def _sample_inputs(model, preprocessor, n=2):
     rng = np.random.default_rng(0)
     inputs = {}
-    for key, tensor in _model_inputs(model).items():
+    for key, tensor in model_input_specs(model).items():
         shape = (n,) + tuple(tensor.shape[1:])
         if key == "image":
             inputs[key] = rng.uniform(0, 255, shape).astype(np.float32)
@@ -449,7 +366,7 @@ def _metadata(name, task, model, user):
     total = int(model.count_params())
     architecture = getattr(model, "build_options", None)
     inputs = {k: {"shape": [None] + list(t.shape[1:]), "dtype": str(t.dtype)}
-              for k, t in _model_inputs(model).items()}
+              for k, t in model_input_specs(model).items()}
     outputs = sorted(model.output) if isinstance(model.output, dict) else None
     return {
         "format": FORMAT,
@@ -475,124 +392,8 @@ def _metadata(name, task, model, user):
     }
 
 
-def _relative_files(folder):
-    """Every file under `folder` as a posix path relative to it (symlinks refused)."""
-    folder = Path(folder)
-    found = []
-    for root, dirs, files in os.walk(folder):
-        for d in dirs:
-            if (Path(root) / d).is_symlink():
-                rel = (Path(root) / d).relative_to(folder).as_posix()
-                raise EntryVerificationError(
-                    f"Entry {folder.name!r} contains a symbolic link, {rel!r}; entries hold "
-                    "plain files only.", rel)
-        for f in files:
-            full = Path(root) / f
-            rel = full.relative_to(folder).as_posix()
-            if full.is_symlink() or not full.is_file():
-                raise EntryVerificationError(
-                    f"Entry {folder.name!r} contains {rel!r}, which is a link or not a "
-                    "regular file; entries hold plain files only.", rel)
-            found.append(rel)
-    return sorted(found)
-
-
-def _file_table(folder):
-    folder = Path(folder)
-    return {rel: {"size": (folder / rel).stat().st_size, "sha256": sha256_file(folder / rel)}
-            for rel in _relative_files(folder) if rel != METADATA_FILE}
-
-
-def _card(record):
-    from mmzoo.zoo.card import model_card
-
-    return model_card(record)
-
-
 # ----------------------------------------------------------------------------
 # Verification
-
-
-def read_metadata(folder):
-    """`metadata.json` of the entry in `folder`, parsed and checked (files not hashed)."""
-    folder = Path(folder)
-    path = folder / METADATA_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(folder)!r} is not a zoo entry: it has no {METADATA_FILE}.")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} is not valid "
-                                     f"JSON ({e}).", METADATA_FILE) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} is not an mmzoo "
-                                     f"entry's metadata (no \"format\": \"{FORMAT}\").",
-                                     METADATA_FILE)
-    if data.get("format_version") != FORMAT_VERSION:
-        raise EntryVerificationError(
-            f"Entry {folder.name!r}: {METADATA_FILE!r} has format version "
-            f"{data.get('format_version')!r}; this "
-            f"mmzoo reads version {FORMAT_VERSION}. Upgrade mmzoo.", METADATA_FILE)
-    files = data.get("files")
-    if not isinstance(files, dict) or MODEL_FILE not in files:
-        raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} lists no files "
-                                     f"(or not {MODEL_FILE}).", METADATA_FILE)
-    for rel, info in files.items():
-        parts = rel.split("/")
-        if (not rel or rel.startswith("/") or "\\" in rel or ".." in parts or "" in parts
-                or not isinstance(info, dict)
-                or not isinstance(info.get("size"), int)
-                or not re.fullmatch(r"[0-9a-f]{64}", str(info.get("sha256")))):
-            raise EntryVerificationError(f"Entry {folder.name!r}: {METADATA_FILE!r} has a bad "
-                                         f"file record for {rel!r}.", METADATA_FILE)
-    return data
-
-
-def verify_entry(folder):
-    """Checks every file of an entry against its `metadata.json`.
-
-    Args:
-        folder: the entry folder.
-
-    Returns:
-        The metadata (a dict).
-
-    Raises:
-        FileNotFoundError: no `metadata.json`.
-        EntryVerificationError: (a `ValueError`) a missing, extra, truncated
-            or changed file, named in the message and in `error.file`.
-    """
-    folder = Path(folder)
-    data = read_metadata(folder)
-    name = folder.name
-    expected = data["files"]
-    present = [f for f in _relative_files(folder) if f != METADATA_FILE]
-    for rel in sorted(expected):
-        if rel not in present:
-            raise EntryVerificationError(
-                f"Entry {name!r} is incomplete: {rel!r} (listed in {METADATA_FILE}) is "
-                "missing. Download or copy the entry again.", rel)
-    for rel in present:
-        if rel not in expected:
-            raise EntryVerificationError(
-                f"Entry {name!r} has a file that {METADATA_FILE} does not list: {rel!r}. "
-                "Entries are verified file by file; remove it (or save the entry again).",
-                rel)
-    for rel in sorted(expected):
-        size = (folder / rel).stat().st_size
-        if size != expected[rel]["size"]:
-            raise EntryVerificationError(
-                f"Entry {name!r}: {rel!r} is {size} bytes but {METADATA_FILE} says "
-                f"{expected[rel]['size']}: the file is truncated or was replaced. Download "
-                "or copy the entry again.", rel)
-    for rel in sorted(expected):
-        if sha256_file(folder / rel) != expected[rel]["sha256"]:
-            raise EntryVerificationError(
-                f"Entry {name!r}: {rel!r} does not match its sha256 in {METADATA_FILE}: the "
-                "file was changed or corrupted after the entry was saved. Refusing to load "
-                "it.", rel)
-    return data
 
 
 # Keras's own special objects in a config ("__lambda__", Python code, is not one).
@@ -723,12 +524,7 @@ class ZooEntry:
             raise EntryVerificationError(
                 f"Entry {self.name!r}: its preprocessor cannot be read ({e}). Refusing to load "
                 "it.", "preprocessor.json") from None
-        card = self.path / CARD_FILE
-        try:
-            self.card = card.read_text(encoding="utf-8") if card.is_file() else ""
-        except UnicodeDecodeError:
-            raise EntryVerificationError(f"Entry {self.name!r}: {CARD_FILE!r} is not UTF-8 "
-                                         "text. Refusing to load it.", CARD_FILE) from None
+        self.card = read_card(self.path, self.name)
         # Verified in full now, not at the first use of `model`: a tampered
         # or malicious entry is refused by mmzoo.load, in mmzoo's words.
         self.model = self._load_model()
@@ -774,7 +570,7 @@ class ZooEntry:
         only for models trained for it (`modality_mask=True`).
         """
         inputs = self.preprocessor(images=images, texts=texts)
-        needed = _model_inputs(self.model)
+        needed = model_input_specs(self.model)
         present = [m for m in ("image", "text") if m in needed]
         n = len(next(iter(inputs.values())))
         missing = [m for m in present if m not in inputs]
@@ -835,8 +631,6 @@ class ZooEntry:
                             f"apply to captioning entries only (this is {self.task!r}). "
                             f"Received: {sorted(generation)[0]}")
         inputs = self.model_inputs(images, texts)
-        from mmzoo.zoo.familiarity import check_inputs
-
         check_inputs(self, inputs, texts)  # warns about photos and unknown words
         outputs = self.model.predict(inputs, batch_size=batch_size, verbose=0)
         return self.preprocessor.decode(outputs, top_k=top_k)
@@ -854,8 +648,6 @@ class ZooEntry:
         Returns:
             `(inputs, labels)`: a dict keyed by the model's inputs, and labels.
         """
-        from mmzoo.zoo.evaluation import example_inputs
-
         inputs, labels, _ = example_inputs(self.model, self.preprocessor,
                                            self.metadata.get("dataset"), split=split,
                                            num_examples=num_examples)
@@ -876,8 +668,6 @@ class ZooEntry:
         Returns:
             The measured metrics, a flat dict of floats.
         """
-        from mmzoo.zoo.evaluation import evaluation_settings, measure_metrics
-
         batch_size = check_batch_size(batch_size, allow_none=True)
         if num_examples is not None and not (is_int(num_examples) and num_examples > 0):
             raise ValueError("`num_examples` must be a positive integer or None (the number "
@@ -889,11 +679,3 @@ class ZooEntry:
                                num_examples=num_examples, **settings)
 
 
-def format_size(num_bytes):
-    """`1234567` -> `'1.2 MB'`."""
-    size = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"

@@ -24,6 +24,7 @@ import warnings
 import keras
 import numpy as np
 
+from mmzoo.checks import model_input_specs
 from mmzoo.metrics import task_metrics
 from mmzoo.zoo.card import flatten_metrics
 
@@ -110,9 +111,7 @@ def _check_dataset(dataset, split, num_examples):
 
 def _inputs_for(model, preprocessor, x):
     """`x` from shapes_arrays, cut and resized to what `model` reads."""
-    from mmzoo.zoo.entry import _model_inputs
-
-    needed = _model_inputs(model)
+    needed = model_input_specs(model)
     out = {}
     for key in needed:
         if key == "image":

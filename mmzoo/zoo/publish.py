@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from mmzoo.shipped import shipped_dir
-from mmzoo.zoo.entry import (
+from mmzoo.zoo.folder import (
     METADATA_FILE,
     check_destination,
     check_name,

@@ -25,16 +25,14 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from mmzoo.zoo.entry import (
+from mmzoo.shipped import shipped_dir
+from mmzoo.zoo.folder import (
     METADATA_FILE,
     EntryVerificationError,
-    ZooEntry,
     check_name,
     sha256_file,
     verify_entry,
 )
-
-from mmzoo.shipped import shipped_dir
 
 # The shipped entries: <repo>/saved_models in a checkout, the wheel's copy
 # inside the package once installed.
@@ -53,7 +51,7 @@ def search_paths():
     return [SAVED_MODELS, mmzoo_home() / "models"]
 
 
-def _entries():
+def entry_folders():
     """`{name: folder}` of every entry in the search paths (first one wins)."""
     found = {}
     for root in search_paths():
@@ -87,7 +85,7 @@ def list_models(pattern=None):
     if pattern is not None and not isinstance(pattern, str):
         raise TypeError("`pattern` must be a shell-style wildcard string or None. Received: "
                         f"pattern={pattern!r} of type {type(pattern).__name__}")
-    names = sorted(_entries())
+    names = sorted(entry_folders())
     if pattern is None:
         return names
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
@@ -95,7 +93,7 @@ def list_models(pattern=None):
 
 def entry_folder(name):
     """The folder of the entry called `name` (a `ValueError` naming close names if none)."""
-    entries = _entries()
+    entries = entry_folders()
     if name in entries:
         return entries[name]
     where = ", ".join(str(p) for p in search_paths())
@@ -140,6 +138,30 @@ def load(name_or_path_or_url, *, sha256=None):
     entry.predict(images="scene.png", texts="what colour is the circle?")
     ```
     """
+    # Keras and TensorFlow load here, with the model: finding and listing
+    # entries (everything else in this module) needs neither.
+    from mmzoo.zoo.entry import ZooEntry
+
+    where = locate(name_or_path_or_url, sha256=sha256)
+    if isinstance(where, Path):
+        return ZooEntry(where)
+    return ZooEntry(*_fetch(where, _check_sha256(sha256)))
+
+
+def locate(name_or_path_or_url, *, sha256=None):
+    """Where `load` finds an entry, with the same checks, but nothing loaded or downloaded.
+
+    Args:
+        name_or_path_or_url, sha256: as for `load`.
+
+    Returns:
+        The entry folder (a `pathlib.Path`) for an entry name or folder, not
+        yet verified; or a URL (a `str`) for a URL or an archive file (as a
+        `file://` URL), which `load` downloads and extracts first.
+
+    Raises:
+        As `load`, for a bad argument, an unknown name or a missing file.
+    """
     source = name_or_path_or_url
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
@@ -151,7 +173,7 @@ def load(name_or_path_or_url, *, sha256=None):
         source = os.path.expanduser(source)
     scheme = urllib.parse.urlsplit(source).scheme.lower()
     if scheme in URL_SCHEMES:
-        return ZooEntry(*_fetch(source, sha256))
+        return source
     if "://" in source:
         raise ValueError(f"Only {', '.join(URL_SCHEMES)} URLs can be loaded. Received: "
                          f"{source!r}")
@@ -159,18 +181,18 @@ def load(name_or_path_or_url, *, sha256=None):
         if sha256 is not None:
             raise ValueError("`sha256` checks a downloaded archive; a folder is checked "
                              "against its metadata.json. Received: sha256 with a folder")
-        return ZooEntry(Path(source))
+        return Path(source)
     if os.path.isfile(source):
         if not source.lower().endswith(ARCHIVE_SUFFIXES):
             raise ValueError(f"A file to load must be an entry archive "
                              f"({', '.join(ARCHIVE_SUFFIXES)}). Received: {source!r}")
-        return ZooEntry(*_fetch(Path(source).absolute().as_uri(), sha256))
+        return Path(source).absolute().as_uri()
     if os.sep in source or source.endswith(ARCHIVE_SUFFIXES):
         raise FileNotFoundError(f"No such entry folder or archive: {source!r}")
     if sha256 is not None:
         raise ValueError("`sha256` checks a downloaded archive, not an installed entry. "
                          f"Received: sha256 with name={source!r}")
-    return ZooEntry(entry_folder(source))
+    return entry_folder(source)
 
 
 def _check_sha256(sha256):
