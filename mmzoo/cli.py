@@ -2,9 +2,16 @@
 
 Each subcommand is a pair of functions: one adds its arguments to the parser,
 one runs it. Add a command by adding a pair to `COMMANDS`.
+
+Starting the command line imports no TensorFlow: `--help`, `list` and `info`
+answer at once. A command that needs TensorFlow imports it (and the rest of
+mmzoo) inside its run function, with TensorFlow's C++ log lines turned off
+unless `TF_CPP_MIN_LOG_LEVEL` says otherwise.
 """
 
 import argparse
+import contextlib
+import os
 import sys
 
 from mmzoo._version import __version__
@@ -82,8 +89,6 @@ def _add_train(parser):
 
 
 def _run_train(args):
-    import os
-
     from mmzoo import training
 
     recipe = training.load_recipe(args.recipe).replace(epochs=args.epochs, seed=args.seed)
@@ -212,6 +217,23 @@ def flag_wording(message, flag_names):
     return message
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow():
+    """No TensorFlow C++ info and warning lines (oneDNN, CUDA stubs) unless the user asks.
+
+    Set before a command imports TensorFlow, which reads it then; put back
+    afterwards, for a caller that runs `main` in its own process.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    try:
+        yield
+    finally:
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
 def main(argv=None):
     """Entry point of the `mmzoo` console script. Returns the exit status."""
     parser = make_parser()
@@ -220,7 +242,8 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        args.run(args)
+        with _quiet_tensorflow():
+            args.run(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
         # Mistakes the user can fix: one clear line, no traceback, in the
         # command's flags rather than the Python API's argument names.

@@ -25,16 +25,32 @@ print(report.check("litert").max_abs_diff)
 import sys
 import types
 
-from mmzoo.export.api import FORMATS, QUANTIZATIONS, export
+# Checks and reports are plain Python; the exporters import TensorFlow, so
+# they load on first use (`mmzoo export --help` and the other commands start
+# without it).
 from mmzoo.export.report import Check, ExportError, ExportReport
 
 __all__ = ["export", "ExportReport", "ExportError", "Check", "FORMATS", "QUANTIZATIONS"]
+
+
+def __getattr__(name):
+    if name in ("export", "FORMATS", "QUANTIZATIONS"):
+        from mmzoo.export import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 class _CallableModule(types.ModuleType):
     """This package, callable as `export()`."""
 
     def __call__(self, *args, **kwargs):
+        from mmzoo.export.api import export
+
         return export(*args, **kwargs)
 
 

@@ -2,6 +2,9 @@
 
 import keras
 
+# The branches and fusions register their names on import: build_model looks
+# them up. (The captioning task registers itself: `mmzoo.captioning`.)
+from mmzoo import branches, fusion  # noqa: F401
 from mmzoo.heads import build_metrics
 from mmzoo.registry import HEADS
 from mmzoo.tasks.model import MultimodalModel
