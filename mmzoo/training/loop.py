@@ -46,7 +46,7 @@ from mmzoo._folders import claim_folder
 from mmzoo.training.data import load_evaluation_data, load_training_data, rows_per_scene
 from mmzoo.training.evaluate import evaluate_model
 from mmzoo.training.plot import plot_history
-from mmzoo.training.recipe import FIT_METRICS, Recipe, RecipeError, load_recipe
+from mmzoo.training.recipe import FIT_METRICS, Recipe, RecipeError, load_recipe, monitor_mode
 
 # The cosine schedule's final learning rate, as a fraction of the first.
 COSINE_ALPHA = 0.05
@@ -325,7 +325,7 @@ class RunState(keras.callbacks.Callback):
         self.recipe = recipe
         self.patience = int(patience)
         self.stopped_early = False
-        self.mode = "min" if monitor.endswith("loss") or "error" in monitor else "max"
+        self.mode = monitor_mode(monitor)
         self.history = {}
         self.best = None
         self.best_epoch = None

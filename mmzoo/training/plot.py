@@ -44,3 +44,58 @@ def plot_history(history, path, metric=None, title=None, best_epoch=None):
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def plot_tuning(rows, dimensions, monitor, mode, path):
+    """Writes a PNG of a hyperparameter search (see `mmzoo.training.tuning`).
+
+    Left: each trial's score in the order the trials ran, with the best so far.
+    Right: the best score reached with each value of the first categorical
+    option searched (e.g. each fusion), when there is one.
+
+    Args:
+        rows: one dict per trial, with `trial_id`, `score` and the searched values.
+        dimensions: the searched `Dimension`s.
+        monitor: the score's name (e.g. `"val_accuracy"`).
+        mode: `"max"` or `"min"`: which way is better.
+        path: the PNG file.
+
+    Returns:
+        `path`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    done = sorted((r for r in rows if r.get("score") is not None), key=lambda r: r["trial_id"])
+    better = max if mode == "max" else min
+    choice = next((d for d in dimensions if d.kind == "choice" and len(d.values) > 1), None)
+    fig = Figure(figsize=(11 if choice else 5.5, 3.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 2 if choice else 1, 1)
+    scores = [r["score"] for r in done]
+    best = [better(scores[:i + 1]) for i in range(len(scores))]
+    order = range(1, len(done) + 1)
+    if choice:
+        for value in choice.values:
+            xs = [i for i, r in zip(order, done) if r.get(choice.name) == value]
+            ax.plot(xs, [done[i - 1]["score"] for i in xs], "o", label=f"{choice.name}={value}")
+    else:
+        ax.plot(order, scores, "o", label="trial")
+    ax.step(order, best, where="post", color="black", label="best so far")
+    ax.set_xlabel("trial (in the order run)")
+    ax.set_ylabel(monitor.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if choice:
+        ax2 = fig.add_subplot(1, 2, 2)
+        values = [v for v in choice.values if any(r.get(choice.name) == v for r in done)]
+        tops = [better(r["score"] for r in done if r.get(choice.name) == v) for v in values]
+        bars = ax2.bar([str(v) for v in values], tops, color="tab:blue")
+        ax2.bar_label(bars, fmt="%.3f", fontsize=8)
+        ax2.set_xlabel(choice.name)
+        ax2.set_ylabel(f"best {monitor.replace('_', ' ')}")
+        ax2.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"Hyperparameter search: {len(done)} trials")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path

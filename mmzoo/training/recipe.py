@@ -77,6 +77,11 @@ COMPILE_OPTIONS = {"optimizer": "training.optimizer", "learning_rate": "training
 REQUIRED = object()
 
 
+def monitor_mode(monitor):
+    """`"min"` for a loss or error (`val_loss`), else `"max"` (`val_accuracy`)."""
+    return "min" if monitor.endswith("loss") or "error" in monitor else "max"
+
+
 class RecipeError(ValueError):
     """A recipe that does not follow the schema; the message names file and key."""
 
