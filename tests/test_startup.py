@@ -129,3 +129,17 @@ def test_commands_run_with_quiet_tensorflow_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     assert cli.main(["probe"]) == 0
     assert seen == ["2", "0"] and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_startup_bench_runs_and_writes_its_table(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "startup.py"), "--rounds", "1",
+                             "--warmup", "0", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**_env(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "startup.json").read_text())["results"]
+    assert [r["command"] for r in rows] == ['python -c "import tensorflow"', "mmzoo --help",
+                                            "mmzoo list", f"mmzoo info {ENTRY}"]
+    assert all(r["min_s"] <= r["median_s"] <= r["max_s"] and r["runs"] == 1 for r in rows)
+    assert rows[0]["ratio_of_medians"] == 1.0
+    assert "| `mmzoo list` |" in (tmp_path / "startup.md").read_text()
