@@ -161,7 +161,7 @@ def test_build_time_errors_come_before_the_data(tmp_path, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError("data loaded before the model was built")
 
-    monkeypatch.setattr(training.loop, "load_training_data", no_data)
+    monkeypatch.setattr(training.run, "load_training_data", no_data)  # build_run's
     with pytest.raises(RecipeError) as info:
         training.build_run(recipe)
     message = str(info.value)

@@ -28,8 +28,9 @@ import sys
 
 import keras
 
-from mmzoo.training.loop import RunState, ScalarLogger, build_run, claim_run_folder
+from mmzoo.training.callbacks import RunState, ScalarLogger
 from mmzoo.training.resume import Backup, truncate_step_log
+from mmzoo.training.run import build_run, claim_run_folder
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 

@@ -33,77 +33,32 @@ theirs.
 
 import dataclasses
 import json
-import math
 import os
 import pathlib
-import re
 import sys
 import time
 
 import keras
 
-from mmzoo._folders import claim_folder
-from mmzoo.training.data import load_evaluation_data, load_training_data, rows_per_scene
+from mmzoo.training import distribute
+# The run's set-up and callbacks, shared with the distributed loop, live in
+# their own modules; their names are importable from here too.
+from mmzoo.training.callbacks import RunState, ScalarLogger
+from mmzoo.training.data import load_evaluation_data
 from mmzoo.training.evaluate import evaluate_model
 from mmzoo.training.plot import plot_history
-from mmzoo.training.recipe import FIT_METRICS, Recipe, RecipeError, load_recipe, monitor_mode
-
-# The cosine schedule's final learning rate, as a fraction of the first.
-COSINE_ALPHA = 0.05
-
-RUN_KIND = "training run"
-# What a run folder of an earlier mmzoo (without the marker) holds.
-_RUN_FILES = ("state.json", "checkpoints", "backup", "steps.jsonl", "recipe.json", "history.json")
-
-
-def is_legacy_run_folder(path):
-    """Whether an unmarked folder holds what an mmzoo training run writes.
-
-    That includes a chief's folder that so far holds only the `worker-<i>`
-    folders of a cluster's other workers (they may start writing first).
-    """
-    path = pathlib.Path(path)
-    if any((path / name).exists() for name in _RUN_FILES):
-        return True
-    children = list(path.iterdir())
-    return bool(children) and all(
-        p.is_dir() and re.fullmatch(r"worker-\d+", p.name) for p in children)
-
-
-def claim_run_folder(out_dir, argument="out_dir"):
-    """Creates (or accepts) a run folder and marks it as mmzoo's; returns its `Path`.
-
-    Raises:
-        FileExistsError: `out_dir` is a file, or a folder holding files that
-            are not an mmzoo run's (nothing is written into it).
-    """
-    out = claim_folder(out_dir, RUN_KIND, legacy=is_legacy_run_folder, argument=argument,
-                       what="a training run")
-    # A kill between writing and renaming the state leaves this behind.
-    (out / "state.tmp").unlink(missing_ok=True)
-    return out
-
-
-@dataclasses.dataclass
-class TrainingRun:
-    """A model and its data, ready to fit.
-
-    Attributes:
-        recipe: the `Recipe`.
-        model: the compiled model.
-        data: the `TrainingData` (streams, `info`, steps per epoch).
-        data_dir: the TFDS folder in use (or `None`: the default).
-    """
-
-    recipe: Recipe
-    model: keras.Model
-    data: object
-    data_dir: str = None
-
-    @property
-    def info(self):
-        """The `mmzoo.data.TaskInfo`: tokenizer, label names, image shape."""
-        return self.data.info
+from mmzoo.training.recipe import FIT_METRICS, Recipe
+from mmzoo.training.run import (  # noqa: F401
+    COSINE_ALPHA,
+    RUN_KIND,
+    TrainingRun,
+    build_model_for,
+    build_run,
+    claim_run_folder,
+    is_legacy_run_folder,
+    make_optimizer,
+    set_seed,
+)
 
 
 @dataclasses.dataclass
@@ -181,178 +136,6 @@ class TrainingResult:
         }
         return {"description": self.recipe.description, "recipe": recipe,
                 "dataset": dataset, "metrics": dict(self.metrics), "training": training}
-
-
-def _as_recipe(recipe):
-    return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-
-
-def set_seed(recipe):
-    """Seeds Python, NumPy, Keras and TF from `training.seed` (and op determinism if asked)."""
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(recipe.training["seed"])
-    if recipe.training["deterministic_ops"]:
-        tf.config.experimental.enable_op_determinism()
-
-
-def make_optimizer(recipe, steps_per_epoch):
-    """The recipe's optimizer, with its learning-rate schedule."""
-    tr = recipe.training
-    learning_rate = tr["learning_rate"]
-    if tr["lr_schedule"] == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=max(tr["epochs"] * steps_per_epoch, 1),
-            alpha=COSINE_ALPHA)
-    optimizer_class = type(keras.optimizers.get(tr["optimizer"]))
-    return optimizer_class(learning_rate=learning_rate)
-
-
-def build_model_for(recipe, steps_per_epoch=1):
-    """Builds and compiles the recipe's model (`build_model` with data and training options)."""
-    from mmzoo.tasks import build_model
-
-    if recipe.task == "captioning":
-        import mmzoo.captioning  # noqa: F401  (registers the task)
-    # Layers take the global dtype policy when they are made: set it for the
-    # build only, so the caller's own policy is left as it was.
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(recipe.training["precision"])
-    try:
-        return build_model(recipe.task, **recipe.architecture_options(),
-                           optimizer=make_optimizer(recipe, steps_per_epoch),
-                           jit_compile=recipe.training["jit_compile"])
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def build_run(recipe, *, epochs=None, seed=None, data_dir=None):
-    """Seeds, loads the data and builds the model of a recipe.
-
-    Args:
-        recipe: a `Recipe` or a recipe file.
-        epochs: overrides `training.epochs`.
-        seed: overrides `training.seed`.
-        data_dir: TFDS folder, overriding `dataset.data_dir`.
-
-    Returns:
-        A `TrainingRun`.
-    """
-    recipe = _as_recipe(recipe).replace(epochs=epochs, seed=seed)
-    set_seed(recipe)
-    # The model first: a build-time error (e.g. VGG16 on 16 px images) comes
-    # before any data is generated.
-    steps = -(-recipe.dataset["num_train"] * rows_per_scene(recipe)
-              // recipe.training["batch_size"])
-    try:
-        model = build_model_for(recipe, steps)
-    except (TypeError, ValueError) as e:
-        raise RecipeError(f"{recipe.path or '<recipe>'}: [model] {e}") from e
-    data = load_training_data(recipe, data_dir=data_dir)
-    return TrainingRun(recipe=recipe, model=model, data=data, data_dir=data_dir)
-
-
-class ScalarLogger(keras.callbacks.Callback):
-    """TensorBoard scalars per epoch, in `log_dir/train` and `log_dir/validation`.
-
-    Keras's `TensorBoard` callback needs the `tensorboard` package for its
-    summaries; this one writes the same event files (tags `epoch_loss`,
-    `epoch_accuracy`, ..., and `epoch_learning_rate`) with TensorFlow alone,
-    so the logs exist wherever training runs and TensorBoard reads them.
-
-    Args:
-        log_dir: the folder to point TensorBoard at.
-    """
-
-    def __init__(self, log_dir):
-        super().__init__()
-        self.log_dir = pathlib.Path(log_dir)
-        self._writers = {}
-
-    def _writer(self, split):
-        import tensorflow as tf
-
-        if split not in self._writers:
-            self._writers[split] = tf.summary.create_file_writer(str(self.log_dir / split))
-        return self._writers[split]
-
-    def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-
-        metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-        values = {"train": {}, "validation": {}}
-        for key, value in (logs or {}).items():
-            split = "validation" if key.startswith("val_") else "train"
-            values[split][key.removeprefix("val_")] = value
-        values["train"]["learning_rate"] = self.model.optimizer.learning_rate
-        for split, scalars in values.items():
-            if not scalars:
-                continue
-            with self._writer(split).as_default():
-                for key, value in scalars.items():
-                    tf.summary.write(f"epoch_{key}", tf.cast(value, tf.float32), step=epoch,
-                                     metadata=metadata)
-            self._writer(split).flush()
-
-    def on_train_end(self, logs=None):
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
-
-
-class RunState(keras.callbacks.Callback):
-    """Writes `state.json` after every epoch: what a resumed run needs to continue.
-
-    It also stops the run early: after `patience` epochs without a better
-    `monitor` value, as `keras.callbacks.EarlyStopping` would. Counting from
-    `best_epoch` rather than keeping a counter of its own means a resumed run
-    (which restores `best_epoch` from its backup) stops exactly where the
-    uninterrupted run would have.
-
-    Args:
-        path: the state file.
-        monitor: the quantity that picks the best epoch.
-        recipe: the recipe dict, recorded with the state.
-        patience: epochs without improvement before stopping; 0 = never.
-    """
-
-    def __init__(self, path, monitor, recipe, patience=0):
-        super().__init__()
-        self.path = pathlib.Path(path)
-        self.monitor = monitor
-        self.recipe = recipe
-        self.patience = int(patience)
-        self.stopped_early = False
-        self.mode = monitor_mode(monitor)
-        self.history = {}
-        self.best = None
-        self.best_epoch = None
-        self.epochs_done = 0
-
-    def _better(self, value):
-        if self.best is None:
-            return True
-        return value < self.best if self.mode == "min" else value > self.best
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-        value = logs.get(self.monitor)
-        if value is not None and not math.isnan(value) and self._better(value):
-            self.best, self.best_epoch = float(value), epoch + 1
-        self.epochs_done = epoch + 1
-        if (self.patience and self.best_epoch is not None
-                and self.epochs_done - self.best_epoch >= self.patience):
-            self.model.stop_training = self.stopped_early = True
-        state = {"epochs_done": self.epochs_done, "monitor": self.monitor,
-                 "mode": self.mode, "best": self.best, "best_epoch": self.best_epoch,
-                 "history": self.history, "recipe": self.recipe}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.path)  # never a half-written state
 
 
 def fit(run, out_dir, *, verbose="auto", callbacks=()):
@@ -444,8 +227,6 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     say = print if verbose else (lambda *a, **k: None)
     stepwise = strategy is not None or resume is not None
     if stepwise:
-        from mmzoo.training import distribute
-
         if strategy is None or isinstance(strategy, str):
             strategy = distribute.get_strategy(strategy or "default")
         if resume not in (None, "auto", True, False):
