@@ -6,7 +6,7 @@ generated locally from a seed (nothing is downloaded).
 Example:
 
 ```python
-import mmzoo  # registers the builder
+import mmzoo.data  # registers the builder
 import tensorflow_datasets as tfds
 
 ds = tfds.load("mmzoo_shapes", split="train", data_dir="~/tensorflow_datasets")
