@@ -8,6 +8,8 @@ import warnings
 import keras
 import numpy as np
 
+# A '.keras' file to export may hold any of mmzoo's layers: registered first.
+from mmzoo import components  # noqa: F401
 from mmzoo.export import parity as parity_lib
 from mmzoo.export import saved_model as sm
 from mmzoo.export import tflite as tfl
@@ -284,8 +286,8 @@ def _resolve_model(model_or_entry):
         if path.endswith(".keras"):
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"No such model file: {path!r}")
-            # mmzoo is imported (this module lives in it), so its layers are
-            # registered and safe_mode loading needs no custom_objects.
+            # mmzoo's layers are registered (mmzoo.components, imported above),
+            # so safe_mode loading needs no custom_objects.
             return keras.saving.load_model(path, safe_mode=True), None
         raise ValueError(
             "`model_or_entry` must be a Keras model, the path of a '.keras' file or a "
