@@ -143,6 +143,51 @@ def _run_publish(args):
     print(f"mmzoo publish: {path}")
 
 
+def _add_tune(parser):
+    parser.add_argument("recipe", help="a recipe file (recipes/*.toml), or the name of a "
+                        "recipe in ./recipes or among the shipped ones")
+    parser.add_argument("--space", required=True,
+                        help="TOML file of the options to search: a list is a choice, a "
+                             "table with min and max a range (see README: hyperparameter "
+                             "search)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the results and the tuner's state; an earlier "
+                             "search there is continued (default: mmzoo_runs/tune_<name>)")
+    parser.add_argument("--tuner", default="hyperband", choices=("hyperband", "bayesian",
+                                                                "random"),
+                        help="KerasTuner's search algorithm (default: %(default)s)")
+    parser.add_argument("--max-trials", type=int, default=None,
+                        help="at most this many trials (default: Hyperband's schedule, 10 "
+                             "for the others)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="start no trial after this many minutes")
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="epochs of the longest trial (default: the recipe's)")
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="scenes per epoch in the trials (default: the recipe's)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard an earlier search in --out and start afresh")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
+
+
+def _run_tune(args):
+    from mmzoo.training import load_recipe
+    from mmzoo.training.tuning import tune
+
+    recipe = load_recipe(args.recipe)
+    out = args.out or os.path.join("mmzoo_runs", f"tune_{recipe.name}")
+    result = tune(recipe, args.space, out, tuner=args.tuner, max_trials=args.max_trials,
+                  max_minutes=args.max_minutes, max_epochs=args.max_epochs,
+                  num_train=args.num_train, overwrite=args.overwrite,
+                  verbose=0 if args.quiet else "auto")
+    print(result.table())
+    print(f"mmzoo tune: {len(result.trials)} trials; best {result.objective[0]} "
+          f"{result.trials[0]['score']:.4f}: {result.best_values}")
+    print(f"  table        {result.paths['table']}")
+    print(f"  plot         {result.paths['plot']}")
+    print(f"  best recipe  {result.paths['recipe']}  (mmzoo train {result.paths['recipe']})")
+
+
 COMMANDS = {
     "demo": (_add_demo, _run_demo,
              "the main job: a zoo entry answers and exports; the document model trains briefly"),
@@ -150,6 +195,8 @@ COMMANDS = {
               "train a recipe, measure it on the test split, write its entry in the run folder"),
     "publish": (_add_publish, _run_publish,
                 "copy a trained entry (verified) into the zoo's saved_models/"),
+    "tune": (_add_tune, _run_tune,
+             "search a recipe's model options with KerasTuner; write the best as a recipe"),
     # Zoo entries (mmzoo/zoo/cli.py): list, info, predict, evaluate.
     **_zoo_cli.COMMANDS,
     # Export for serving and phones (mmzoo/export/cli.py).
@@ -175,6 +222,7 @@ PYTHON_NAMES = {
     "predict": {"images": "--image", "texts": "--text"},
     "explain": {"images": "--image", "texts": "--text", "image_method": "--image-method"},
     "evaluate": {"num_examples": "--examples"},
+    "tune": {"search_space": "--space"},
 }
 
 

@@ -113,3 +113,25 @@ def test_write_recipe_round_trips_every_shipped_recipe(tmp_path, name):
     again = load_recipe(tmp_path / "r.toml")
     assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(recipe.to_dict(),
                                                                     sort_keys=True)
+
+
+def test_cli_tune_writes_the_results_and_names_bad_options(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    space = tmp_path / "space.toml"
+    space.write_text('fusion = ["concat", "film"]\nlearning_rate = [1e-3, 1e-2]\n')
+    out = tmp_path / "search"
+    command = [sys.executable, "-m", "mmzoo", "tune", "tiny_vqa", "--space", str(space),
+               "--out", str(out), "--tuner", "random", "--max-trials", "2", "--max-epochs",
+               "1", "--quiet"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mmzoo tune: 2 trials; best val_loss" in done.stdout
+    assert "| trial | val_loss |" in done.stdout
+    assert load_recipe(out / "best_recipe.toml").name == "tiny_vqa_tuned"
+    space.write_text("fusion_dimm = [8, 16]\n")
+    bad = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode != 0 and "fusion_dimm" in bad.stderr and "Traceback" not in bad.stderr

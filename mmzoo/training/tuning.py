@@ -307,7 +307,7 @@ def _searched_values(hp, dimensions):
 def _make_hypermodel(recipe, dimensions, data, verbose):
     import keras_tuner as kt
 
-    from mmzoo.training.loop import build_model_for, set_seed
+    from mmzoo.training.run import build_model_for, set_seed
 
     class RecipeHyperModel(kt.HyperModel):
         """Builds the recipe's model with a trial's values; fits it on the recipe's data."""
@@ -452,7 +452,7 @@ def tune(recipe, search_space, out_dir, *, tuner="hyperband", max_trials=None,
     import keras_tuner as kt
 
     from mmzoo.training.data import load_training_data
-    from mmzoo.training.loop import set_seed
+    from mmzoo.training.run import set_seed
 
     set_seed(recipe_for_trials)
     data = load_training_data(recipe_for_trials)
