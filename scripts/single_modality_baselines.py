@@ -16,6 +16,8 @@ the fused models far above them.
 Usage:
     python scripts/single_modality_baselines.py                       # shapes_vqa, 2 epochs
     python scripts/single_modality_baselines.py --epochs 1 --num-train 2000 --out /tmp/b
+    python scripts/single_modality_baselines.py --reuse bench/results/baselines_shapes_vqa.json
+        # no training: the earlier run's baselines, the entries' rows collected anew
 """
 
 import argparse
@@ -45,28 +47,14 @@ def _type_columns(metrics, names):
     return [metrics.get(f"accuracy_{n}") for n in names]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", default=os.path.join(ROOT, "recipes", "shapes_vqa.toml"))
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--num-train", type=int, default=None,
-                        help="scenes per epoch (default: the recipe's)")
-    parser.add_argument("--out", default=os.path.join("mmzoo_runs", "baselines"))
-    args = parser.parse_args(argv)
-
+def _baselines(recipe, test, args):
+    """The majority answer, and the recipe without its image and without its text branch."""
     import numpy as np
 
-    import mmzoo
     from mmzoo.data import shapes
-    from mmzoo.training import load_recipe, train
-    from mmzoo.training.data import load_evaluation_data
+    from mmzoo.training import train
 
-    recipe = load_recipe(args.recipe)
-    if recipe.task != "classification":
-        raise SystemExit("The baselines table is for VQA recipes (task = 'classification').")
-    os.makedirs(args.out, exist_ok=True)
     rows = []
-    test = load_evaluation_data(recipe)
     types = test.groups["question_type"]
     # The majority answer of the training stream (its first epoch's worth), on the test split.
     train_answers = [shapes.stream_scene(recipe.dataset["seed"], k).answer
@@ -82,12 +70,51 @@ def main(argv=None):
         result = train(variant, os.path.join(args.out, suffix), verbose=2)
         rows.append({"model": label, "seconds": round(result.training_seconds, 1),
                      "epochs": args.epochs, **result.metrics})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", default=os.path.join(ROOT, "recipes", "shapes_vqa.toml"))
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="scenes per epoch (default: the recipe's)")
+    parser.add_argument("--out", default=os.path.join("mmzoo_runs", "baselines"))
+    parser.add_argument("--reuse", default=None,
+                        help="a baselines.json of an earlier run: take its majority, "
+                             "text-only and image-only rows (and epochs) instead of training; "
+                             "the zoo entries' rows are collected anew")
+    args = parser.parse_args(argv)
+
+    import mmzoo
+    from mmzoo.data import shapes
+    from mmzoo.training import load_recipe
+    from mmzoo.training.data import load_evaluation_data
+
+    recipe = load_recipe(args.recipe)
+    if recipe.task != "classification":
+        raise SystemExit("The baselines table is for VQA recipes (task = 'classification').")
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    if args.reuse:
+        with open(args.reuse) as f:
+            earlier = json.load(f)
+        if earlier["recipe"]["dataset"] != json.loads(json.dumps(recipe.to_dict()["dataset"])):
+            raise SystemExit(f"{args.reuse} was measured on another dataset than {args.recipe}.")
+        args.epochs = earlier["epochs"]
+        rows = [r for r in earlier["rows"] if not r["model"].startswith("zoo entry")]
+    test = load_evaluation_data(recipe) if not args.reuse else None
+    if not args.reuse:
+        rows += _baselines(recipe, test, args)
     for name in mmzoo.list_models():
         entry = mmzoo.load(name)
         dataset = entry.metadata.get("dataset") or {}
         if entry.task == "classification" and all(
                 dataset.get(k) == recipe.dataset[k] for k in ("seed", "num_test", "image_size")):
-            rows.append({"model": f"zoo entry `{name}`",
+            model = (entry.metadata.get("recipe") or {}).get("model", {})
+            design = ", ".join(str(model[k]) for k in ("image_branch", "text_branch", "fusion")
+                               if model.get(k))
+            rows.append({"model": f"zoo entry `{name}` ({design})",
                          "seconds": entry.metadata.get("training", {}).get("seconds"),
                          **entry.metadata["metrics"]})
     names = shapes.QUESTION_TYPES
