@@ -246,4 +246,13 @@ def test_precision_builds_the_model_in_that_policy_and_leaves_the_global_one(tmp
     probs = model.predict(inputs, verbose=0)
     probs = next(iter(probs.values())) if isinstance(probs, dict) else probs
     assert probs.dtype == np.float32 and np.allclose(probs.sum(-1), 1, atol=1e-5)
+    # Saved and loaded, it computes in the same precision (the config keeps the policy).
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    conv = next(layer for layer in again._flatten_layers() if isinstance(layer, keras.layers.Conv2D))
+    assert conv.dtype_policy.name == "mixed_bfloat16"
+    reloaded = again.predict(inputs, verbose=0)
+    reloaded = next(iter(reloaded.values())) if isinstance(reloaded, dict) else reloaded
+    np.testing.assert_array_equal(reloaded, probs)
+    assert keras.config.dtype_policy().name == "float32"
     assert "precision" in _error(tmp_path, TINY + 'precision = "half"\n')

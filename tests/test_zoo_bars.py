@@ -110,3 +110,17 @@ def test_mobile_int8_file_keeps_the_answers(mobile_files):
     gap = abs(np.mean(int8_top == y) - np.mean(keras_top == y))
     assert gap <= 0.01, gap
     assert np.mean(int8_top == keras_top) >= 0.97
+
+
+@pytest.mark.skipif("document_vqa" not in SHIPPED, reason="document_vqa is not shipped")
+def test_document_model_beats_the_better_single_modality_baseline_by_15_points():
+    """Issue 12: the seeds' document model must use both modalities, on the same test split."""
+    import json
+
+    baselines = json.loads((ROOT / "bench" / "results" / "baselines_shapes_vqa.json").read_text())
+    single = [r["accuracy"] for r in baselines["rows"]
+              if r["model"].startswith(("text only", "image only"))]
+    assert len(single) == 2
+    entry = mmzoo.load("document_vqa")
+    assert entry.metadata["dataset"]["num_test"] == baselines["recipe"]["dataset"]["num_test"]
+    assert entry.metadata["metrics"]["accuracy"] >= max(single) + 0.15

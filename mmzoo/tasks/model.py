@@ -49,6 +49,10 @@ def _check_keras_batch_size(x, batch_size):
         check_batch_size(batch_size, allow_none=True)
 
 
+# Config key of the dtype policy a model's layers were built in, when not float32.
+BUILD_POLICY = "build_dtype_policy"
+
+
 class OptionsModel(keras.Model):
     """Base of mmzoo's functional models, whose config is their resolved option set.
 
@@ -66,6 +70,10 @@ class OptionsModel(keras.Model):
         if dtype is not None:
             self.dtype_policy = keras.dtype_policies.get(dtype)
         self._options = resolved
+        # The layers took the global dtype policy in effect while they were made
+        # (e.g. "mixed_bfloat16"); the config keeps it so a reloaded model
+        # computes in the same precision.
+        self._build_policy = keras.config.dtype_policy().name
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         # One data dict for every model of a comparison: a text-only baseline
@@ -125,11 +133,23 @@ class OptionsModel(keras.Model):
         return dict(self._options)
 
     def get_config(self):
-        return {**self._options, "trainable": self.trainable}
+        config = {**self._options, "trainable": self.trainable}
+        if getattr(self, "_build_policy", "float32") != "float32":
+            config[BUILD_POLICY] = self._build_policy
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        return cls(**config)
+        config = dict(config)
+        policy = config.pop(BUILD_POLICY, None)
+        if policy is None:
+            return cls(**config)
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            return cls(**config)
+        finally:
+            keras.config.set_dtype_policy(previous)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

@@ -77,6 +77,7 @@ class TrainingResult:
         training_seconds: wall time of `fit`.
         epochs_run: epochs trained (fewer than asked after early stopping).
         best_epoch: the best epoch (1-based) by `training.monitor`.
+        warm_start: the `WarmStart` of `training.init_from` (or `None`).
     """
 
     recipe: Recipe
@@ -88,6 +89,7 @@ class TrainingResult:
     training_seconds: float
     epochs_run: int
     best_epoch: int
+    warm_start: object = None
 
     @property
     def tokenizer(self):
@@ -134,6 +136,12 @@ class TrainingResult:
                         "gpus": len(tf.config.list_physical_devices("GPU")),
                         "tensorflow": tf.__version__, "keras": keras.__version__},
         }
+        if self.warm_start is not None:
+            ws = self.warm_start
+            training["warm_start"] = {"source": ws.source, "copied": list(ws.copied),
+                                      "fresh": list(ws.skipped),
+                                      "copied_weights": ws.copied_weights,
+                                      "total_weights": ws.total_weights}
         return {"description": self.recipe.description, "recipe": recipe,
                 "dataset": dataset, "metrics": dict(self.metrics), "training": training}
 
@@ -245,6 +253,8 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     say(f"mmzoo train: {recipe.name} ({recipe.task}), {run.model.count_params():,} parameters, "
         f"{run.data.num_train_examples} training examples, {recipe.training['epochs']} "
         f"epochs of {run.data.steps_per_epoch} steps, seed {recipe.training['seed']}")
+    if run.warm_start is not None:
+        say(f"mmzoo train: {run.warm_start.summary()}")
     start = time.perf_counter()
     if stepwise:
         history, state = distribute.fit_steps(run, out, strategy=strategy,
@@ -279,4 +289,5 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     say("mmzoo train: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return TrainingResult(recipe=recipe, model=run.model, info=run.info, history=history,
                           metrics=metrics, paths=paths, training_seconds=seconds,
-                          epochs_run=state.epochs_done, best_epoch=state.best_epoch)
+                          epochs_run=state.epochs_done, best_epoch=state.best_epoch,
+                          warm_start=run.warm_start)

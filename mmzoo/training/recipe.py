@@ -127,6 +127,12 @@ def _string(v):
     return v
 
 
+def _optional_source(v):
+    if v is not None and not (isinstance(v, str) and v):
+        raise _Bad("a zoo entry name, an entry folder or a .keras file")
+    return v
+
+
 def _bool(v):
     if not isinstance(v, bool):
         raise _Bad("true or false")
@@ -182,6 +188,7 @@ SCHEMA = {
         "jit_compile": (_jit, "auto"),
         "deterministic_ops": (_bool, False),
         "precision": (_choice(*PRECISIONS), "float32"),
+        "init_from": (_optional_source, None),
     },
     "evaluation": {
         "split": (_choice(*EVAL_SPLITS), "test"),
@@ -217,7 +224,9 @@ class Recipe:
             `lr_schedule`, `seed`, `shuffle_buffer`, `monitor`,
             `early_stopping_patience`, `restore_best`, `jit_compile`,
             `deterministic_ops`, `precision` (the Keras dtype policy the model
-            is built in: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`).
+            is built in: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`),
+            `init_from` (a zoo entry, entry folder or `.keras` file whose
+            weights start the layers that fit: `mmzoo.training.warm_start`).
         evaluation: `split`, `metrics`, `batch_size`, and for captioning
             `decoding`, `beam_width`, `length_penalty`.
         path: the file it was read from (or `None`).

@@ -62,12 +62,14 @@ class TrainingRun:
         model: the compiled model.
         data: the `TrainingData` (streams, `info`, steps per epoch).
         data_dir: the TFDS folder in use (or `None`: the default).
+        warm_start: the `WarmStart` of `training.init_from` (or `None`).
     """
 
     recipe: Recipe
     model: keras.Model
     data: object
     data_dir: str = None
+    warm_start: object = None
 
     @property
     def info(self):
@@ -140,5 +142,14 @@ def build_run(recipe, *, epochs=None, seed=None, data_dir=None):
         model = build_model_for(recipe, steps)
     except (TypeError, ValueError) as e:
         raise RecipeError(f"{recipe.path or '<recipe>'}: [model] {e}") from e
+    start = None
+    if recipe.training["init_from"]:
+        from mmzoo.training.warm_start import warm_start
+
+        try:
+            start = warm_start(model, recipe.training["init_from"])
+        except ValueError as e:
+            raise RecipeError(f"{recipe.path or '<recipe>'}: [training] {e}") from e
     data = load_training_data(recipe, data_dir=data_dir)
-    return TrainingRun(recipe=recipe, model=model, data=data, data_dir=data_dir)
+    return TrainingRun(recipe=recipe, model=model, data=data, data_dir=data_dir,
+                       warm_start=start)

@@ -160,6 +160,12 @@ def model_card(meta):
             where = f" on {cpus} CPU cores" if cpus else ""
             where += f" and {gpus} GPUs" if gpus else ""
             lines += [f"Trained in {seconds / 60:.1f} minutes{where} (measured).", ""]
+        start = meta["training"].get("warm_start")
+        if isinstance(start, dict) and start.get("total_weights"):
+            share = start.get("copied_weights", 0) / start["total_weights"]
+            fresh = ", ".join(start.get("fresh") or ()) or "none"
+            lines += [f"Started from `{start.get('source')}`'s weights ({share:.1%} of the "
+                      f"weights; freshly initialised layers: {fresh}).", ""]
         # Scalars and small dicts only; long records (history) stay in metadata.json.
         items = [(k, v) for k, v in meta["training"].items() if not isinstance(v, list)
                  and not (isinstance(v, dict) and any(isinstance(x, (list, dict))
