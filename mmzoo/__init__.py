@@ -40,6 +40,7 @@ __all__ = [
     "TEXT_BRANCHES",
     "FUSIONS",
     "HEADS",
+    "TASKS",
     "branches",
     "data",
     "fusion",
@@ -58,9 +59,9 @@ def _import_api():
     try:
         # Building blocks register themselves on import; keep these before the API.
         from mmzoo import branches, components, data, fusion, heads  # noqa: F401
-        from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TEXT_BRANCHES
+        from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TASKS, TEXT_BRANCHES
         from mmzoo.tasks import MultimodalModel, build_model
-        from mmzoo import captioning  # registers the "captioning" task
+        from mmzoo import captioning  # the captioning package (its decoder and generation)
         from mmzoo.tasks import ensembles
         from mmzoo import export  # a callable package: mmzoo.export(model, path)
         from mmzoo import zoo

@@ -1,9 +1,10 @@
-"""Task heads: the last layer of a model, with the loss and metrics that fit it.
+"""Task heads: the last layer of a model.
 
-A head is registered in `HEADS` under its task name (the first argument of
-`build_model`). Its registration declares the name of the model output, the
-default loss and the default metrics; `build_model(loss=..., metrics=...)`
-overrides them.
+A head is registered in `HEADS` under a name (the built-in heads under their
+task's name); its registration declares the name of the model output. The
+task that uses it (`mmzoo.tasks`, `Task.head`) owns the default loss and
+metrics; `build_model(loss=..., metrics=...)` overrides them. (A head may
+declare `loss=` and `metrics=` too: a task that declares none uses them.)
 
 Heads compute in float32 (`dtype="float32"`) whatever the global policy: under
 `keras.mixed_precision.set_global_policy("mixed_float16")` the rest of the
@@ -14,7 +15,7 @@ mixed-precision guide recommends.
 
 import keras
 
-from mmzoo.registry import HEADS
+from mmzoo.registry import HEADS, TASKS
 from mmzoo.validators import positive_int
 
 # The output layer's dtype policy under any global policy (see the docstring).
@@ -24,8 +25,6 @@ OUTPUT_DTYPE = "float32"
 @HEADS.register(
     "classification",
     output="probabilities",
-    loss="sparse_categorical_crossentropy",
-    metrics=("accuracy",),
     validators={"num_classes": positive_int},
 )
 def softmax_head(features, *, num_classes, name="head_softmax"):
@@ -37,8 +36,6 @@ def softmax_head(features, *, num_classes, name="head_softmax"):
 @HEADS.register(
     "binary",
     output="probability",
-    loss="binary_crossentropy",
-    metrics=("accuracy", "auc"),
 )
 def sigmoid_head(features, *, name="head_sigmoid"):
     """Dense(1, sigmoid): yes/no, labels 0 or 1 (image-text matching)."""
@@ -49,8 +46,6 @@ def sigmoid_head(features, *, name="head_sigmoid"):
 @HEADS.register(
     "multilabel",
     output="probabilities",
-    loss="binary_crossentropy",
-    metrics=("binary_accuracy", "auc"),
     validators={"num_classes": positive_int},
 )
 def multilabel_head(features, *, num_classes, name="head_sigmoid"):
@@ -62,8 +57,6 @@ def multilabel_head(features, *, num_classes, name="head_sigmoid"):
 @HEADS.register(
     "regression",
     output="value",
-    loss="mean_squared_error",
-    metrics=("mean_absolute_error",),
     validators={"num_outputs": positive_int},
 )
 def linear_head(features, *, num_outputs=1, name="head_linear"):
@@ -74,13 +67,8 @@ def linear_head(features, *, num_outputs=1, name="head_linear"):
 def build_metrics(names, task):
     """Turns metric names into metric objects where a bare name would be ambiguous.
 
-    `"auc"` becomes a `keras.metrics.AUC` (multi-label aware for `"multilabel"`);
-    other names and objects are passed to `compile` unchanged.
+    `"auc"` becomes a `keras.metrics.AUC` (multi-label aware for multi-hot
+    labels); metric classes are instantiated; other names and objects are
+    passed to `compile` unchanged. (`Task.compile_metrics`.)
     """
-    metrics = []
-    for m in names:
-        if m == "auc":
-            metrics.append(keras.metrics.AUC(name="auc", multi_label=task == "multilabel"))
-        else:
-            metrics.append(m)
-    return metrics
+    return TASKS.get(task).compile_metrics(list(names))

@@ -44,7 +44,9 @@ component (or `build_model` itself) already declares is an error at
 registration.
 """
 
+import collections.abc
 import difflib
+import importlib
 import inspect
 import itertools
 import weakref
@@ -309,4 +311,157 @@ def _check_against_others(component):
 IMAGE_BRANCHES = Registry("image branch", "image_branch")
 TEXT_BRANCHES = Registry("text branch", "text_branch")
 FUSIONS = Registry("fusion", "fusion")
+# Heads by name; each task names the head it uses (`Task.head`).
 HEADS = Registry("task", "task")
+
+
+# ----------------------------------------------------------------------------
+# Tasks
+
+#: The built-in tasks and the module that defines each. `TASKS` imports a
+#: module when its task is first asked for, so any code (the data pipeline,
+#: the zoo, export, training) finds every built-in task by name without
+#: importing the task modules, and no task module is imported before it is
+#: needed (a task module imports no TensorFlow at module level).
+BUILTIN_TASKS = {
+    "classification": "mmzoo.tasks.classification",
+    "binary": "mmzoo.tasks.binary",
+    "multilabel": "mmzoo.tasks.multilabel",
+    "regression": "mmzoo.tasks.regression",
+    "captioning": "mmzoo.tasks.captioning",
+}
+
+
+class TaskRegistry:
+    """Maps task names (the first argument of `build_model`) to task objects.
+
+    A task object (a `mmzoo.tasks.base.Task`) owns what a task means: its head,
+    loss and metrics, how its outputs are decoded, its labels, its export
+    parity rule, how an ensemble combines it and how it is shown. Code outside
+    the task modules asks the task object and never compares task names.
+
+    Example:
+
+    ```python
+    from mmzoo.registry import TASKS
+    task = TASKS.get("binary")
+    task.decision          # "threshold": how export parity compares outputs
+    ```
+    """
+
+    kind = "task"
+    option = "task"
+
+    def __init__(self, builtins):
+        self._builtins = dict(builtins)
+        self._tasks = {}
+
+    def register(self, task):
+        """Registers a task object under `task.name` and returns what it was given.
+
+        Also a class decorator: given a `Task` subclass, it registers an
+        instance of it and returns the class.
+        """
+        given = task
+        if isinstance(task, type):
+            task = task()
+        name = getattr(task, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"A task must have a non-empty string `name`. Received: name={name!r}")
+        if name in self._tasks:
+            raise ValueError(f"A task named {name!r} is already registered "
+                             f"(by {type(self._tasks[name]).__qualname__}).")
+        self._tasks[name] = task
+        return given
+
+    def unregister(self, name):
+        """Removes the task registered as `name` and returns it (for tests)."""
+        task = self.get(name)
+        del self._tasks[name]
+        return task
+
+    def _load(self, name):
+        if name not in self._tasks and name in self._builtins:
+            importlib.import_module(self._builtins[name])
+
+    def get(self, name):
+        """The task object registered as `name` (a `ValueError` naming the choices if none).
+
+        A task object is accepted too (returned as it is).
+        """
+        if not isinstance(name, str) and hasattr(name, "name") and \
+                self._tasks.get(name.name) is name:
+            return name
+        if isinstance(name, str):
+            self._load(name)
+            if name in self._tasks:
+                return self._tasks[name]
+        names = self.names()
+        allowed = ", ".join(repr(n) for n in names)
+        hint = ""
+        if isinstance(name, str):
+            close = difflib.get_close_matches(name, names, n=1)
+            if close:
+                hint = f" Did you mean {close[0]!r}?"
+        raise ValueError(f"Unknown task: `task` must be one of {allowed}.{hint} "
+                         f"Received: task={name!r}")
+
+    def of(self, obj):
+        """The task of a model, entry or preprocessor (its `task` name), or None.
+
+        None for an object without a registered task (a model not built by mmzoo).
+        """
+        name = getattr(obj, "task", None)
+        return self.get(name) if isinstance(name, str) and name in self else None
+
+    def names(self):
+        """Every task name (the built-in ones and those registered since), sorted."""
+        return sorted(set(self._builtins) | set(self._tasks))
+
+    def all(self):
+        """Every task object, by sorted name (imports the built-in task modules)."""
+        return [self.get(name) for name in self.names()]
+
+    def table(self, attribute):
+        """`{task name: getattr(task, attribute)}` over every task, read when used."""
+        return _TaskTable(self, attribute)
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __len__(self):
+        return len(self.names())
+
+    def __getitem__(self, index):
+        return self.names()[index]
+
+    def __repr__(self):
+        return f"TaskRegistry(names={self.names()})"
+
+
+class _TaskTable(collections.abc.Mapping):
+    """A read-only `{task name: attribute}` view of the task registry."""
+
+    def __init__(self, registry, attribute):
+        self._registry, self._attribute = registry, attribute
+
+    def __getitem__(self, name):
+        if name not in self._registry:
+            raise KeyError(name)
+        return getattr(self._registry.get(name), self._attribute)
+
+    def __iter__(self):
+        return iter(self._registry.names())
+
+    def __len__(self):
+        return len(self._registry.names())
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+TASKS = TaskRegistry(BUILTIN_TASKS)

@@ -147,6 +147,7 @@ def test_out_of_memory_while_building_names_the_options(monkeypatch):
     """Sizes the estimate lets through still end in a clear error."""
     import tensorflow as tf
 
+    from mmzoo.registry import TASKS
     from mmzoo.tasks import build
 
     def oom(*args, **kwargs):
@@ -154,7 +155,8 @@ def test_out_of_memory_while_building_names_the_options(monkeypatch):
             None, None, "{{function_node x}} OOM when allocating tensor with shape[6,9] and "
                         "type float [Op:StatelessRandomUniformV2]")
 
-    monkeypatch.setattr(build, "MultimodalModel", oom)
+    # The task says which model class build_model instantiates.
+    monkeypatch.setattr(TASKS.get("classification"), "model_class", lambda: oom)
     with pytest.raises(ValueError, match=r"too large to build in memory.*Received: "
                                          r"image_shape=\(16, 16, 3\).*\(OOM when allocating "
                                          r"tensor with shape\[6,9\] and type float\)"):

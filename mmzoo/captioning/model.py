@@ -27,7 +27,7 @@ import inspect
 import keras
 
 from mmzoo.branches.text import VOCAB_SIZE
-from mmzoo.registry import HEADS, IMAGE_BRANCHES
+from mmzoo.registry import HEADS, IMAGE_BRANCHES, TASKS
 from mmzoo.tasks.model import OptionsModel
 from mmzoo.tasks.options import MODEL_DEFAULTS, check_values
 from mmzoo.validators import choice, fail, positive_int, unit_float
@@ -102,13 +102,14 @@ def resolve_captioning_options(task, options):
     """
     values = check_values(options)
 
-    head = HEADS.get(task)
+    task = TASKS.get(task)
+    head = HEADS.get(task.head)
     image_branch = values.get("image_branch", MODEL_OPTIONS["image_branch"])
     if image_branch is None:
         fail("image_branch", None, "an image branch name: a caption describes an image")
     branch = IMAGE_BRANCHES.get(image_branch)
 
-    resolved = {"task": head.name}
+    resolved = {"task": task.name}
     for key, default in MODEL_OPTIONS.items():
         resolved[key] = values.get(key, default)
     for component in (branch, head):
@@ -131,7 +132,7 @@ def resolve_captioning_options(task, options):
             why = (": the caption decoder reads the text itself (choose it with "
                    "`decoder` and `architecture`)")
         raise ValueError(
-            f"`{key}` has no effect on this model (task={head.name!r}, "
+            f"`{key}` has no effect on this model (task={task.name!r}, "
             f"image_branch={image_branch!r}){why}. Received: {key}={options[key]!r}"
         )
     return resolved
@@ -234,7 +235,7 @@ class CaptioningModel(OptionsModel):
             "text": keras.Input(shape=(resolved["sequence_length"],), dtype="int32",
                                 name="text"),
         }
-        head = HEADS.get(task)
+        head = HEADS.get(TASKS.get(task).head)
         logits = head.builder(
             image_model(inputs["image"]), inputs["text"],
             **{k: resolved[k] for k in head.options})
@@ -329,7 +330,6 @@ HEADS.register(
     output="logits",
     loss=CAPTION_LOSS,
     metrics=(MaskedAccuracy,),
-    model_class=CaptioningModel,
     # vocab_size, embedding_dim and text_units mean what they mean in the text
     # branches, dropout what it means for any model.
     validators={"decoder": DECODER, "architecture": ARCHITECTURE, "vocab_size": VOCAB_SIZE,

@@ -3,11 +3,9 @@
 import keras
 
 # The branches and fusions register their names on import: build_model looks
-# them up. (The captioning task registers itself: `mmzoo.captioning`.)
+# them up. A task registers its own head (`Task.register_components`).
 from mmzoo import branches, fusion  # noqa: F401
-from mmzoo.heads import build_metrics
-from mmzoo.registry import HEADS
-from mmzoo.tasks.model import MultimodalModel
+from mmzoo.registry import TASKS
 from mmzoo.tasks.options import split_compile_options, validate_compile_options
 
 
@@ -18,9 +16,11 @@ def build_model(task, **options):
     `TypeError`, a bad value a `ValueError` that names it.
 
     Args:
-        task: `"classification"` (softmax), `"binary"` (sigmoid),
-            `"multilabel"` (sigmoid per label), `"regression"` (linear) or
-            `"captioning"` (LSTM decoder, see `mmzoo.captioning`).
+        task: a task registered in `mmzoo.registry.TASKS`:
+            `"classification"` (softmax), `"binary"` (sigmoid),
+            `"multilabel"` (sigmoid per label), `"regression"` (linear),
+            `"captioning"` (LSTM decoder, see `mmzoo.captioning`), or your
+            own (`mmzoo.tasks.base.Task`).
         **options: the model's options. The main ones:
             image_branch: `"vgg16"` (default), `"cnn"`, or `None` for no image.
             text_branch: `"lstm"` (default), `"embedding"`, `"dense"`, or `None`.
@@ -35,7 +35,7 @@ def build_model(task, **options):
             hidden_units, dropout: layers between fusion and head.
             compile: `False` to get the model uncompiled. optimizer,
                 learning_rate, loss, metrics, jit_compile: compile settings
-                (loss and metrics default to the head's own).
+                (loss and metrics default to the task's own).
 
     Returns:
         A compiled `MultimodalModel` (a functional `keras.Model`) whose inputs
@@ -51,12 +51,13 @@ def build_model(task, **options):
     model.fit({"image": images, "text": token_ids}, labels)
     ```
     """
+    task = TASKS.get(task)
+    task.register_components()
     arch_options, compile_options = split_compile_options(options)
     compile_options = validate_compile_options(compile_options)
-    # A task may declare its own model class (e.g. "captioning" ->
-    # CaptioningModel); every other task is a MultimodalModel.
-    model_class = HEADS.get(task).info.get("model_class", MultimodalModel)
-    model = _build_within_memory(model_class, task, arch_options)
+    # A task declares its model class (e.g. "captioning" -> CaptioningModel;
+    # MultimodalModel by default).
+    model = _build_within_memory(task.model_class(), task.name, arch_options)
     if compile_options["compile"]:
         compile_model(model, **{k: v for k, v in compile_options.items() if k != "compile"})
     return model
@@ -103,20 +104,18 @@ def _size_of(value):
 
 def compile_model(model, optimizer="adam", learning_rate=1e-3, loss=None, metrics=None,
                   jit_compile="auto"):
-    """Compiles `model` with the loss and metrics its head declares, unless given."""
-    head = HEADS.get(model.task)
+    """Compiles `model` with the loss and metrics its task declares, unless given."""
+    task = TASKS.get(model.task)
     if isinstance(optimizer, str):
         optimizer = keras.optimizers.get(
             {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
         )
-    if metrics is None:
-        # A head may declare metric classes (e.g. captioning's padding-masked
-        # accuracy): each model gets instances of its own, metrics hold state.
-        metrics = [m() if isinstance(m, type) else m for m in head.info["metrics"]]
     model.compile(
         optimizer=optimizer,
-        loss=loss if loss is not None else head.info["loss"],
-        metrics=build_metrics(metrics, model.task),
+        loss=loss if loss is not None else task.compile_loss(),
+        # A task may declare metric classes (e.g. captioning's padding-masked
+        # accuracy): each model gets instances of its own, metrics hold state.
+        metrics=task.compile_metrics(metrics),
         jit_compile=jit_compile,
     )
     # Built now, a model saved before training reloads without Keras's

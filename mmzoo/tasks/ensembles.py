@@ -31,18 +31,9 @@ import numpy as np
 
 from mmzoo.fusion.arithmetic import WeightedFusion
 from mmzoo.fusion.decision import VoteFusion
-from mmzoo.heads import build_metrics
-from mmzoo.registry import HEADS
+from mmzoo.registry import TASKS
 from mmzoo.tasks.build import build_model
 from mmzoo.tasks.options import split_compile_options
-
-# The activation of a stacking meta-learner, per task (the members' head's).
-_META_ACTIVATIONS = {
-    "classification": "softmax",
-    "binary": "sigmoid",
-    "multilabel": "sigmoid",
-    "regression": None,
-}
 
 
 def _check_build(build, option="build"):
@@ -147,10 +138,9 @@ def _assemble(members, combine, task, name):
     for member in members:
         (out,) = member({k: inputs[k] for k in member.input}).values()
         predictions.append(out)
-    head = HEADS.get(task)
-    model = keras.Model(inputs, {head.info["output"]: combine(predictions)}, name=name)
-    model.compile(optimizer="adam", loss=head.info["loss"],
-                  metrics=build_metrics(head.info["metrics"], task))
+    task = TASKS.get(task)
+    model = keras.Model(inputs, {task.output_name(): combine(predictions)}, name=name)
+    model.compile(optimizer="adam", loss=task.compile_loss(), metrics=task.compile_metrics())
     # Built now, so the saved optimizer matches the one rebuilt on load.
     model.optimizer.build(model.trainable_variables)
     return model
@@ -232,10 +222,11 @@ def boosting(build, x, y, *, n_members=5, learning_rate=1.0, epochs=1, batch_siz
         ValueError: another task, or a first member no better than chance.
     """
     task, options = _check_build(build)
-    if task not in ("classification", "binary"):
+    if not TASKS.get(task).votes:
+        voting = [t.name for t in TASKS.all() if t.votes]
         raise ValueError(
-            "SAMME boosting needs class labels: the task must be 'classification' or "
-            f"'binary'. Received: task={task!r}"
+            "SAMME boosting needs class labels: the task must be one of "
+            f"{', '.join(map(repr, voting))}. Received: task={task!r}"
         )
     x, y = _check_data(x, y)
     n_members = _check_int("n_members", n_members, 1)
@@ -250,8 +241,7 @@ def boosting(build, x, y, *, n_members=5, learning_rate=1.0, epochs=1, batch_siz
         # Mean 1, so the loss scale (and the learning rate) stays as without weights.
         _fit(member, x, y, epochs, batch_size, verbose, sample_weight=weights * len(y))
         probs = _predict(member, x, batch_size)
-        k = 2 if task == "binary" else probs.shape[-1]
-        predicted = (probs[:, 0] > 0.5).astype("int64") if task == "binary" else probs.argmax(-1)
+        k, predicted = TASKS.get(task).class_votes(probs)
         wrong = predicted != labels
         error = float(np.sum(weights * wrong) / np.sum(weights))
         if error >= 1.0 - 1.0 / k:
@@ -313,10 +303,12 @@ def stacking(builds, x, y, *, n_folds=3, epochs=1, batch_size=32, meta_epochs=10
     if len(tasks) > 1:
         raise ValueError(f"Stacked members must share one task. Received: tasks={sorted(tasks)}")
     task = parsed[0][0]
-    if task not in _META_ACTIVATIONS:
+    if not TASKS.get(task).stackable:
+        supported = sorted(t.name for t in TASKS.all() if t.stackable)
         raise ValueError(
-            f"stacking supports the tasks {sorted(_META_ACTIVATIONS)}. Received: task={task!r}"
+            f"stacking supports the tasks {supported}. Received: task={task!r}"
         )
+    activation = TASKS.get(task).meta_activation
     x, y = _check_data(x, y)
     n_folds = _check_int("n_folds", n_folds, 2)
     name = _check_name(name)
@@ -336,14 +328,14 @@ def stacking(builds, x, y, *, n_folds=3, epochs=1, batch_size=32, meta_epochs=10
             out_of_fold[j][held_out] = pred
     meta_x = np.concatenate(out_of_fold, axis=-1)
 
-    head = HEADS.get(task)
     out_dim = out_of_fold[0].shape[-1]
     keras.utils.set_random_seed(seed)
     meta = keras.Sequential(
         [keras.Input((meta_x.shape[-1],)),
-         keras.layers.Dense(out_dim, activation=_META_ACTIVATIONS[task])]
+         keras.layers.Dense(out_dim, activation=activation)]
     )
-    meta.compile(optimizer=keras.optimizers.Adam(meta_learning_rate), loss=head.info["loss"])
+    meta.compile(optimizer=keras.optimizers.Adam(meta_learning_rate),
+                 loss=TASKS.get(task).compile_loss())
     meta.fit(meta_x, y, epochs=meta_epochs, batch_size=min(len(y), 256), verbose=0)
 
     members = [
@@ -354,7 +346,7 @@ def stacking(builds, x, y, *, n_folds=3, epochs=1, batch_size=32, meta_epochs=10
 
     def combine(predictions):
         features = keras.layers.Concatenate(name=f"{name}_features")(predictions)
-        layer = keras.layers.Dense(out_dim, activation=_META_ACTIVATIONS[task], name=f"{name}_meta")
+        layer = keras.layers.Dense(out_dim, activation=activation, name=f"{name}_meta")
         out = layer(features)
         layer.set_weights(meta.layers[-1].get_weights())
         return out

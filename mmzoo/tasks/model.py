@@ -6,7 +6,7 @@ import keras
 
 from mmzoo.checks import MASK_INPUT, check_batch_size, check_model_arrays
 from mmzoo.fusion.masking import ModalityDropout
-from mmzoo.registry import FUSIONS, HEADS
+from mmzoo.registry import FUSIONS, TASKS
 from mmzoo.tasks.options import BRANCH_REGISTRIES, MODALITIES, resolve_options
 
 
@@ -162,7 +162,8 @@ class MultimodalModel(OptionsModel):
     same architecture again. Prefer `mmzoo.build_model`, which also compiles it.
 
     Args:
-        task: `"classification"`, `"binary"`, `"multilabel"` or `"regression"`.
+        task: a registered task whose model is a `MultimodalModel`
+            (`"classification"`, `"binary"`, `"multilabel"`, `"regression"`).
         **options: architecture options, as for `mmzoo.build_model`.
 
     Inputs are a dict keyed by modality (`"image"`: raw pixels 0..255,
@@ -196,7 +197,7 @@ class MultimodalModel(OptionsModel):
             )
             features[modality] = branch(inputs[modality])
 
-        head = HEADS.get(task)
+        head = TASKS.get(task).head_component()
         head_name = inspect.signature(head.builder).parameters["name"].default
 
         def head_fn(x, suffix=None):

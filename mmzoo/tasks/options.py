@@ -14,10 +14,13 @@ import inspect
 import os
 import warnings
 
+# The building blocks whose options are checked here register on import.
+from mmzoo import branches, fusion, heads  # noqa: F401
 from mmzoo.registry import (
     FUSIONS,
     HEADS,
     IMAGE_BRANCHES,
+    TASKS,
     TEXT_BRANCHES,
     declare_options,
     option_validator,
@@ -238,9 +241,10 @@ def resolve_options(task, options):
         ValueError: a bad value, a missing required option, or an option the
             chosen components do not use.
     """
-    head = HEADS.get(task)
+    task = TASKS.get(task)
+    head = task.head_component()
     values = check_values(options)
-    resolved = {"task": head.name}
+    resolved = {"task": task.name}
     model_keys = dict(MODEL_DEFAULTS)
     components = {"head": head}
     for modality in MODALITIES:
@@ -304,11 +308,7 @@ def resolve_options(task, options):
         ignorable |= {"fusion", "modality_mask", "modality_dropout"} | _options_of(FUSIONS)
     ignorable -= set().union(*(c.options for c in components.values()))
 
-    if (head.name == "classification" and resolved.get("num_classes") == 1):
-        raise ValueError(
-            "task='classification' is a softmax over `num_classes`: with one class it "
-            "always outputs 1.0. Use task='binary' (a sigmoid) for yes/no, or "
-            "num_classes >= 2. Received: num_classes=1")
+    task.check_options(resolved)
     dropped = sorted(key for key in set(values) & ignorable if key not in used
                      and not _is_default(key, values[key]))
     if dropped:
