@@ -97,8 +97,10 @@ def test_model_options_and_errors():
                                     "sequence_length": 16, "num_classes": 20}
     _, _, info = data.shapes_arrays("binary", 4, image_size=SIZE)
     assert "num_classes" not in info.model_options()
-    with pytest.raises(ValueError, match="Received: task='vqa'"):
-        data.shapes_arrays("vqa", 4)
+    # A problem name (mmzoo.data.problems) is accepted beside its task's name.
+    assert data.shapes_arrays("vqa", 4, image_size=SIZE)[2].task == "classification"
+    with pytest.raises(ValueError, match="Received: task='detection'"):
+        data.shapes_arrays("detection", 4)
     with pytest.raises(ValueError, match="Received: text_field='question'"):
         data.shapes_arrays("binary", 4, text_field="question")
     with pytest.raises(ValueError, match="Received: captions='random'"):

@@ -7,14 +7,14 @@ Example:
 
 ```python
 import mmzoo
-x, y, info = mmzoo.data.shapes_arrays("classification", 256, image_size=32)
+x, y, info = mmzoo.data.shapes_arrays("classification", 256, image_size=32)  # the VQA problem
 train = mmzoo.data.shapes_dataset("binary", "train", image_size=64)
 tok = mmzoo.data.Tokenizer.from_texts(my_texts, sequence_length=20)
 ds = mmzoo.data.image_folder_dataset("labels.csv", task="classification")
 ```
 """
 
-from mmzoo.data import shapes
+from mmzoo.data import problems, shapes
 from mmzoo.data.loaders import coco_captions_dataset, flickr8k_dataset, image_folder_dataset
 from mmzoo.data.mmzoo_shapes import MmzooShapes, MmzooShapesConfig, shapes_config
 from mmzoo.data.pipeline import (
@@ -44,6 +44,7 @@ __all__ = [
     "generate_scenes",
     "image_folder_dataset",
     "prepare_examples",
+    "problems",
     "shapes",
     "shapes_arrays",
     "shapes_config",

@@ -29,9 +29,13 @@ import warnings
 import numpy as np
 
 from mmzoo.data.pipeline import TaskInfo
+from mmzoo.data.problems import LABEL_FORMATS
 from mmzoo.data.tokenizer import END, PAD, Tokenizer
+from mmzoo.registry import TASKS
 
-LOADER_TASKS = ("classification", "binary", "multilabel", "regression", "captioning")
+#: The tasks a user's data set can feed: every registered task (a live view);
+#: its `label_format` says how a label column is read.
+LOADER_TASKS = TASKS
 ON_ERROR = ("raise", "skip")
 # Formats tf.io.decode_image reads.
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
@@ -144,9 +148,18 @@ def _check_options(image_size, sequence_length, max_tokens, batch_size, shuffle,
 
 
 def _check_task(task):
-    if task not in LOADER_TASKS:
-        raise ValueError(f"Unknown task. Expected one of {LOADER_TASKS}. Received: "
-                         f"task={task!r}")
+    """The task object; its `label_format` must be one a CSV column can hold."""
+    task = TASKS.get(task)
+    if task.label_format not in _LABEL_FORMATS:
+        raise ValueError(f"task={task.name!r} has labels of format {task.label_format!r}, "
+                         f"which a data set's label column cannot hold (one of "
+                         f"{_LABEL_FORMATS}). Received: task={task.name!r}")
+    return task
+
+
+# Label formats a user's data set holds: all of them.
+_LABEL_FORMATS = LABEL_FORMATS
+_NAMED = ("index", "multi_hot")
 
 
 def _tokenizer(tokenizer, texts, sequence_length, max_tokens):
@@ -165,6 +178,8 @@ def _make_dataset(paths, texts, labels, task, size, tokenizer, sequence_length,
                   batch_size, shuffle, seed, cache, drop_remainder):
     import tensorflow as tf
 
+    next_tokens = TASKS.get(task).label_format == "next_tokens"
+
     length = sequence_length or tokenizer.sequence_length
     height, width = size
 
@@ -174,7 +189,7 @@ def _make_dataset(paths, texts, labels, task, size, tokenizer, sequence_length,
         image = tf.image.resize(tf.cast(image, tf.float32), (height, width),
                                 antialias=True)
         image = tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), (height, width, 3))
-        if task == "captioning":
+        if next_tokens:
             full = tokenizer.tf_encode(text, sequence_length=length + 1, add_start=True,
                                        add_end=True)
             return {"image": image, "text": tf.where(full[:-1] == END, PAD, full[:-1])}, \
@@ -200,9 +215,7 @@ def _make_dataset(paths, texts, labels, task, size, tokenizer, sequence_length,
 
 
 def _info(task, tokenizer, sequence_length, size, label_names, text_field):
-    num_classes = {"classification": len(label_names or ()),
-                   "multilabel": len(label_names or ()),
-                   "captioning": tokenizer.vocab_size}.get(task, 1)
+    num_classes = TASKS.get(task).num_outputs(label_names, tokenizer.vocab_size)
     return TaskInfo(task=task, tokenizer=tokenizer,
                     label_names=tuple(label_names) if label_names is not None else None,
                     num_classes=num_classes, vocab_size=tokenizer.vocab_size,
@@ -218,14 +231,14 @@ def _declared_labels(labels):
     return names
 
 
-def _parse_label(task, value, index, separator):
-    """`(parsed, problem)`: label names (classification, multilabel; checked
+def _parse_label(label_format, value, index, separator):
+    """`(parsed, problem)`: label names (formats "index", "multi_hot"; checked
     against `index` when labels were declared) or a float32 array."""
     value = (value or "").strip()
-    if task in ("classification", "multilabel"):
+    if label_format in _NAMED:
         parts = ([v.strip() for v in value.split(separator) if v.strip()]
-                 if task == "multilabel" else [value])
-        if task == "classification" and not value:
+                 if label_format == "multi_hot" else [value])
+        if label_format == "index" and not value:
             return None, "empty label"
         if index is not None:
             unknown = [p for p in parts if p not in index]
@@ -233,7 +246,7 @@ def _parse_label(task, value, index, separator):
                 return None, (f"label {unknown[0]!r} is not one of the declared labels "
                               f"{list(index)}")
         return parts, None
-    if task == "binary":
+    if label_format == "boolean":
         v = value.lower()
         if v in _TRUE or v in _FALSE:
             return np.array([1.0 if v in _TRUE else 0.0], np.float32), None
@@ -284,7 +297,8 @@ def image_folder_dataset(csv_path, image_dir=None, *, task="classification",
     Returns:
         A `tf.data.Dataset` of `(inputs, labels)`, or `(dataset, info)`.
     """
-    _check_task(task)
+    label_format = _check_task(task).label_format
+    reads_caption = label_format == "next_tokens"  # the text is the label
     _check_options(image_size, sequence_length, max_tokens, batch_size, shuffle, seed, cache,
                    drop_remainder, with_info)
     size = _image_size(image_size)
@@ -296,7 +310,7 @@ def image_folder_dataset(csv_path, image_dir=None, *, task="classification",
         raise FileNotFoundError(f"CSV file {csv_path!r} does not exist.")
     image_dir = os.path.dirname(os.path.abspath(csv_path)) if image_dir is None else \
         os.fspath(image_dir)
-    needed = [image_column, text_column] + ([label_column] if task != "captioning" else [])
+    needed = [image_column, text_column] + ([] if reads_caption else [label_column])
     rows, wheres = [], []
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
@@ -315,7 +329,7 @@ def image_folder_dataset(csv_path, image_dir=None, *, task="classification",
         raise DataError(f"{source} is not a valid CSV file: {e}") from None
 
     index = None
-    if labels is not None and task in ("classification", "multilabel"):
+    if labels is not None and label_format in _NAMED:
         index = {n: i for i, n in enumerate(_declared_labels(labels))}
     paths, texts, parsed = [], [], []
     image_cache = {}
@@ -326,10 +340,10 @@ def image_folder_dataset(csv_path, image_dir=None, *, task="classification",
         problem = "empty image path" if not name else _check_image(path, image_cache,
                                                                     max(size))
         if problem is None and not text.strip():
-            problem = f"empty {'caption' if task == 'captioning' else 'text'}"
+            problem = f"empty {'caption' if reads_caption else 'text'}"
         label = None
-        if problem is None and task != "captioning":
-            label, problem = _parse_label(task, row.get(label_column), index,
+        if problem is None and not reads_caption:
+            label, problem = _parse_label(label_format, row.get(label_column), index,
                                           label_separator)
         if problem is not None:
             problems.report(where, problem)
@@ -340,25 +354,25 @@ def image_folder_dataset(csv_path, image_dir=None, *, task="classification",
     problems.finish(len(paths), len(rows))
 
     names, label_rows = None, None
-    if task in ("classification", "multilabel"):
+    if label_format in _NAMED:
         if index is None:  # the sorted names found
             names = sorted({p for parts in parsed for p in parts})
             index = {n: i for i, n in enumerate(names)}
         names = list(index)
-        if task == "classification":
+        if label_format == "index":
             label_rows = np.array([index[parts[0]] for parts in parsed], np.int32)
         else:
             label_rows = np.zeros((len(parsed), len(names)), np.float32)
             for r, parts in enumerate(parsed):
                 label_rows[r, [index[p] for p in parts]] = 1.0
-    elif task != "captioning":
+    elif not reads_caption:
         label_rows = np.stack(parsed)
     tok = _tokenizer(tokenizer, texts, sequence_length, max_tokens)
     ds = _make_dataset(paths, texts, label_rows, task, size, tok, sequence_length,
                        batch_size, shuffle, seed, cache, drop_remainder)
     if with_info:
         return ds, _info(task, tok, sequence_length, size, names,
-                         "caption" if task == "captioning" else text_column)
+                         "caption" if reads_caption else text_column)
     return ds
 
 

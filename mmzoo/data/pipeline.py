@@ -2,15 +2,17 @@
 
 Inputs are a dict keyed by modality, as `mmzoo.build_model` models take them:
 `"image"` float32 raw pixels 0..255 `(H, W, 3)` and `"text"` int32 token ids
-`(sequence_length,)`. Labels per task:
+`(sequence_length,)`. What text and labels a problem reads is in its row of
+`mmzoo.data.problems` (`"vqa"`, `"matching"`, `"attributes"`, `"count"`,
+`"captions"`); a task name stands for the problem that feeds it:
 
-| task | text | labels |
+| task (problem) | text | labels |
 |---|---|---|
-| `"classification"` | the question | int32 answer id (sparse), see `shapes.ANSWERS` |
-| `"binary"` | the matching caption | float32 `(1,)`: 1.0 true, 0.0 false |
-| `"multilabel"` | the question | float32 multi-hot `(43,)`, see `shapes.ATTRIBUTES` |
-| `"regression"` | the question | float32 `(1,)`: the object count |
-| `"captioning"` | `[start, w1..wn]` | int32 `[w1..wn, end]`, padded with 0 |
+| `"classification"` (vqa) | the question | int32 answer id (sparse), see `shapes.ANSWERS` |
+| `"binary"` (matching) | the matching caption | float32 `(1,)`: 1.0 true, 0.0 false |
+| `"multilabel"` (attributes) | the question | float32 multi-hot `(43,)`, see `shapes.ATTRIBUTES` |
+| `"regression"` (count) | the question | float32 `(1,)`: the object count |
+| `"captioning"` (captions) | `[start, w1..wn]` | int32 `[w1..wn, end]`, padded with 0 |
 
 `shapes_arrays` generates in memory (fast, no TFDS); `shapes_dataset` reads the
 TFDS build (generating it on first use) as a batched, cached, prefetched
@@ -22,16 +24,15 @@ import os
 
 import numpy as np
 
-from mmzoo.data import shapes
+from mmzoo.data import problems, shapes
 from mmzoo.data.tokenizer import END, PAD, Tokenizer
+from mmzoo.registry import TASKS as _TASKS
 
-TASKS = ("classification", "binary", "multilabel", "regression", "captioning")
-TEXT_FIELDS = ("question", "match_caption", "caption")
-DEFAULT_SEQUENCE_LENGTH = {"classification": 16, "binary": 32, "multilabel": 16,
-                           "regression": 16, "captioning": 32}
-_DEFAULT_TEXT_FIELD = {"classification": "question", "binary": "match_caption",
-                       "multilabel": "question", "regression": "question",
-                       "captioning": "caption"}
+#: The tasks the benchmark's problems feed.
+TASKS = problems.TASKS
+TEXT_FIELDS = problems.TEXT_FIELDS
+#: `{task: default token ids per text}` of the problem that feeds each task.
+DEFAULT_SEQUENCE_LENGTH = {p.task: p.sequence_length for p in problems.PROBLEMS.values()}
 CAPTION_MODES = ("all", "first")
 
 
@@ -60,6 +61,8 @@ class TaskInfo:
             only), for matching accuracy per kind; names in
             `perturbation_names`.
         perturbation_names: `shapes.PERTURBATIONS`.
+        problem: the benchmark problem (`mmzoo.data.problems`) the data
+            come from, or None (a user's own data).
     """
 
     task: str
@@ -74,6 +77,7 @@ class TaskInfo:
     question_type_names: tuple = shapes.QUESTION_TYPES
     perturbations: np.ndarray = None
     perturbation_names: tuple = shapes.PERTURBATIONS
+    problem: str = None
 
     def model_options(self):
         """The `mmzoo.build_model` options these data fix.
@@ -87,8 +91,7 @@ class TaskInfo:
         """
         options = {"image_shape": self.image_shape, "vocab_size": self.vocab_size,
                    "sequence_length": self.sequence_length}
-        if self.task in ("classification", "multilabel"):
-            options["num_classes"] = self.num_classes
+        options.update(_TASKS.get(self.task).data_options(self.num_classes))
         return options
 
 
@@ -98,35 +101,28 @@ def shapes_tokenizer(sequence_length=16):
     return Tokenizer(shapes.vocabulary(), sequence_length=sequence_length)
 
 
-def _check_task(task):
-    if task not in TASKS:
-        raise ValueError(f"Unknown task. Expected one of {TASKS}. Received: task={task!r}")
-
-
 def _resolve(task, tokenizer, sequence_length, text_field, image_size):
-    _check_task(task)
+    problem = problems.get(task)
+    task = problem.task
     if text_field is None:
-        text_field = _DEFAULT_TEXT_FIELD[task]
+        text_field = problem.text_field
     if text_field not in TEXT_FIELDS:
         raise ValueError(f"`text_field` must be one of {TEXT_FIELDS}. Received: "
                          f"text_field={text_field!r}")
-    if task in ("binary", "captioning") and text_field != _DEFAULT_TEXT_FIELD[task]:
-        raise ValueError(f"task={task!r} reads the {_DEFAULT_TEXT_FIELD[task]!r} text: its "
+    if problem.fixed_text and text_field != problem.text_field:
+        raise ValueError(f"task={task!r} reads the {problem.text_field!r} text: its "
                          f"labels are about that text. Received: text_field={text_field!r}")
     if tokenizer is None:
-        tokenizer = shapes_tokenizer(sequence_length or DEFAULT_SEQUENCE_LENGTH[task])
+        tokenizer = shapes_tokenizer(sequence_length or problem.sequence_length)
     elif not isinstance(tokenizer, Tokenizer):
         raise TypeError("`tokenizer` must be a mmzoo.data.Tokenizer or None. Received: "
                         f"tokenizer of type {type(tokenizer).__name__}")
     length = sequence_length or tokenizer.sequence_length
-    label_names = {"classification": shapes.ANSWERS, "multilabel": shapes.ATTRIBUTES,
-                   "binary": ("false", "true")}.get(task)
-    num_classes = {"classification": len(shapes.ANSWERS), "multilabel": len(shapes.ATTRIBUTES),
-                   "captioning": tokenizer.vocab_size}.get(task, 1)
-    info = TaskInfo(task=task, tokenizer=tokenizer, label_names=label_names,
+    num_classes = _TASKS.get(task).num_outputs(problem.label_names, tokenizer.vocab_size)
+    info = TaskInfo(task=task, tokenizer=tokenizer, label_names=problem.label_names,
                     num_classes=num_classes, vocab_size=tokenizer.vocab_size,
                     sequence_length=int(length), image_shape=(image_size, image_size, 3),
-                    text_field=text_field)
+                    text_field=text_field, problem=problem.name)
     return info
 
 
@@ -150,14 +146,15 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
     of thousands of examples prefer `shapes_dataset`.
 
     Args:
-        task: one of `TASKS`.
+        task: a problem of `mmzoo.data.problems` (`"vqa"`, ...) or a task
+            of `TASKS` (the problem that feeds it).
         num_examples: number of examples (rows).
         image_size: image side in pixels.
         seed: dataset seed.
         tokenizer: a `Tokenizer`; default `shapes_tokenizer()`.
         split: `"train"`, `"validation"` or `"test"`.
         sequence_length: token ids per text; default the tokenizer's (or
-            `DEFAULT_SEQUENCE_LENGTH[task]` for the default tokenizer).
+            the problem's `sequence_length` for the default tokenizer).
         text_field: text for the non-matching tasks: `"question"` (default),
             `"match_caption"` or `"caption"` (the first reference caption).
         captions: captioning only: `"all"` (each scene once per reference
@@ -184,7 +181,7 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
                          f"num_examples={num_examples!r}")
     info = _resolve(task, tokenizer, sequence_length, text_field, image_size)
     _check_captions(captions)
-    per_scene = rows_per_scene(task, captions)
+    per_scene = rows_per_scene(info.problem, captions)
     data = shapes.generate_scenes(-(-num_examples // per_scene), split=split,
                                   image_size=image_size, seed=seed)
     inputs, labels = scene_rows(data, info, np.arange(num_examples), captions=captions)
@@ -193,8 +190,11 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
 
 
 def rows_per_scene(task, captions="all"):
-    """Rows one scene gives: 5 for captioning with `captions="all"`, else 1."""
-    return shapes.NUM_CAPTIONS if (task == "captioning" and captions == "all") else 1
+    """Rows one scene gives: 5 for captions with `captions="all"`, else 1.
+
+    `task`: a problem or task name (see `mmzoo.data.problems.get`).
+    """
+    return problems.get(task).rows_per_scene(captions)
 
 
 def scene_rows(data, info, rows, captions="all"):
@@ -213,13 +213,13 @@ def scene_rows(data, info, rows, captions="all"):
         generator). Also sets `info.question_types` and `info.perturbations`
         to the rows' values.
     """
-    task = info.task
-    per_scene = rows_per_scene(task, captions)
+    problem = problems.get(info.problem or info.task)
+    per_scene = problem.rows_per_scene(captions)
     rows = np.asarray(rows)
     scenes, which = rows // per_scene, rows % per_scene
     images = data["image"][scenes]
     tok, length = info.tokenizer, info.sequence_length
-    if task == "captioning":
+    if problem.generates_text:
         texts = data["captions"][scenes, which]
         full = tok.encode(list(texts), sequence_length=length + 1, add_start=True,
                           add_end=True)
@@ -229,14 +229,7 @@ def scene_rows(data, info, rows, captions="all"):
         field = info.text_field
         texts = (data["captions"][scenes, 0] if field == "caption" else data[field][scenes])
         text = tok.encode(list(texts), sequence_length=length)
-        if task == "classification":
-            labels = data["answer"][scenes].astype(np.int32)
-        elif task == "binary":
-            labels = data["match_label"][scenes].astype(np.float32)[:, None]
-        elif task == "multilabel":
-            labels = data["attributes"][scenes].astype(np.float32)
-        else:
-            labels = data["count"][scenes].astype(np.float32)[:, None]
+        labels = problem.labels_from_scenes(data, scenes)
     info.question_types = data["question_type"][scenes]
     info.perturbations = data["match_perturbation"][scenes]
     return {"image": images, "text": text}, labels
@@ -278,10 +271,10 @@ def prepare_examples(ds, task, tokenizer=None, *, sequence_length=None, text_fie
         image_size = int(ds.element_spec["image"].shape[0])
     info = _resolve(task, tokenizer, sequence_length, text_field, image_size)
     _check_captions(captions)
+    problem = problems.get(info.problem)
     tok, length = info.tokenizer, info.sequence_length
-    num_attributes = len(shapes.ATTRIBUTES)
 
-    if task == "captioning":
+    if problem.generates_text:
         def split_captions(ex):
             texts = ex["captions"] if captions == "all" else ex["captions"][:1]
             n = tf.shape(texts)[0]
@@ -300,15 +293,7 @@ def prepare_examples(ds, task, tokenizer=None, *, sequence_length=None, text_fie
         field = info.text_field
         text = ex["captions"][0] if field == "caption" else ex[field]
         inputs = {"image": ex["image"], "text": tok.tf_encode(text, sequence_length=length)}
-        if task == "classification":
-            label = tf.cast(ex["answer"], tf.int32)
-        elif task == "binary":
-            label = tf.cast(ex["match_label"], tf.float32)[None]
-        elif task == "multilabel":
-            label = tf.reduce_max(tf.one_hot(ex["attributes"], num_attributes), axis=0)
-        else:
-            label = tf.cast(ex["count"], tf.float32)[None]
-        return inputs, label
+        return inputs, problem.tf_label(ex)
 
     return ds.map(to_task, num_parallel_calls=tf.data.AUTOTUNE), info
 
@@ -324,7 +309,7 @@ def shapes_dataset(task, split="train", *, data_dir=None, image_size=64, config=
     later calls read it.
 
     Args:
-        task: one of `TASKS`.
+        task: a problem of `mmzoo.data.problems` or a task of `TASKS`.
         split: a TFDS split (`"train"`, `"test[:10%]"`, ...).
         data_dir: TFDS data folder (default `~/tensorflow_datasets`).
         image_size: 32, 64 or 128, to pick the predefined config.
@@ -363,7 +348,7 @@ def shapes_dataset(task, split="train", *, data_dir=None, image_size=64, config=
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    _check_task(task)  # fail before any generation
+    problems.get(task)  # fail before any generation
     if config is None:
         name = f"mmzoo_shapes/{config_name(image_size)}"
         builder_kwargs = {}

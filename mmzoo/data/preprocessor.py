@@ -34,9 +34,11 @@ import numpy as np
 
 from mmzoo.data.tokenizer import FILE_NAME as TOKENIZER_FILE
 from mmzoo.data.tokenizer import Tokenizer
+from mmzoo.registry import TASKS as _TASKS
 
 FILE_NAME = "preprocessor.json"
-TASKS = ("classification", "binary", "multilabel", "regression", "captioning")
+#: The task names a preprocessor accepts: every registered task (a live view).
+TASKS = _TASKS
 IMAGE_RESIZE = "bilinear"  # as mmzoo.export.preprocessing, so predict == serve_raw
 IMAGE_ANTIALIAS = True
 _FORMAT = "mmzoo-preprocessor"
@@ -51,8 +53,9 @@ class Preprocessor:
     """Turns raw images and strings into model inputs, and outputs into results.
 
     Args:
-        task: `"classification"`, `"binary"`, `"multilabel"`, `"regression"`
-            or `"captioning"`.
+        task: a registered task name (`"classification"`, `"binary"`,
+            `"multilabel"`, `"regression"`, `"captioning"`, or your own); the
+            task object says what its labels need and decodes outputs.
         tokenizer: a `mmzoo.data.Tokenizer`, or `None` for a model without
             text input.
         sequence_length: token ids per text; default the tokenizer's.
@@ -75,9 +78,7 @@ class Preprocessor:
 
     def __init__(self, task, tokenizer=None, *, sequence_length=None, image_size=None,
                  label_names=None, text_field=None):
-        if task not in TASKS:
-            raise ValueError(f"`task` must be one of {', '.join(map(repr, TASKS))}. "
-                             f"Received: task={task!r}")
+        task_object = _TASKS.get(task)
         if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
             raise TypeError("`tokenizer` must be a mmzoo.data.Tokenizer or None. Received: "
                             f"tokenizer of type {type(tokenizer).__name__}")
@@ -95,11 +96,11 @@ class Preprocessor:
                 raise ValueError("`label_names` must be a sequence of strings or None. "
                                  f"Received: label_names={label_names!r}")
             label_names = tuple(label_names)
-        if task in ("classification", "multilabel") and not label_names:
+        if task_object.label_names_required and not label_names:
             raise ValueError(f"task={task!r} needs `label_names` (one per model output), "
                              "to say what the predictions mean. Received: label_names="
                              f"{label_names!r}")
-        self.task = task
+        self.task = task_object.name
         self.tokenizer = tokenizer
         self.sequence_length = None if sequence_length is None else int(sequence_length)
         self.image_size = None if image_size is None else _image_size(image_size)
@@ -243,56 +244,12 @@ class Preprocessor:
         if not (isinstance(threshold, numbers.Real) and 0 <= threshold <= 1):
             raise ValueError("`threshold` must be a number in [0, 1]. Received: "
                              f"threshold={threshold!r}")
-        if self.task == "captioning":
-            return self._decode_captions(outputs)
-        if isinstance(outputs, dict):
-            if len(outputs) != 1:
-                raise ValueError("`outputs` must be the model's output (one array, or a dict "
-                                 f"with one entry). Received: a dict with keys "
-                                 f"{sorted(outputs)}")
-            (outputs,) = outputs.values()
-        scores = np.asarray(outputs, dtype=np.float64)
-        if scores.ndim == 1:
-            scores = scores[:, None]
-        if scores.ndim != 2:
-            raise ValueError("`outputs` must have shape (batch, outputs). Received: outputs "
-                             f"with shape {scores.shape}")
-        if self.task in ("classification", "multilabel") and scores.shape[1] != len(
-                self.label_names):
-            raise ValueError(f"`outputs` has {scores.shape[1]} scores per example but there "
-                             f"are {len(self.label_names)} label names. Received: outputs "
-                             f"with shape {scores.shape}")
-        names = self.label_names
-        if self.task == "classification":
-            k = min(int(top_k), scores.shape[1])
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            return [[(names[j], float(row[j])) for j in idx] for row, idx in zip(scores, order)]
-        if self.task == "binary":
-            return [(float(p), bool(p >= threshold)) for p in scores[:, 0]]
-        if self.task == "multilabel":
-            results = []
-            for row in scores:
-                idx = [j for j in np.argsort(-row, kind="stable") if row[j] >= threshold]
-                results.append([(names[j], float(row[j])) for j in idx])
-            return results
-        if scores.shape[1] == 1:
-            return [float(v) for v in scores[:, 0]]
-        return [[float(v) for v in row] for row in scores]
+        return self.task_object.decode(outputs, self, top_k=top_k, threshold=threshold)
 
-    def _decode_captions(self, outputs):
-        if self.tokenizer is None:
-            raise ValueError("Decoding captions needs the tokenizer. Received: a "
-                             "preprocessor without tokenizer")
-        texts = getattr(outputs, "texts", None)
-        if texts is not None:
-            return list(texts)
-        tokens = getattr(outputs, "tokens", outputs)
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError("For captioning, `outputs` must be generated token ids "
-                             "(batch, length) or a mmzoo.captioning.Captions. Received: "
-                             f"outputs with shape {tokens.shape} and dtype {tokens.dtype}")
-        return list(self.tokenizer.decode(tokens))
+    @property
+    def task_object(self):
+        """The registered task (`mmzoo.registry.TASKS`) named by `task`."""
+        return _TASKS.get(self.task)
 
     # -- saving ---------------------------------------------------------------
 

@@ -1,0 +1,154 @@
+"""The mmzoo-shapes benchmark's problems: which text and labels each reads, which task each feeds.
+
+A *problem* is a question asked of the benchmark's scenes (answer a question,
+does a caption match, which attributes, how many objects, write a caption); a
+*task* (`mmzoo.registry.TASKS`) is what a model does with its output (softmax,
+sigmoid, ...). Several problems could feed one task, and one task serves users'
+own data too, so the data pipeline asks the problem, never the task name.
+
+| problem | task | text | labels |
+|---|---|---|---|
+| `"vqa"` | classification | the question | int32 answer id, `shapes.ANSWERS` |
+| `"matching"` | binary | the matching caption | float32 `(1,)`: 1.0 true, 0.0 false |
+| `"attributes"` | multilabel | the question | float32 multi-hot `(43,)`, `shapes.ATTRIBUTES` |
+| `"count"` | regression | the question | float32 `(1,)`: the object count |
+| `"captions"` | captioning | `[start, w1..wn]` | int32 `[w1..wn, end]`, padded with 0 |
+
+`get(name)` takes a problem name, or a task name for the problem that feeds
+it (so `shapes_arrays("classification")` is the VQA problem, as it always was).
+Image-text retrieval pairs (a dual encoder's data) have a reserved name,
+`"retrieval_pairs"`, for when a retrieval task exists.
+"""
+
+import dataclasses
+
+from mmzoo.data import shapes
+
+#: Label formats (what a label array is); `mmzoo.tasks.base.Task.label_format`.
+LABEL_FORMATS = ("index", "boolean", "multi_hot", "number", "next_tokens")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One problem of the benchmark.
+
+    Attributes:
+        name: the problem's name.
+        task: the task it feeds (a `mmzoo.registry.TASKS` name).
+        description: one line, for people.
+        text_field: the scene text the model reads by default (`"question"`,
+            `"match_caption"` or `"caption"`).
+        fixed_text: the labels are about that text, so no other may be read.
+        label_field: the scene field the labels come from.
+        label_format: one of `LABEL_FORMATS`.
+        label_names: names of the label ids (or `None`).
+        sequence_length: default token ids per text.
+        group_metric: the per-group metric it reports (e.g.
+            `"per_question_type"`), or None.
+        group_field: the scene field of the groups (e.g. `"question_type"`).
+        group_names: the groups' names.
+    """
+
+    name: str
+    task: str
+    description: str
+    text_field: str
+    fixed_text: bool
+    label_field: str
+    label_format: str
+    label_names: tuple = None
+    sequence_length: int = 16
+    group_metric: str = None
+    group_field: str = None
+    group_names: tuple = None
+
+    @property
+    def generates_text(self):
+        """The labels are the text itself, shifted by one token (captions)."""
+        return self.label_format == "next_tokens"
+
+    def rows_per_scene(self, captions="all"):
+        """Rows one scene gives: every reference caption with `captions="all"`, else 1."""
+        return shapes.NUM_CAPTIONS if (self.generates_text and captions == "all") else 1
+
+    def labels_from_scenes(self, data, scenes):
+        """NumPy labels of `scenes` (indices into a `generate_scenes` dict)."""
+        import numpy as np
+
+        values = data[self.label_field][scenes]
+        if self.label_format == "index":
+            return values.astype(np.int32)
+        if self.label_format == "multi_hot":
+            return values.astype(np.float32)
+        return values.astype(np.float32)[:, None]  # boolean, number: (N, 1)
+
+    def tf_label(self, example):
+        """The label of one TFDS example (a feature dict), as a tensor."""
+        import tensorflow as tf
+
+        value = example[self.label_field]
+        if self.label_format == "index":
+            return tf.cast(value, tf.int32)
+        if self.label_format == "multi_hot":
+            return tf.reduce_max(tf.one_hot(value, len(self.label_names)), axis=0)
+        return tf.cast(value, tf.float32)[None]  # boolean, number: (1,)
+
+    def groups(self, data, scenes):
+        """`{group_metric: (ids, names)}` of `scenes`, for per-group metrics."""
+        if self.group_metric is None:
+            return {}
+        return {self.group_metric: (data[self.group_field][scenes], self.group_names)}
+
+
+PROBLEMS = {problem.name: problem for problem in (
+    Problem("vqa", "classification", "answer a question about the scene (one of 20 answers)",
+            text_field="question", fixed_text=False, label_field="answer",
+            label_format="index", label_names=shapes.ANSWERS, sequence_length=16,
+            group_metric="per_question_type", group_field="question_type",
+            group_names=shapes.QUESTION_TYPES),
+    Problem("matching", "binary", "does the caption describe the scene?",
+            text_field="match_caption", fixed_text=True, label_field="match_label",
+            label_format="boolean", label_names=("false", "true"), sequence_length=32,
+            group_metric="per_perturbation", group_field="match_perturbation",
+            group_names=shapes.PERTURBATIONS),
+    Problem("attributes", "multilabel", "which colours, shapes and sizes are in the scene?",
+            text_field="question", fixed_text=False, label_field="attributes",
+            label_format="multi_hot", label_names=shapes.ATTRIBUTES, sequence_length=16),
+    Problem("count", "regression", "how many objects are in the scene?",
+            text_field="question", fixed_text=False, label_field="count",
+            label_format="number", sequence_length=16),
+    Problem("captions", "captioning", "describe the scene in a sentence",
+            text_field="caption", fixed_text=True, label_field="captions",
+            label_format="next_tokens", sequence_length=32),
+)}
+
+#: Problems with a name but no data yet: `{name: what it will be}`.
+RESERVED = {
+    "retrieval_pairs": "matching (image, caption) pairs for image-text retrieval (a dual "
+                       "encoder task); not built yet",
+}
+
+#: The tasks the benchmark feeds (one problem each).
+TASKS = tuple(problem.task for problem in PROBLEMS.values())
+TEXT_FIELDS = ("question", "match_caption", "caption")
+
+
+def get(name):
+    """The problem named `name`, or the one that feeds the task named `name`.
+
+    Raises:
+        ValueError: neither a problem nor a task the benchmark feeds.
+    """
+    if isinstance(name, Problem):
+        return name
+    if isinstance(name, str):
+        if name in PROBLEMS:
+            return PROBLEMS[name]
+        for problem in PROBLEMS.values():
+            if problem.task == name:
+                return problem
+        if name in RESERVED:
+            raise ValueError(f"The problem {name!r} is reserved: {RESERVED[name]}. "
+                             f"Received: task={name!r}")
+    raise ValueError(f"Unknown task. Expected one of {TASKS} (or a problem of "
+                     f"{tuple(PROBLEMS)}). Received: task={name!r}")
