@@ -171,9 +171,12 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
     """
     import keras
 
+    from mmzoo.registry import TASKS
+
     model, inputs, tok, labels = _resolve(model_or_entry, images, texts, tokenizer)
-    task = getattr(model, "task", None)
-    if task == "captioning":
+    # A model not built by mmzoo is explained as a classifier (its top class).
+    task = TASKS.of(model) or TASKS.get("classification")
+    if not task.explainable:
         raise ValueError("explain() covers classification, binary, multilabel and regression "
                          "models; captioning models are not supported yet. Received: a "
                          "captioning model")
@@ -201,11 +204,7 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
             ids = inputs["text"][i]
             words = _tokens(vocabulary, ids)
             tokens = [(w, float(s)) for w, s, t in zip(words, token_scores[i], ids) if t != 0]
-        answer = (labels[targets[i]] if labels is not None and task != "regression"
-                  else str(int(targets[i])))
-        if task == "binary":
-            answer = labels[targets[i]] if labels is not None else ("true" if targets[i] else
-                                                                  "false")
+        answer = task.answer(labels, targets[i])
         image = None
         if "image" in inputs:
             image = np.clip(inputs["image"][i], 0, 255).astype(np.uint8)
@@ -264,18 +263,7 @@ def _resolve(model_or_entry, images, texts, tokenizer):
 
 
 def _targets(task, output, target, n):
-    if target is None:
-        if task == "binary":
-            return (output[:, 0] >= 0.5).astype(int)
-        if task == "regression":
-            return np.zeros(n, int)
-        return output.argmax(-1)
-    target = np.broadcast_to(np.asarray(target), (n,)).astype(int)
-    limit = 2 if task == "binary" else output.shape[-1]
-    if np.any(target < 0) or np.any(target >= limit):
-        raise ValueError(f"`target` must be class indices in [0, {limit}). "
-                         f"Received: target={target.tolist()}")
-    return target
+    return task.explain_targets(output, target)
 
 
 def _scorer(task, targets):
@@ -286,14 +274,7 @@ def _scorer(task, targets):
 
     def score(output):
         output = ops.reshape(ops.convert_to_tensor(output), (len(index), -1))
-        if task == "binary":
-            p = output[:, 0]
-            sign = ops.convert_to_tensor(index.astype("float32"))
-            return sign * p + (1.0 - sign) * (1.0 - p)
-        if task == "regression":
-            return output[:, 0]
-        onehot = ops.one_hot(ops.convert_to_tensor(index), output.shape[-1])
-        return ops.sum(output * ops.cast(onehot, output.dtype), axis=-1)
+        return task.target_score(output, index)
 
     def numpy_score(output):
         return np.asarray(ops.convert_to_numpy(score(output)), np.float32)

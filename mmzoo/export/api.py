@@ -17,6 +17,7 @@ from mmzoo.export._io import Staging, run_worker
 from mmzoo.export.prepare import export_copy, has_rnn, is_mixed_precision
 from mmzoo.export.preprocessing import TextEncoder
 from mmzoo.export.report import ExportError, ExportReport, folder_size
+from mmzoo.registry import TASKS
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = tfl.QUANTIZATIONS
@@ -55,7 +56,7 @@ def export(
     Args:
         model_or_entry: a Keras model (e.g. from `mmzoo.build_model`), the path
             of a `.keras` file, or a zoo entry (an object with `.model` and,
-            optionally, `.tokenizer`). A captioner (`task == "captioning"`)
+            optionally, `.tokenizer`). A captioner (a generative task)
             goes to `mmzoo.export.captioning.export_captioner`: a SavedModel
             from images to caption strings, or (`"tflite"`) a folder with an
             encoder, a one-step decoder and an unrolled greedy decoder;
@@ -126,7 +127,9 @@ def export(
     tokenizer = tokenizer if tokenizer is not None else entry_tokenizer
     # A zoo entry knows what its outputs mean; the client files say it too.
     labels = getattr(getattr(model_or_entry, "preprocessor", None), "label_names", None)
-    if getattr(model, "task", None) == "captioning":
+    task = TASKS.of(model)
+    if task is not None and task.generative:
+        # A sequence writer exports its generation loop (captioning).
         from mmzoo.export.captioning import export_captioner
 
         return export_captioner(model, path, format, tokenizer=tokenizer,

@@ -1,7 +1,7 @@
 """Export of a captioner: a SavedModel that captions images, and TFLite models for phones.
 
 `mmzoo.export(captioner, path, format=...)` comes here (`export_captioner`)
-for any model with `task == "captioning"`; the two writers below are also
+for any model of a generative task (captioning); the two writers below are also
 public for their extra options (beam search in the SavedModel, no unrolled
 decoder, ...).
 

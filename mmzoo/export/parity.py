@@ -22,9 +22,10 @@ shipped `mobile_vqa`: 98.0% agreement on held-back validation examples,
 the zoo's int8 bar, 97% (a mis-scaled op drops agreement far below it).
 Dynamic-range quantization keeps activations in float and stays at 99%.
 
-A decision is the top-1 class (`"classification"`), the probability thresholded
-at 0.5 (`"binary"`, and per label for `"multilabel"`). Regression outputs have
-no decision: a quantized regression model is gated on its max absolute
+A decision is what the model's task says (`Task.decision`): the top-1 class
+(`"argmax"`: classification), the probability thresholded at 0.5
+(`"threshold"`: binary, and per label for multilabel). Numbers (regression)
+have no decision: a quantized regression model is gated on its max absolute
 difference relative to the spread (standard deviation) of the Keras outputs:
 <= 10%, an order of magnitude below the outputs' own variation (int8 output
 rounding alone costs about 1%).
@@ -34,6 +35,7 @@ import keras
 import numpy as np
 
 from mmzoo.export.prepare import walk_layers
+from mmzoo.registry import TASKS
 from mmzoo.export.report import Check
 
 THRESHOLDS = {
@@ -191,13 +193,9 @@ def num_examples(inputs):
 
 def decision_kind(model, reference):
     """How outputs turn into decisions: `"argmax"`, `"threshold"` or `None`."""
-    task = getattr(model, "task", None)
-    if task == "classification":
-        return "argmax"
-    if task in ("binary", "multilabel"):
-        return "threshold"
-    if task == "regression":
-        return None
+    task = TASKS.of(model)
+    if task is not None:
+        return task.decision
     # A model not built by mmzoo: judge from the values.
     values = np.concatenate([np.asarray(v).reshape(len(v), -1) for v in reference.values()], 1)
     if values.shape[1] > 1 and np.allclose(values.sum(1), 1.0, atol=1e-3):

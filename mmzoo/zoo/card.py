@@ -2,24 +2,11 @@
 
 import json
 
+from mmzoo.registry import TASKS
 from mmzoo.zoo.folder import format_size
 
 #: The training curve an entry may carry (`save_entry(extra_files=...)`).
 TRAINING_CURVE = "training_curve.png"
-
-_EXAMPLE_TEXT = {
-    "classification": 'texts="what colour is the circle?"',
-    "binary": 'texts="a red circle to the left of a blue square"',
-    "multilabel": 'texts="what is in the picture?"',
-    "regression": 'texts="how many shapes are there?"',
-}
-_RESULT = {
-    "classification": "[(label, score), ...] per example, best first",
-    "binary": "(probability, bool) per example",
-    "multilabel": "[(label, score), ...] above 0.5 per example",
-    "regression": "a number per example",
-    "captioning": "a caption string per image",
-}
 
 
 def flatten_metrics(metrics, prefix=""):
@@ -124,17 +111,20 @@ def model_card(meta):
     else:
         lines.append("No metrics recorded.")
     images = 'images="scene.png"'
-    if meta["task"] == "captioning":
-        args = images
+    # The task says what its entries read and return (an unknown one: both).
+    task = TASKS.get(meta["task"]) if meta["task"] in TASKS else None
+    reads_text = task is None or task.reads_text
+    if reads_text:
+        args = f"{images}, {(task and task.example_text) or 'texts=...'}"
     else:
-        args = f"{images}, {_EXAMPLE_TEXT.get(meta['task'], 'texts=...')}"
+        args = images
     lines += [
         "", "## Usage", "", "```python", "import mmzoo", "",
         f'entry = mmzoo.load("{name}")',
-        f"entry.predict({args})  # {_RESULT.get(meta['task'], '')}",
+        f"entry.predict({args})  # {task.result_description if task else ''}",
         "```", "",
         "```", f"mmzoo predict {name} --image scene.png"
-        + ("" if meta["task"] == "captioning" else ' --text "..."'), "```", "",
+        + (' --text "..."' if reads_text else ""), "```", "",
     ]
     shape = ((meta.get("inputs") or {}).get("image") or {}).get("shape")
     if shape:

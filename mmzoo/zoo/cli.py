@@ -127,18 +127,10 @@ def add_predict(parser):
 
 
 def _describe(result, task):
-    if task == "classification" or task == "multilabel":
-        if not result:
-            return ["  (no label at or above 0.5)"]
-        width = max(len(label) for label, _ in result)
-        return [f"  {label:<{width}}  {score:.3f}" for label, score in result]
-    if task == "binary":
-        probability, decision = result
-        return [f"  {'yes' if decision else 'no'}  (probability {probability:.3f})"]
-    if task == "regression":
-        values = result if isinstance(result, list) else [result]
-        return ["  " + ", ".join(f"{v:.3f}" for v in values)]
-    return [f"  {result}"]
+    """The lines printed for one result: the task says how it reads."""
+    from mmzoo.registry import TASKS
+
+    return TASKS.get(task).describe(result)
 
 
 def _spread(items, n):

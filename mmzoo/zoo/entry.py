@@ -36,7 +36,8 @@ import numpy as np
 from mmzoo import components  # noqa: F401
 from mmzoo._version import __version__
 from mmzoo.checks import check_batch_size, is_int, model_input_specs
-from mmzoo.data.preprocessor import TASKS, Preprocessor
+from mmzoo.data.preprocessor import Preprocessor
+from mmzoo.registry import TASKS
 from mmzoo.zoo.card import model_card
 from mmzoo.zoo.evaluation import evaluation_settings, example_inputs, measure_metrics
 from mmzoo.zoo.familiarity import check_inputs
@@ -305,7 +306,7 @@ def _check_fits(model, preprocessor):
             raise ValueError(f"The tokenizer has {preprocessor.tokenizer.vocab_size} ids but the "
                              f"model's vocab_size is {vocab}. Received: a tokenizer with "
                              f"vocab_size={preprocessor.tokenizer.vocab_size}")
-    if task in ("classification", "multilabel"):
+    if task in TASKS and TASKS.get(task).label_names_required:
         (output,) = keras.tree.flatten(model.output)
         if output.shape[-1] != len(preprocessor.label_names):
             raise ValueError(f"The model has {output.shape[-1]} outputs but the preprocessor "
@@ -609,7 +610,8 @@ class ZooEntry:
         batch_size = check_batch_size(batch_size)
         if not (is_int(top_k) and top_k > 0):
             raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
-        if self.task == "captioning":
+        task = TASKS.get(self.task)
+        if task.generative:
             if texts is not None:
                 raise ValueError(f"Entry {self.name!r} writes captions from images only, so "
                                  "`texts` cannot be used. Received: texts")
@@ -620,11 +622,9 @@ class ZooEntry:
             if unknown:
                 raise TypeError(f"Unexpected argument(s) {unknown}: the generation settings "
                                 f"are {', '.join(GENERATION_SETTINGS)}. Received: {unknown[0]}")
-            from mmzoo.captioning import generate
-
             images = self.preprocessor.preprocess_images(images)
-            captions = generate(self.model, images, self.tokenizer,
-                                batch_size=min(batch_size, len(images)), **generation)
+            captions = task.generate(self.model, images, self.tokenizer,
+                                     batch_size=min(batch_size, len(images)), **generation)
             return self.preprocessor.decode(captions)
         if generation:
             raise TypeError(f"Unexpected argument(s) {sorted(generation)}: generation settings "

@@ -18,7 +18,6 @@ numbers and the measured ones line up key for key:
 Every result also has `num_examples`.
 """
 
-import itertools
 import warnings
 
 import keras
@@ -149,7 +148,7 @@ def example_inputs(model, preprocessor, dataset, *, split="validation", num_exam
     from mmzoo.data import pipeline
 
     n = _check_dataset(dataset, split, num_examples)
-    if preprocessor.task == "captioning":
+    if preprocessor.task_object.generative:
         raise ValueError("Captioning entries take images only: use "
                          "mmzoo.data.shapes.generate_scenes for their images.")
     text_field = dataset.get("text_field") or preprocessor.text_field
@@ -186,22 +185,17 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
     # {"num_examples": 512, "accuracy": 0.61, "accuracy_colour": 0.8, ..., "loss": 1.2}
     ```
     """
-    from mmzoo.data import shapes
-
     n = _check_dataset(dataset, split, num_examples)
     task = preprocessor.task
     image_size, seed = int(dataset["image_size"]), int(dataset["seed"])
-    if task == "captioning":
+    if preprocessor.task_object.generative:
         return _captioning(model, preprocessor, n, split, image_size, seed, batch_size,
                            decoding, beam_width, length_penalty)
     inputs, y, info = example_inputs(model, preprocessor, dataset, split=split, num_examples=n)
     (pred,) = keras.tree.flatten(model.predict(inputs, batch_size=batch_size, verbose=0))
-    perturbations = None
-    if task == "binary":
-        scenes = itertools.islice(shapes.iter_scenes(split, seed), n)
-        perturbations = np.array([s.match_perturbation for s in scenes])
+    # Each task reads the groups it reports per (question types, perturbations).
     return task_metrics(task, pred, y, question_types=info.question_types,
-                        perturbations=perturbations)
+                        perturbations=info.perturbations)
 
 
 def _captioning(model, preprocessor, n, split, image_size, seed, batch_size, decoding,
