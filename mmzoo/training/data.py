@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from mmzoo.data import shapes
+from mmzoo.data import problems, shapes
 from mmzoo.data.mmzoo_shapes import MmzooShapesConfig, shapes_config
 from mmzoo.data.pipeline import (
     prepare_examples,
@@ -80,8 +80,9 @@ class EvaluationData:
     Attributes:
         inputs: `{"image", "text"}` arrays (not for captioning).
         labels: the labels (not for captioning).
-        groups: `{"question_type": ids}` (VQA) or `{"perturbation": ids}`
-            (matching), one id per row, for per-group metrics.
+        groups: `{group field: ids}` of the problem's per-group metric
+            (`mmzoo.data.problems`: `"question_type"` for VQA,
+            `"match_perturbation"` for matching), one id per row.
         images: captioning: one image per scene.
         references: captioning: the reference captions of each scene,
             normalised the way the tokenizer splits words.
@@ -99,9 +100,7 @@ class EvaluationData:
 
 def rows_per_scene(recipe):
     """Training rows one scene gives (5 for captioning with `captions="all"`)."""
-    if recipe.task == "captioning" and recipe.dataset["captions"] == "all":
-        return shapes.NUM_CAPTIONS
-    return 1
+    return problems.get(recipe.task).rows_per_scene(recipe.dataset.get("captions"))
 
 
 def tfds_config(recipe):
@@ -123,7 +122,7 @@ def _data_dir(recipe, data_dir):
 def _text_kwargs(recipe):
     ds = recipe.dataset
     kwargs = {"sequence_length": ds["sequence_length"], "text_field": ds["text_field"]}
-    if recipe.task == "captioning":
+    if "captions" in ds:  # only problems that generate captions have the setting
         kwargs["captions"] = ds["captions"]
     return kwargs
 
@@ -176,8 +175,9 @@ def load_evaluation_data(recipe, data_dir=None):
     split = recipe.evaluation["split"]
     n = ds["num_test"] if split == "test" else ds["num_validation"]
     tokenizer = shapes_tokenizer(ds["sequence_length"])
+    problem = problems.get(recipe.task)
     if ds["source"] in ("memory", "stream"):
-        if recipe.task == "captioning":
+        if problem.generates_text:
             data = shapes.generate_scenes(n, split=split, image_size=ds["image_size"],
                                           seed=ds["seed"])
             return EvaluationData(images=data["image"].astype(np.float32),
@@ -186,12 +186,11 @@ def load_evaluation_data(recipe, data_dir=None):
                                    seed=ds["seed"], tokenizer=tokenizer, split=split,
                                    **_text_kwargs(recipe))
         groups = {}
-        if recipe.task == "classification":
-            groups["question_type"] = np.asarray(info.question_types)
-        elif recipe.task == "binary":
+        if problem.group_field:
             # Scene graphs only (no rendering): cheap.
             scenes = itertools.islice(shapes.iter_scenes(split, ds["seed"]), n)
-            groups["perturbation"] = np.array([s.match_perturbation for s in scenes])
+            groups[problem.group_field] = np.array(
+                [getattr(s, problem.group_field) for s in scenes])
         return EvaluationData(inputs=x, labels=y, groups=groups)
     return _tfds_evaluation_data(recipe, split, tokenizer, data_dir)
 
@@ -283,7 +282,8 @@ def _tfds_evaluation_data(recipe, split, tokenizer, data_dir):
         name, builder_kwargs = f"mmzoo_shapes/{config}", {}
     raw = tfds.load(name, split=split, data_dir=_data_dir(recipe, data_dir),
                     shuffle_files=False, builder_kwargs=builder_kwargs)
-    if recipe.task == "captioning":
+    problem = problems.get(recipe.task)
+    if problem.generates_text:
         images, captions = [], []
         for image, caps in tfds.as_numpy(raw.map(lambda e: (e["image"], e["captions"]))
                                          .batch(256)):
@@ -294,8 +294,7 @@ def _tfds_evaluation_data(recipe, split, tokenizer, data_dir):
     examples, _ = prepare_examples(raw, recipe.task, tokenizer, **_text_kwargs(recipe))
     # The file order is fixed (no shuffling), so zipping the raw split's fields
     # with the prepared examples pairs every row with its own group.
-    group_key = {"classification": "question_type", "binary": "match_perturbation"}.get(
-        recipe.task)
+    group_key = problem.group_field
     extra = raw.map(lambda e: e[group_key] if group_key else tf.constant(0, tf.int64))
     parts = list(tfds.as_numpy(tf.data.Dataset.zip((examples, extra)).batch(256)))
     inputs = {k: np.concatenate([p[0][0][k] for p in parts]) for k in parts[0][0][0]}
@@ -303,6 +302,5 @@ def _tfds_evaluation_data(recipe, split, tokenizer, data_dir):
     labels = np.concatenate([p[0][1] for p in parts])
     groups = {}
     if group_key:
-        name = "question_type" if recipe.task == "classification" else "perturbation"
-        groups[name] = np.concatenate([p[1] for p in parts])
+        groups[group_key] = np.concatenate([p[1] for p in parts])
     return EvaluationData(inputs=inputs, labels=labels, groups=groups)

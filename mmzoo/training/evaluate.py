@@ -13,7 +13,8 @@ kinds: none (the true captions), colour, shape, size, count, relation,
 position. Every result also has `num_examples`.
 """
 
-from mmzoo.metrics import task_metrics
+from mmzoo.data import problems
+from mmzoo.registry import TASKS
 
 
 def evaluate_model(model, data, recipe, info=None):
@@ -30,12 +31,15 @@ def evaluate_model(model, data, recipe, info=None):
     """
     wanted = set(recipe.evaluation["metrics"])
     batch_size = recipe.evaluation["batch_size"]
-    if recipe.task == "captioning":
+    task, problem = TASKS.get(recipe.task), problems.get(recipe.task)
+    if task.generative:
         return _captioning(model, data, recipe, info, wanted, batch_size)
     outputs = model.predict(data.inputs, batch_size=batch_size, verbose=0)
-    return task_metrics(recipe.task, next(iter(outputs.values())), data.labels, wanted=wanted,
-                        question_types=data.groups.get("question_type"),
-                        perturbations=data.groups.get("perturbation"))
+    groups = {}
+    if problem.group_metric and problem.group_field in data.groups:
+        groups[problem.group_metric] = (data.groups[problem.group_field], problem.group_names)
+    return task.measure(next(iter(outputs.values())), data.labels, wanted=wanted,
+                        groups=groups)
 
 
 def _captioning(model, data, recipe, info, wanted, batch_size):

@@ -36,8 +36,9 @@ import numbers
 import os
 import pathlib
 
-from mmzoo.data import shapes
-from mmzoo.data.pipeline import CAPTION_MODES, DEFAULT_SEQUENCE_LENGTH, TASKS, TEXT_FIELDS
+from mmzoo.data import problems
+from mmzoo.data.pipeline import CAPTION_MODES, TASKS, TEXT_FIELDS
+from mmzoo.registry import TASKS as _TASKS
 from mmzoo.shipped import shipped_dir
 
 SOURCES = ("tfds", "memory", "stream")
@@ -50,22 +51,12 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DECODINGS = ("greedy", "beam")
 EVAL_SPLITS = ("test", "validation")
 
-# Measurable on the test split, per task (the first ones are the defaults).
-EVAL_METRICS = {
-    "classification": ("accuracy", "per_question_type", "loss"),
-    "binary": ("accuracy", "auc", "per_perturbation", "loss"),
-    "multilabel": ("micro_f1", "binary_accuracy", "auc", "loss"),
-    "regression": ("mae", "count_accuracy", "loss"),
-    "captioning": ("bleu", "cider_d"),
-}
-# Metrics Keras tracks during `fit` for each task's head (for `monitor`).
-FIT_METRICS = {
-    "classification": ("loss", "accuracy"),
-    "binary": ("loss", "accuracy", "auc"),
-    "multilabel": ("loss", "binary_accuracy", "auc"),
-    "regression": ("loss", "mean_absolute_error"),
-    "captioning": ("loss", "accuracy"),
-}
+# Measurable on the test split, per task (the first ones are the defaults):
+# each task's `eval_metrics`.
+EVAL_METRICS = _TASKS.table("eval_metrics")
+# Metrics Keras tracks during `fit` for each task's head (for `monitor`): each
+# task's `fit_metrics`.
+FIT_METRICS = _TASKS.table("fit_metrics")
 # build_model options the data fix (never written in [model]) and the compile
 # options that [training] sets.
 DATA_OPTIONS = {"image_shape": "dataset.image_size", "vocab_size": "the tokenizer",
@@ -272,10 +263,9 @@ class Recipe:
             "vocab_size": shapes_tokenizer(self.dataset["sequence_length"]).vocab_size,
             "sequence_length": self.dataset["sequence_length"],
         }
-        if self.task == "classification":
-            options["num_classes"] = len(shapes.ANSWERS)
-        elif self.task == "multilabel":
-            options["num_classes"] = len(shapes.ATTRIBUTES)
+        # The problem's labels fix the head's size (`num_classes`) where the task has one.
+        task, problem = _TASKS.get(self.task), problems.get(self.task)
+        options.update(task.data_options(task.num_outputs(problem.label_names)))
         return options
 
     def architecture_options(self):
@@ -398,18 +388,19 @@ def _validate(config, source):
 
 
 def _fill_task_defaults(task, dataset, training, evaluation, source):
-    # Matching and captioning labels are about their own text.
-    fixed_text = {"binary": "match_caption", "captioning": "caption"}.get(task)
+    # Matching and captioning labels are about their own text (the problem says).
+    problem = problems.get(task)
+    fixed_text = problem.text_field if problem.fixed_text else None
     if dataset["text_field"] is None:
-        dataset["text_field"] = fixed_text or "question"
+        dataset["text_field"] = problem.text_field
     elif fixed_text and dataset["text_field"] != fixed_text:
         raise RecipeError(f"{source}: dataset.text_field must be {fixed_text!r} for "
                           f"task={task!r}: its labels are about that text. "
                           f"Received: text_field={dataset['text_field']!r}")
     if dataset["sequence_length"] is None:
-        dataset["sequence_length"] = DEFAULT_SEQUENCE_LENGTH[task]
-    captioning = task == "captioning"
-    if captioning:
+        dataset["sequence_length"] = problem.sequence_length
+    # Generated captions: how many per scene, and how they are searched.
+    if _TASKS.get(task).generative:
         dataset["captions"] = dataset["captions"] or "all"
         evaluation["decoding"] = evaluation["decoding"] or "greedy"
         if evaluation["beam_width"] is None:
@@ -471,14 +462,8 @@ def _check_model(model, task, dataset, source):
 
 def _check_model_options(recipe, source):
     """Runs build_model's own option validation (no layers built)."""
-    from mmzoo.tasks.options import resolve_options
-
-    if recipe.task == "captioning":
-        from mmzoo.captioning.model import resolve_captioning_options as resolve
-    else:
-        resolve = resolve_options
     try:
-        resolved = resolve(recipe.task, recipe.architecture_options())
+        resolved = _TASKS.get(recipe.task).resolve_options(recipe.architecture_options())
     except (TypeError, ValueError) as e:
         raise RecipeError(f"{source}: [model] {e}") from None
     # Normalised (e.g. hidden_units as a tuple), so to_dict() is stable.

@@ -106,8 +106,6 @@ def build_model_for(recipe, steps_per_epoch=1):
     """Builds and compiles the recipe's model (`build_model` with data and training options)."""
     from mmzoo.tasks import build_model
 
-    if recipe.task == "captioning":
-        import mmzoo.captioning  # noqa: F401  (registers the task)
     # Layers take the global dtype policy when they are made: set it for the
     # build only, so the caller's own policy is left as it was.
     previous = keras.config.dtype_policy()

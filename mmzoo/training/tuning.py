@@ -45,7 +45,7 @@ import numbers
 import pathlib
 import time
 
-from mmzoo.registry import FUSIONS, IMAGE_BRANCHES, TEXT_BRANCHES
+from mmzoo.registry import FUSIONS, IMAGE_BRANCHES, TASKS, TEXT_BRANCHES
 from mmzoo.tasks.options import MODEL_DEFAULTS
 from mmzoo.training.recipe import Recipe, RecipeError, load_recipe, monitor_mode
 
@@ -432,7 +432,7 @@ def tune(recipe, search_space, out_dir, *, tuner="hyperband", max_trials=None,
                          f"Received: max_minutes={max_minutes!r}")
     recipe = Recipe.from_dict(recipe) if isinstance(recipe, dict) else \
         recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    if recipe.task == "captioning":
+    if TASKS.get(recipe.task).generative:
         raise ValueError("mmzoo tune searches models scored by a Keras metric during fit; "
                          "captioning is scored by beam-search BLEU after training. "
                          f"Received: task={recipe.task!r}")
