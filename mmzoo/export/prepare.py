@@ -95,8 +95,11 @@ def _float32_config(config):
         if (config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
                 and _is_half_policy_name((config.get("config") or {}).get("name"))):
             return {**config, "config": {**config["config"], "name": "float32"}}
-        return {k: ("float32" if k == "dtype" and _is_half_policy_name(v)
-                    else _float32_config(v)) for k, v in config.items()}
+        # "dtype" (a layer's) and "build_dtype_policy" (an mmzoo model's, the
+        # policy its layers are built in) name policies as strings.
+        return {k: ("float32" if (k == "dtype" or k.endswith("dtype_policy"))
+                    and _is_half_policy_name(v) else _float32_config(v))
+                for k, v in config.items()}
     if isinstance(config, list):
         return [_float32_config(v) for v in config]
     return config
