@@ -11,14 +11,15 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "choosing_and_
 
 def test_choosing_and_explaining_notebook():
     nb = execute_notebook(NOTEBOOK, parameters={
-        "NUM_TRAIN": 128, "NUM_VALIDATION": 64, "MAX_EPOCHS": 1, "MAX_TRIALS": 2, "TUNER": "random",
+        "NUM_TRAIN": 128, "MAX_EPOCHS": 1, "MAX_TRIALS": 2, "TUNER": "random",
         "MAX_MINUTES": 5, "NUM_SCENES": 400, "EXPLAIN_STEPS": 4})
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs)
     assert re.search(r"^2 trials, scored by val_accuracy \(maximised\); best: \{", text, re.M), text
     assert any("text/markdown" in o.get("data", {}) and "| trial | val_accuracy |" in
                o["data"]["text/markdown"] for o in outputs)
-    assert 'name = "shapes_vqa_tuned"' in text  # the best recipe
+    assert 'name = "shapes_vqa_tuned"' in text  # the best recipe, with the recipe's data
+    assert 'source = "stream"' in text and "num_train = 100000" in text
     right = float(re.search(r"^(\d+\.\d)% right on 400 fresh scenes", text, re.M).group(1))
     assert right > 90  # the shipped entry, on fresh scenes
     for what in ("a colour question", "a relational question", "a wrong answer"):
