@@ -41,6 +41,7 @@ __all__ = [
     "FUSIONS",
     "HEADS",
     "TASKS",
+    "MODALITIES",
     "branches",
     "data",
     "fusion",
@@ -59,7 +60,8 @@ def _import_api():
     try:
         # Building blocks register themselves on import; keep these before the API.
         from mmzoo import branches, components, data, fusion, heads  # noqa: F401
-        from mmzoo.registry import FUSIONS, HEADS, IMAGE_BRANCHES, TASKS, TEXT_BRANCHES
+        from mmzoo.registry import (FUSIONS, HEADS, IMAGE_BRANCHES, MODALITIES, TASKS,
+                                    TEXT_BRANCHES)
         from mmzoo.tasks import MultimodalModel, build_model
         from mmzoo import captioning  # the captioning package (its decoder and generation)
         from mmzoo.tasks import ensembles

@@ -18,8 +18,10 @@ example:
   that baseline.
 - `modality_scores`: each modality's share of the score: how much the score
   drops when the modality is removed, through the model's `modality_mask`
-  input when it has one, else by occlusion (the image replaced by its mean
-  colour, the text by padding); negative drops count as 0, shares sum to 1.
+  input when it has one, else by occlusion (each modality's declared
+  `occlude`: the image replaced by its mean colour, the text by padding,
+  zeros for a modality that declares none); negative drops count as 0,
+  shares sum to 1.
   `fusion_weights` adds the learned weights of fusions that have them.
 
 The explained score is the probability of the predicted answer (or of
@@ -40,7 +42,8 @@ import dataclasses
 
 import numpy as np
 
-MODALITIES = ("image", "text")
+# The declared modalities, in model order (the modality mask's column order).
+from mmzoo.registry import MODALITIES
 
 
 @dataclasses.dataclass
@@ -382,12 +385,8 @@ def _without(inputs, modality, model):
         mask = np.array(inputs["modality_mask"], np.float32, copy=True)
         mask[:, present.index(modality)] = 0.0
         changed["modality_mask"] = mask
-    elif modality == "image":
-        image = inputs["image"]
-        changed["image"] = np.broadcast_to(image.mean(axis=(1, 2), keepdims=True),
-                                           image.shape).astype(image.dtype)
     else:
-        changed["text"] = np.zeros_like(inputs["text"])
+        changed[modality] = MODALITIES.get(modality).remove(inputs[modality])
     return changed
 
 

@@ -1,4 +1,4 @@
-"""Registries of named building blocks: branches, fusions and heads.
+"""Registries of named building blocks: branches, fusions and heads; tasks; modalities.
 
 `build_model` looks every component up by name here, so adding a new image
 branch, text branch, fusion or head is one decorated function in its own module,
@@ -42,6 +42,10 @@ their `positive_int` check.) An option means the same thing in every component
 that takes it: declaring a different validator for an option another
 component (or `build_model` itself) already declares is an error at
 registration.
+
+Modalities (`MODALITIES`, declared in `mmzoo.modalities`) say which branch
+registry a `<modality>_branch` option selects from; tasks (`TASKS`) are
+objects in `mmzoo.tasks`.
 """
 
 import collections.abc
@@ -49,6 +53,7 @@ import difflib
 import importlib
 import inspect
 import itertools
+import re
 import weakref
 
 from mmzoo.validators import AnyOf, anything, describe, inferred
@@ -465,3 +470,176 @@ class _TaskTable(collections.abc.Mapping):
 
 
 TASKS = TaskRegistry(BUILTIN_TASKS)
+
+
+# ----------------------------------------------------------------------------
+# Modalities
+
+#: The module that declares the built-in modalities (image, then text).
+#: `MODALITIES` imports it when first asked, so they come first whoever asks
+#: (it imports no TensorFlow).
+BUILTIN_MODALITIES = "mmzoo.modalities"
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+class ModalityRegistry:
+    """The declared modalities (`mmzoo.modalities.Modality`), in declaration order.
+
+    The order is the model's: its inputs and the columns of its
+    `"modality_mask"` follow it (image, text, then modalities registered
+    since). `build_model` reads one branch per modality whose
+    `<name>_branch` option is set; a new modality is one `register` call
+    and its branch registry (see `mmzoo.modalities`).
+
+    Example:
+
+    ```python
+    from mmzoo.registry import MODALITIES
+    MODALITIES.names()                 # ['image', 'text']
+    MODALITIES.get("text").shape_option  # 'sequence_length'
+    ```
+    """
+
+    kind = "modality"
+    option = "modality"
+
+    def __init__(self, builtins):
+        self._builtins = builtins
+        self._loaded = False
+        self._modalities = {}
+
+    def _load(self):
+        if not self._loaded:
+            self._loaded = True
+            importlib.import_module(self._builtins)
+
+    def register(self, modality):
+        """Declares `modality` (a `mmzoo.modalities.Modality`) and returns it.
+
+        Its options (`<name>_branch` and its shape option) become
+        `build_model` options, validated by the branch registry and the
+        declared shape check.
+
+        Raises:
+            ValueError: the name is not a lower-case identifier, is taken or
+                is `"modality_mask"`; the branch registry selects with another
+                option than `<name>_branch`; an option or raw-input argument
+                is another modality's or build_model's own; or the shape
+                default fails the shape check.
+        """
+        self._load()
+        name = getattr(modality, "name", None)
+        if not isinstance(name, str) or not _NAME.match(name) or name == "modality_mask":
+            raise ValueError(
+                "A modality name must be a lower-case identifier (it names the model input "
+                "and the `<name>_branch` option), other than 'modality_mask'. "
+                f"Received: name={name!r}")
+        if name in self._modalities:
+            raise ValueError(f"A modality named {name!r} is already registered. "
+                             f"Received: name={name!r}")
+        branches = modality.branches
+        if getattr(branches, "option", None) != modality.branch_option:
+            raise ValueError(
+                f"The branch registry of modality {name!r} must select with the option "
+                f"{modality.branch_option!r}: make it Registry({name + ' branch'!r}, "
+                f"{modality.branch_option!r}). Received: branches={branches!r} with "
+                f"option={getattr(branches, 'option', None)!r}")
+        shape_option = modality.shape_option
+        if not isinstance(shape_option, str) or not _NAME.match(shape_option):
+            raise ValueError(f"The shape option of modality {name!r} must be a lower-case "
+                             f"identifier. Received: shape_option={shape_option!r}")
+        owner = str(modality)
+        for option, what in ((modality.branch_option, "branch option"),
+                             (shape_option, "shape_option")):
+            taken = _RESERVED.get(option)
+            if taken is not None and taken[1] != owner:
+                raise ValueError(
+                    f"The {what} of modality {name!r}, `{option}`, is already declared "
+                    f"by {taken[1]}: choose another name. Received: {what}={option!r}")
+            users = [str(c) for c in _components() if option in c.options]
+            if users:
+                raise ValueError(
+                    f"The {what} of modality {name!r}, `{option}`, is already an option of "
+                    f"{users[0]}: choose another name. Received: {what}={option!r}")
+        argument = modality.argument
+        others = {m.argument: m.name for m in self._modalities.values()}
+        if not isinstance(argument, str) or not argument.isidentifier() or argument in others:
+            raise ValueError(
+                f"The raw-input argument of modality {name!r} (the keyword a Preprocessor "
+                f"and a zoo entry's predict take) must be an identifier no other modality "
+                f"uses ({', '.join(map(repr, others))}). Received: argument={argument!r}")
+        try:
+            modality.shape_validator(shape_option, modality.shape_default)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"The shape default of modality {name!r} fails its shape "
+                             f"check: {e}") from None
+        declare_options({modality.branch_option: _BranchName(branches),
+                         shape_option: modality.shape_validator}, owner)
+        self._modalities[name] = modality
+        return modality
+
+    def unregister(self, name):
+        """Removes the modality `name` (and its options) and returns it (for tests)."""
+        modality = self.get(name)
+        del self._modalities[name]
+        for option in (modality.branch_option, modality.shape_option):
+            if _RESERVED.get(option, (None, None))[1] == str(modality):
+                del _RESERVED[option]
+        return modality
+
+    def get(self, name):
+        """The modality named `name` (a `ValueError` naming the choices if none)."""
+        self._load()
+        if isinstance(name, str) and name in self._modalities:
+            return self._modalities[name]
+        hint = ""
+        if isinstance(name, str):
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            if close:
+                hint = f" Did you mean {close[0]!r}?"
+        raise ValueError(f"Unknown modality: must be one of "
+                         f"{', '.join(map(repr, self.names()))}.{hint} Received: {name!r}")
+
+    def names(self):
+        """The modality names in declaration order (the model's input order)."""
+        self._load()
+        return list(self._modalities)
+
+    def all(self):
+        """The `Modality` objects in declaration order."""
+        self._load()
+        return list(self._modalities.values())
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __len__(self):
+        return len(self.names())
+
+    def __repr__(self):
+        return f"ModalityRegistry(names={self.names()})"
+
+
+class _BranchName:
+    """The validator of a `<modality>_branch` option: `None` or a registered branch name."""
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    def __call__(self, name, value):
+        return value if value is None else self.registry.get(value).name
+
+    def __eq__(self, other):
+        return isinstance(other, _BranchName) and other.registry is self.registry
+
+    def __hash__(self):
+        return id(self.registry)
+
+    def __repr__(self):
+        return f"None or a registered {self.registry.kind}"
+
+
+MODALITIES = ModalityRegistry(BUILTIN_MODALITIES)

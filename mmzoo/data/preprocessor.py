@@ -34,6 +34,7 @@ import numpy as np
 
 from mmzoo.data.tokenizer import FILE_NAME as TOKENIZER_FILE
 from mmzoo.data.tokenizer import Tokenizer
+from mmzoo.registry import MODALITIES
 from mmzoo.registry import TASKS as _TASKS
 
 FILE_NAME = "preprocessor.json"
@@ -132,8 +133,8 @@ class Preprocessor:
 
     # -- raw inputs to model inputs -----------------------------------------
 
-    def __call__(self, images=None, texts=None):
-        """Model inputs from raw images and/or texts.
+    def __call__(self, images=None, texts=None, **raw):
+        """Model inputs from raw images and/or texts (and other declared modalities).
 
         Args:
             images: one image or a list of images, each a file path, encoded
@@ -146,34 +147,60 @@ class Preprocessor:
                 `ValueError` naming the text, never silently altered. (The
                 `Tokenizer` and the exported string endpoint, which must
                 agree, replace each invalid sequence with U+FFFD instead.)
+            **raw: the raw inputs of other declared modalities
+                (`mmzoo.registry.MODALITIES`), by their `argument` keyword,
+                each turned into arrays by the modality's `preprocess` hook.
 
-        When one side has a single item and the other several, the single
+        When one input has a single item and another several, the single
         one is repeated (one question about many images, or the reverse).
 
         Returns:
-            A dict with `"image"` float32 `(N, H, W, C)` raw pixels 0..255
-            and/or `"text"` int32 `(N, sequence_length)`.
+            A dict keyed by modality, in model order: `"image"` float32
+            `(N, H, W, C)` raw pixels 0..255 and/or `"text"` int32
+            `(N, sequence_length)` (and the arrays of other modalities, in
+            their declared dtype).
+
+        Raises:
+            TypeError: a keyword no declared modality takes.
+            ValueError: no input at all, a modality without preprocessing,
+                or inputs with different numbers of items.
         """
-        if images is None and texts is None:
-            raise ValueError("Pass `images`, `texts` or both. Received: images=None, "
-                             "texts=None")
-        inputs = {}
-        if images is not None:
-            inputs["image"] = self.preprocess_images(images)
-        if texts is not None:
-            inputs["text"] = self.preprocess_texts(texts)
-        if len(inputs) == 2:
-            n_images, n_texts = len(inputs["image"]), len(inputs["text"])
-            if n_images != n_texts:
-                if n_images == 1:
-                    inputs["image"] = np.repeat(inputs["image"], n_texts, axis=0)
-                elif n_texts == 1:
-                    inputs["text"] = np.repeat(inputs["text"], n_images, axis=0)
-                else:
-                    raise ValueError(
-                        "`images` and `texts` must have the same number of items (or one "
-                        f"of them a single item). Received: {n_images} images and "
-                        f"{n_texts} texts")
+        modalities = MODALITIES.all()
+        arguments = [m.argument for m in modalities]
+        unknown = sorted(set(raw) - set(arguments))
+        if unknown:
+            raise TypeError(f"Preprocessor() got unexpected argument(s) "
+                            f"{', '.join(map(repr, unknown))}: the raw inputs are "
+                            f"{', '.join(arguments)}. Received: "
+                            + ", ".join(f"{k}=..." for k in unknown))
+        given = {"images": images, "texts": texts, **raw}
+        if all(given.get(a) is None for a in arguments):
+            raise ValueError(f"Pass {_either(arguments)}. Received: "
+                             + ", ".join(f"{a}=None" for a in arguments))
+        inputs, counts = {}, {}
+        for modality in modalities:
+            value = given.get(modality.argument)
+            if value is None:
+                continue
+            if modality.preprocess is None:
+                raise ValueError(f"The {modality.name} modality declares no preprocessing: "
+                                 f"pass its arrays to the model directly. Received: "
+                                 f"{modality.argument}")
+            array = np.asarray(modality.preprocess(self, value))
+            if modality.dtype not in ("string", "bfloat16"):  # not NumPy dtypes
+                array = array.astype(modality.dtype, copy=False)
+            inputs[modality.name] = array
+            counts[modality.argument] = len(array)
+        n = max(counts.values())
+        if any(count not in (1, n) for count in counts.values()):
+            received = [f"{count} {argument}" for argument, count in counts.items()]
+            raise ValueError(
+                f"{_joined([f'`{a}`' for a in counts])} must have the same number of items "
+                f"(or {'one' if len(counts) == 2 else 'some'} of them a single item). "
+                f"Received: {_joined(received)}")
+        for name, array in inputs.items():
+            if len(array) == 1 and n > 1:
+                inputs[name] = np.repeat(array, n, axis=0)
         return inputs
 
     def preprocess_texts(self, texts):
@@ -323,6 +350,15 @@ class Preprocessor:
 
 # ----------------------------------------------------------------------------
 # Images
+
+
+def _joined(items):
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _either(arguments):
+    named = ", ".join(f"`{a}`" for a in arguments)
+    return f"{named} or {'both' if len(arguments) == 2 else 'several'}"
 
 
 def _is_positive_int(v):

@@ -33,6 +33,9 @@ def build_model(task, **options):
             image_weights, image_trainable, pooling, image_filters: image
                 branch settings.
             hidden_units, dropout: layers between fusion and head.
+            <name>_branch, and its shape option: a modality declared in
+                `mmzoo.registry.MODALITIES` (see `mmzoo.modalities`); its
+                branch is built when `<name>_branch` is given.
             compile: `False` to get the model uncompiled. optimizer,
                 learning_rate, loss, metrics, jit_compile: compile settings
                 (loss and metrics default to the task's own).

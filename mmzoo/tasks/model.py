@@ -6,8 +6,8 @@ import keras
 
 from mmzoo.checks import MASK_INPUT, check_batch_size, check_model_arrays
 from mmzoo.fusion.masking import ModalityDropout
-from mmzoo.registry import FUSIONS, TASKS
-from mmzoo.tasks.options import BRANCH_REGISTRIES, MODALITIES, resolve_options
+from mmzoo.registry import FUSIONS, MODALITIES, TASKS
+from mmzoo.tasks.options import resolve_options
 
 
 def _kwargs(component, resolved):
@@ -18,7 +18,8 @@ def _modality_mask(inputs, features, resolved, fusion):
     """The mask tensor the fusion gets, or None (no mask input, no dropout).
 
     `modality_mask=True` adds the input `"modality_mask"`, `(batch,
-    num_modalities)` floats in model order (1.0 present, 0.0 missing);
+    num_modalities)` floats in model order (the order of `MODALITIES`: image,
+    text, then modalities declared since; 1.0 present, 0.0 missing);
     `modality_dropout > 0` drops modalities at random in training.
     """
     if not resolved["modality_mask"] and not resolved["modality_dropout"]:
@@ -166,10 +167,14 @@ class MultimodalModel(OptionsModel):
             (`"classification"`, `"binary"`, `"multilabel"`, `"regression"`).
         **options: architecture options, as for `mmzoo.build_model`.
 
-    Inputs are a dict keyed by modality (`"image"`: raw pixels 0..255,
-    `"text"`: int token ids; with `modality_mask=True` also `"modality_mask"`,
-    `(batch, num_modalities)` floats, 1.0 present / 0.0 missing); the output is
-    a dict with one entry named by the head (e.g. `"probabilities"`).
+    Inputs are a dict keyed by modality, one per declared modality
+    (`mmzoo.registry.MODALITIES`) whose `<name>_branch` is set (`"image"`:
+    raw pixels 0..255 `(batch, *image_shape)`, `"text"`: int token ids
+    `(batch, sequence_length)`, ...; each of the shape its branch builds from
+    the modality's shape option); with `modality_mask=True` also
+    `"modality_mask"`, `(batch, num_modalities)` floats in that order, 1.0
+    present / 0.0 missing. The output is a dict with one entry named by the
+    head (e.g. `"probabilities"`).
 
     The fusion (`fusion=...`) is looked up in `FUSIONS`: feature-level fusions
     return fused features and the hidden layers and head follow; decision-level
@@ -179,23 +184,22 @@ class MultimodalModel(OptionsModel):
 
     def __init__(self, task, trainable=True, dtype=None, **options):
         resolved = resolve_options(task, options)
-        present = [m for m in MODALITIES if resolved[f"{m}_branch"] is not None]
+        present = [m for m in MODALITIES.all() if resolved.get(m.branch_option) is not None]
         fusion = FUSIONS.get(resolved["fusion"]) if len(present) > 1 else None
         # Fusions that work on feature maps (FiLM) get those branches unpooled;
         # the fusion pools after combining (it reads the `pooling` option).
         feature_maps = fusion.info.get("feature_maps", ()) if fusion else ()
         inputs, features = {}, {}
         for modality in present:
-            component = BRANCH_REGISTRIES[modality].get(resolved[f"{modality}_branch"])
-            shape_option = "image_shape" if modality == "image" else "sequence_length"
+            component = modality.branches.get(resolved[modality.branch_option])
             kwargs = _kwargs(component, resolved)
-            if modality in feature_maps:
+            if modality.name in feature_maps:
                 kwargs["pooling"] = None
-            branch = component.builder(resolved[shape_option], **kwargs)
-            inputs[modality] = keras.Input(
-                shape=branch.input.shape[1:], dtype=branch.input.dtype, name=modality
+            branch = component.builder(resolved[modality.shape_option], **kwargs)
+            inputs[modality.name] = keras.Input(
+                shape=branch.input.shape[1:], dtype=branch.input.dtype, name=modality.name
             )
-            features[modality] = branch(inputs[modality])
+            features[modality.name] = branch(inputs[modality.name])
 
         head = TASKS.get(task).head_component()
         head_name = inspect.signature(head.builder).parameters["name"].default

@@ -4,12 +4,15 @@
 set of one model, before any layer is built, so that a bad option is a clear
 `TypeError` / `ValueError` and never a stack trace from inside TensorFlow.
 
-The options of the model as a whole (`image_shape`, `hidden_units`, `dropout`,
-the compile settings, ...) are validated here (`MODEL_VALIDATORS`); branch,
-fusion and head options by the validators their components declare where they
-are registered (`mmzoo.registry.option_validator`).
+The options of the model as a whole (`hidden_units`, `dropout`, the compile
+settings, ...) are validated here (`MODEL_VALIDATORS`); each modality's
+`<name>_branch` and shape option (`image_shape`, `sequence_length`) by its
+declaration (`mmzoo.modalities`); branch, fusion and head options by the
+validators their components declare where they are registered
+(`mmzoo.registry.option_validator`).
 """
 
+import collections.abc
 import inspect
 import os
 import warnings
@@ -19,9 +22,8 @@ from mmzoo import branches, fusion, heads  # noqa: F401
 from mmzoo.registry import (
     FUSIONS,
     HEADS,
-    IMAGE_BRANCHES,
+    MODALITIES,
     TASKS,
-    TEXT_BRANCHES,
     declare_options,
     option_validator,
 )
@@ -31,23 +33,64 @@ from mmzoo.validators import (
     is_int,
     is_positive_int,
     optional_name,
-    positive_int,
     positive_number,
     unit_float,
 )
 
-MODALITIES = ("image", "text")
-BRANCH_REGISTRIES = {"image": IMAGE_BRANCHES, "text": TEXT_BRANCHES}
+
+
+class _BranchRegistries(collections.abc.Mapping):
+    """`{modality name: its branch registry}` over the declared modalities, read when used."""
+
+    def __getitem__(self, name):
+        if name not in MODALITIES:
+            raise KeyError(name)
+        return MODALITIES.get(name).branches
+
+    def __iter__(self):
+        return iter(MODALITIES.names())
+
+    def __len__(self):
+        return len(MODALITIES)
+
+
+BRANCH_REGISTRIES = _BranchRegistries()
+
+
+class _ModelDefaults(collections.abc.Mapping):
+    """`MODEL_DEFAULTS`: every modality's branch and shape option, then `_OWN_DEFAULTS`.
+
+    Read when used, so a modality registered later is in it: `<name>_branch`
+    (the declared `default_branch`), `fusion`, the shape options, then the
+    model's own options.
+    """
+
+    def _items(self):
+        modalities = MODALITIES.all()
+        items = {m.branch_option: m.default_branch for m in modalities}
+        items["fusion"] = _OWN_DEFAULTS["fusion"]
+        items.update({m.shape_option: m.shape_default for m in modalities})
+        items.update(_OWN_DEFAULTS)
+        return items
+
+    def __getitem__(self, key):
+        return self._items()[key]
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __len__(self):
+        return len(self._items())
+
+    def __repr__(self):
+        return repr(self._items())
+
 
 # Options of the model as a whole (branch, fusion and head options come from the
 # signatures of the registered components, their validators from their
-# registrations).
-MODEL_DEFAULTS = {
-    "image_branch": "vgg16",
-    "text_branch": "lstm",
+# registrations; each modality's branch and shape option from its declaration).
+_OWN_DEFAULTS = {
     "fusion": None,  # "concat" when there are two or more modalities
-    "image_shape": (224, 224, 3),
-    "sequence_length": 100,
     "hidden_units": (),
     "dropout": 0.0,
     "name": None,
@@ -56,6 +99,7 @@ MODEL_DEFAULTS = {
     "modality_mask": False,
     "modality_dropout": 0.0,
 }
+MODEL_DEFAULTS = _ModelDefaults()
 COMPILE_DEFAULTS = {
     "compile": True,
     "optimizer": "adam",
@@ -64,16 +108,6 @@ COMPILE_DEFAULTS = {
     "metrics": None,  # the head's own
     "jit_compile": "auto",
 }
-
-
-def _image_shape(name, value):
-    if not (
-        isinstance(value, (tuple, list))
-        and len(value) == 3
-        and all(is_positive_int(v) for v in value)
-    ):
-        fail(name, value, "a tuple of three positive integers (height, width, channels)")
-    return tuple(int(v) for v in value)
 
 
 def _units_tuple(name, value):
@@ -158,12 +192,10 @@ def _optional_registered(registry):
     return check
 
 
+# The modalities' `<name>_branch` and shape options are declared with them
+# (mmzoo.modalities).
 MODEL_VALIDATORS = {
-    "image_branch": _optional_registered(IMAGE_BRANCHES),
-    "text_branch": _optional_registered(TEXT_BRANCHES),
     "fusion": _optional_registered(FUSIONS),
-    "image_shape": _image_shape,
-    "sequence_length": positive_int,
     "hidden_units": _units_tuple,
     "dropout": unit_float,
     "name": optional_name,
@@ -186,7 +218,7 @@ declare_options({**MODEL_VALIDATORS, **COMPILE_VALIDATORS}, "build_model")
 def known_options():
     """Every option name `build_model` accepts, with the components registered now."""
     names = set(MODEL_DEFAULTS) | set(COMPILE_DEFAULTS)
-    for registry in (IMAGE_BRANCHES, TEXT_BRANCHES, FUSIONS, HEADS):
+    for registry in _component_registries():
         for component_name in registry:
             names |= set(registry.get(component_name).options)
     return names
@@ -247,23 +279,28 @@ def resolve_options(task, options):
     resolved = {"task": task.name}
     model_keys = dict(MODEL_DEFAULTS)
     components = {"head": head}
-    for modality in MODALITIES:
-        option = f"{modality}_branch"
-        branch = values.get(option, MODEL_DEFAULTS[option])
-        resolved[option] = branch
+    declared = MODALITIES.all()
+    for modality in declared:
+        option = modality.branch_option
+        branch = values.get(option, modality.default_branch)
+        # A modality without a default branch is in the config only when used,
+        # so the configs of models without it load whether or not it is declared.
+        if branch is not None or modality.default_branch is not None:
+            resolved[option] = branch
         if branch is not None:
-            components[modality] = BRANCH_REGISTRIES[modality].get(branch)
-    modalities = [m for m in MODALITIES if m in components]
+            components[modality.name] = modality.branches.get(branch)
+    modalities = [m.name for m in declared if m.name in components]
     if not modalities:
+        branch_options = [f"`{m.branch_option}`" for m in declared]
         raise ValueError(
-            "A model needs at least one modality: `image_branch` and `text_branch` "
-            "cannot both be None. Received: image_branch=None, text_branch=None"
+            f"A model needs at least one modality: "
+            f"{', '.join(branch_options[:-1])} and {branch_options[-1]} cannot "
+            f"{'both' if len(declared) == 2 else 'all'} be None. Received: "
+            + ", ".join(f"{m.branch_option}=None" for m in declared)
         )
-    used = {"image_branch", "text_branch", "hidden_units", "dropout", "name"}
-    if "image" in components:
-        used.add("image_shape")
-    if "text" in components:
-        used.add("sequence_length")
+    used = {m.branch_option for m in declared} | {"hidden_units", "dropout", "name"}
+    shape_options = [m.shape_option for m in declared if m.name in components]
+    used.update(shape_options)
     if len(modalities) > 1:
         used |= {"fusion", "modality_mask", "modality_dropout"}
         fusion = values.get("fusion") or "concat"
@@ -278,7 +315,7 @@ def resolve_options(task, options):
                     f"{modality} branch with a `pooling` option. Received: "
                     f"{modality}_branch={resolved.get(f'{modality}_branch')!r}"
                 )
-    for key in ("image_shape", "sequence_length", "hidden_units", "dropout", "name",
+    for key in (*shape_options, "hidden_units", "dropout", "name",
                 "modality_mask", "modality_dropout"):
         if key in used:
             resolved[key] = values.get(key, model_keys[key])
@@ -300,10 +337,10 @@ def resolve_options(task, options):
     # ignored, so that a single-modality baseline can be built from the same
     # options as the fused model: build_model(**options, text_branch=None).
     ignorable = set()
-    for modality in MODALITIES:
-        if modality not in components:
-            ignorable.add("image_shape" if modality == "image" else "sequence_length")
-            ignorable |= _options_of(BRANCH_REGISTRIES[modality])
+    for modality in declared:
+        if modality.name not in components:
+            ignorable.add(modality.shape_option)
+            ignorable |= _options_of(modality.branches)
     if len(modalities) == 1:
         ignorable |= {"fusion", "modality_mask", "modality_dropout"} | _options_of(FUSIONS)
     ignorable -= set().union(*(c.options for c in components.values()))
@@ -317,7 +354,8 @@ def resolve_options(task, options):
         warnings.warn(
             f"build_model: {', '.join(f'{k}={options[k]!r}' for k in dropped)} "
             f"{'has' if len(dropped) == 1 else 'have'} no effect on this model "
-            f"({_describe_model(resolved)}), which reads one modality: "
+            f"({_describe_model(resolved)}), which reads "
+            f"{'one modality' if len(modalities) == 1 else ' and '.join(modalities) + ' only'}: "
             f"{'it is' if len(dropped) == 1 else 'they are'} ignored (fusion and "
             "modality-mask options need two modalities, branch options their branch).",
             UserWarning, stacklevel=5)
@@ -423,7 +461,7 @@ def _describe(role, component):
 
 def _describe_model(resolved):
     parts = [f"task={resolved['task']!r}"]
-    for key in ("image_branch", "text_branch", "fusion"):
+    for key in (*(m.branch_option for m in MODALITIES.all()), "fusion"):
         if resolved.get(key) is not None:
             parts.append(f"{key}={resolved[key]!r}")
     return ", ".join(parts)
@@ -431,14 +469,18 @@ def _describe_model(resolved):
 
 def _components_using(key):
     users = []
-    for registry in (IMAGE_BRANCHES, TEXT_BRANCHES, FUSIONS, HEADS):
+    for registry in _component_registries():
         for name in registry:
             if key in registry.get(name).options:
                 users.append(f"{registry.option}={name!r}")
-    if key == "image_shape":
-        users.append("any image branch")
-    if key == "sequence_length":
-        users.append("any text branch")
+    for modality in MODALITIES.all():
+        if key == modality.shape_option:
+            users.append(f"any {modality.name} branch")
     if key in ("fusion", "modality_mask", "modality_dropout"):
         users.append("models with two or more modalities")
     return ", ".join(users)
+
+
+def _component_registries():
+    """The registries whose components' options are `build_model` options."""
+    return (*(m.branches for m in MODALITIES.all()), FUSIONS, HEADS)

@@ -2,7 +2,7 @@
 
 import json
 
-from mmzoo.registry import TASKS
+from mmzoo.registry import MODALITIES, TASKS
 from mmzoo.zoo.folder import format_size
 
 #: The training curve an entry may carry (`save_entry(extra_files=...)`).
@@ -24,7 +24,7 @@ def flatten_metrics(metrics, prefix=""):
 def _architecture(meta):
     arch = meta.get("architecture") or {}
     parts = []
-    for key, label in (("image_branch", "image"), ("text_branch", "text"),
+    for key, label in (*((m.branch_option, m.name) for m in MODALITIES.all()),
                        ("fusion", "fusion"), ("decoder", "decoder")):
         if arch.get(key):
             parts.append(f"{label} `{arch[key]}`")

@@ -37,7 +37,7 @@ from mmzoo import components  # noqa: F401
 from mmzoo._version import __version__
 from mmzoo.checks import check_batch_size, is_int, model_input_specs
 from mmzoo.data.preprocessor import Preprocessor
-from mmzoo.registry import TASKS
+from mmzoo.registry import MODALITIES, TASKS
 from mmzoo.zoo.card import model_card
 from mmzoo.zoo.evaluation import evaluation_settings, example_inputs, measure_metrics
 from mmzoo.zoo.familiarity import check_inputs
@@ -282,10 +282,11 @@ def _check_fits(model, preprocessor):
                          f"is for task={task!r}. Received: preprocessor.task="
                          f"{preprocessor.task!r}")
     inputs = model_input_specs(model)
-    unknown = sorted(set(inputs) - {"image", "text", "modality_mask"})
+    unknown = sorted(set(inputs) - set(MODALITIES) - {"modality_mask"})
     if unknown:
-        raise ValueError(f"A zoo entry's model reads 'image' and/or 'text' (and optionally "
-                         f"'modality_mask'). Received: a model with inputs {sorted(inputs)}")
+        raise ValueError(f"A zoo entry's model reads {' and/or '.join(map(repr, MODALITIES))} "
+                         f"(and optionally 'modality_mask'). Received: a model with inputs "
+                         f"{sorted(inputs)}")
     if "image" in inputs:
         shape = tuple(inputs["image"].shape[1:])
         if preprocessor.image_size != shape:
@@ -564,19 +565,20 @@ class ZooEntry:
                 "Refusing to load it.", MODEL_FILE)
         return load_entry_model(path, self.preprocessor, entry=self.name)
 
-    def model_inputs(self, images=None, texts=None):
-        """The model's input dict from raw images and texts.
+    def model_inputs(self, images=None, texts=None, **raw):
+        """The model's input dict from raw images and texts (and other modalities' `raw`).
 
-        A missing modality is filled in (zeros, flagged in `modality_mask`)
-        only for models trained for it (`modality_mask=True`).
+        A missing modality is filled in (zeros, flagged in `modality_mask`,
+        whose columns follow `MODALITIES`) only for models trained for it
+        (`modality_mask=True`).
         """
-        inputs = self.preprocessor(images=images, texts=texts)
+        inputs = self.preprocessor(images=images, texts=texts, **raw)
         needed = model_input_specs(self.model)
-        present = [m for m in ("image", "text") if m in needed]
+        present = [m for m in MODALITIES if m in needed]
         n = len(next(iter(inputs.values())))
         missing = [m for m in present if m not in inputs]
         if missing and "modality_mask" not in needed:
-            what = {"image": "images", "text": "texts"}[missing[0]]
+            what = MODALITIES.get(missing[0]).argument
             raise ValueError(f"Entry {self.name!r} needs {what} (its model reads "
                              f"{' and '.join(present)}). Received: {what}=None")
         for m in missing:

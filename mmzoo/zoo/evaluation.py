@@ -25,6 +25,7 @@ import numpy as np
 
 from mmzoo.checks import model_input_specs
 from mmzoo.metrics import task_metrics
+from mmzoo.registry import MODALITIES
 from mmzoo.zoo.card import flatten_metrics
 
 DATASET_NAME = "mmzoo_shapes"
@@ -119,7 +120,7 @@ def _inputs_for(model, preprocessor, x):
                 image = preprocessor.preprocess_images(image)
             out[key] = image
         elif key == "modality_mask":
-            present = [m for m in ("image", "text") if m in needed]
+            present = [m for m in MODALITIES if m in needed]
             out[key] = np.ones((len(x["image"]), len(present)), np.float32)
         else:
             out[key] = x[key]
