@@ -45,7 +45,7 @@ import numbers
 import pathlib
 import time
 
-from mmzoo.registry import FUSIONS, IMAGE_BRANCHES, TASKS, TEXT_BRANCHES
+from mmzoo.registry import FUSIONS, MODALITIES, TASKS
 from mmzoo.tasks.options import MODEL_DEFAULTS
 from mmzoo.training.recipe import Recipe, RecipeError, load_recipe, monitor_mode
 
@@ -53,11 +53,17 @@ TUNERS = ("hyperband", "bayesian", "random")
 # [training] keys a search may change (batch size and epochs set the data
 # stream and the schedule, so they stay the recipe's).
 TRAINING_KEYS = ("learning_rate", "optimizer", "lr_schedule")
-# Registries whose selector option (`fusion`, `image_branch`, `text_branch`)
-# decides which of their options a trial uses.
-SELECTABLE = (FUSIONS, IMAGE_BRANCHES, TEXT_BRANCHES)
 SAMPLINGS = ("linear", "log", "reverse_log")
 STATE_FOLDER = "keras_tuner"
+
+
+def _selectable():
+    """Registries whose selector option decides which of their options a trial uses.
+
+    `fusion` and every declared modality's `<name>_branch` (`image_branch`,
+    `text_branch`, ...), read when called so a modality declared later counts.
+    """
+    return (FUSIONS, *(modality.branches for modality in MODALITIES.all()))
 
 
 class SearchSpaceError(ValueError):
@@ -194,7 +200,7 @@ def _dimension(name, value, source):
 def _owners(option):
     """`{registry: names of its components that take option}` for the selectable registries."""
     owners = {}
-    for registry in SELECTABLE:
+    for registry in _selectable():
         names = [n for n in registry.names() if option in registry.get(n).options]
         if names:
             owners[registry] = names
@@ -204,7 +210,7 @@ def _owners(option):
 def _chosen(model):
     """`{registry: the component name}` that model options select (defaults filled)."""
     chosen = {registry: model.get(registry.option, MODEL_DEFAULTS.get(registry.option))
-              for registry in SELECTABLE}
+              for registry in _selectable()}
     if chosen[FUSIONS] is None:  # build_model's default with two modalities
         chosen[FUSIONS] = "concat"
     return chosen
@@ -438,7 +444,7 @@ def tune(recipe, search_space, out_dir, *, tuner="hyperband", max_trials=None,
                          f"Received: task={recipe.task!r}")
     dimensions = load_search_space(search_space)
     # Selectors first, so that conditional options can refer to them.
-    selectors = {r.option for r in SELECTABLE}
+    selectors = {r.option for r in _selectable()}
     dimensions.sort(key=lambda d: d.name not in selectors)
     check_search_space(recipe, dimensions)
 
