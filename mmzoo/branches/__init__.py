@@ -2,7 +2,10 @@
 
 Look them up by name with `IMAGE_BRANCHES.get(name).builder` or call the
 functions directly; register new ones with `IMAGE_BRANCHES.register(name,
-validators={...})` (see `mmzoo.registry`).
+validators={...})` (see `mmzoo.registry`). Registration info:
+`input_dtype` (a text branch's input dtype) and `loads_in_safe_mode=False`
+for a branch whose models cannot load with `safe_mode=True` (`"tfhub"`: a
+SavedModel may run any op), which `tests/test_conformance.py` then checks.
 """
 
 from mmzoo.branches.hub import HubModule, tfhub_branch

@@ -205,7 +205,9 @@ def pixel_range(name, value):
     fail(name, value, "one of " + ", ".join(map(repr, PIXEL_RANGES)))
 
 
-@IMAGE_BRANCHES.register("tfhub", validators={
+# A model with this branch loads only with safe_mode=False (see the module
+# docstring); declared so that tests/test_conformance.py checks that refusal.
+@IMAGE_BRANCHES.register("tfhub", loads_in_safe_mode=False, validators={
     "image_handle": hub_handle, "image_endpoint": optional_name,
     "image_output_key": optional_name, "image_pixel_range": pixel_range,
     "image_trainable": optional_bool})

@@ -179,6 +179,41 @@ class Task:
         """The `build_model` options the labels fix (`{"num_classes": ...}` or none)."""
         return {} if self.classes_option is None else {self.classes_option: num_outputs}
 
+    def example_labels(self, inputs, num_outputs, seed=0):
+        """Random labels in this task's `label_format` for `inputs`, or None when it takes none.
+
+        What a freshly built model can be fitted on for a smoke test
+        (`tests/test_conformance.py` fits every task's model one step on
+        them). A task without a loss to compile (its model adds its own, as
+        InfoNCE does) takes no labels; a task with another label format
+        overrides this.
+
+        Args:
+            inputs: the model's inputs, `{name: array}` (next-token labels
+                are the `"text"` input shifted by one token).
+            num_outputs: the head's outputs (`num_outputs(...)`).
+            seed: random seed.
+
+        Returns:
+            An array with one label per example, or None.
+        """
+        if self.compile_loss() is None:
+            return None
+        rng = np.random.default_rng(seed)
+        n = len(next(iter(inputs.values())))
+        if self.label_format == "index":
+            return rng.integers(0, num_outputs, n).astype("int32")
+        if self.label_format in ("boolean", "multi_hot"):
+            return rng.integers(0, 2, (n, num_outputs)).astype("float32")
+        if self.label_format == "number":
+            return rng.normal(size=(n, num_outputs)).astype("float32")
+        if self.label_format == "next_tokens":
+            text = np.asarray(inputs["text"])
+            return np.concatenate([text[:, 1:], np.zeros_like(text[:, :1])], axis=1)
+        raise NotImplementedError(
+            f"task={self.name!r} has label_format={self.label_format!r}: override "
+            "`example_labels` to say what its labels look like.")
+
     # -- predictions -------------------------------------------------------------
 
     def scores(self, outputs):
