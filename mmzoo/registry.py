@@ -549,18 +549,17 @@ class ModalityRegistry:
             raise ValueError(f"The shape option of modality {name!r} must be a lower-case "
                              f"identifier. Received: shape_option={shape_option!r}")
         owner = str(modality)
-        for option, what in ((modality.branch_option, "branch option"),
-                             (shape_option, "shape_option")):
+        for option, what, received in (
+                (modality.branch_option, "branch option", f"name={name!r}"),
+                (shape_option, "shape option", f"shape_option={shape_option!r}")):
             taken = _RESERVED.get(option)
-            if taken is not None and taken[1] != owner:
-                raise ValueError(
-                    f"The {what} of modality {name!r}, `{option}`, is already declared "
-                    f"by {taken[1]}: choose another name. Received: {what}={option!r}")
             users = [str(c) for c in _components() if option in c.options]
+            if taken is not None and taken[1] != owner:
+                users = [taken[1]]
             if users:
                 raise ValueError(
                     f"The {what} of modality {name!r}, `{option}`, is already an option of "
-                    f"{users[0]}: choose another name. Received: {what}={option!r}")
+                    f"{users[0]}: choose another name. Received: {received}")
         argument = modality.argument
         others = {m.argument: m.name for m in self._modalities.values()}
         if not isinstance(argument, str) or not argument.isidentifier() or argument in others:
