@@ -139,6 +139,46 @@ def test_film_masking_with_several_blocks():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_film_relation_readout_is_a_relation_network_over_the_modulated_map(tmp_path):
+    model = mmzoo.build_model("classification", **OPTIONS, fusion="film", fusion_dim=8,
+                              film_blocks=2, coord_channels=True, film_output_dim=12,
+                              film_readout="relation", relation_layers=1, modality_mask=True)
+    layer = model.get_layer("fusion_film")
+    assert layer.output_conv is None and isinstance(layer.readout, RelationFusion)
+    assert layer.readout.fusion_dim == 12 and layer.readout.relation_layers == 1
+    assert layer.output.shape == (None, 12)
+    # The readout is the relation network applied to the modulated map and
+    # the condition: rebuild it from FiLM's own pieces.
+    randomize(model)
+    x = inputs()
+    x["modality_mask"] = np.ones((4, 2), "float32")
+    fmap = model.get_layer("image_convnet")(x["image"])
+    cond = model.get_layer("text_gru")(x["text"])
+    readout, layer.readout = layer.readout, None  # the modulated map, unpooled
+    layer.pooling, layer.output_conv = "flatten", None
+    z = keras.ops.reshape(layer([fmap, cond]), (4, 4, 4, 8))
+    layer.readout = readout
+    expected = readout([z, cond])
+    np.testing.assert_allclose(layer([fmap, cond]), expected, rtol=1e-5, atol=1e-6)
+    # Trains, saves and reloads; masking as FiLM's.
+    y = np.arange(4) % 3
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(probabilities(again, x), probabilities(model, x),
+                               rtol=1e-5, atol=1e-6)
+    assert again.get_layer("fusion_film").get_config()["film_readout"] == "relation"
+    mask = np.array([[1, 0]] * 4, "float32")
+    a = probabilities(model, {**x, "modality_mask": mask})
+    b = probabilities(model, {**x, "text": x["text"][::-1], "modality_mask": mask})
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The pooled readout keeps its old config (entries saved before it load unchanged).
+    pooled = FiLMFusion(8, pooling="max").get_config()
+    assert "film_readout" not in pooled and "relation_layers" not in pooled
+    with pytest.raises(ValueError, match=r"Received: film_readout='rn'"):
+        mmzoo.build_model("classification", **OPTIONS, fusion="film", film_readout="rn")
+
+
 # ---- relation network ---------------------------------------------------------
 
 def test_relation_network_is_g_over_every_pair_then_f():

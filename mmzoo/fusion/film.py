@@ -5,11 +5,13 @@ from keras import ops
 
 from mmzoo.coordconv import coordinate_grid
 from mmzoo.fusion.base import FusionLayer, map_first, mask_columns, zero_missing
+from mmzoo.fusion.relation import RelationFusion
 from mmzoo.branches.image import POOLING
 from mmzoo.registry import FUSIONS
-from mmzoo.validators import boolean, optional_positive_int, positive_int
+from mmzoo.validators import boolean, choice, optional_positive_int, positive_int
 
 FILM_POOLINGS = ("flatten", "avg", "max")
+FILM_READOUTS = ("pool", "relation")
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -34,6 +36,13 @@ class FiLMFusion(FusionLayer):
       to that many channels before pooling (Perez et al.'s classifier conv).
     - With `coord_channels`, every 1x1 convolution also sees two coordinate
       channels (CoordConv, `mmzoo.coordconv`), so positions survive pooling.
+    - The readout turns the modulated map into a vector. `"pool"` pools it
+      (`pooling`). `"relation"` runs a relation network (`RelationFusion`,
+      Santoro et al. 2017) over all pairs of its cells, tagged with their
+      coordinates and conditioned on `q`: FiLM picks out the objects the
+      question names, the relation network compares where they are (the
+      FiLM + RN combination of Santoro et al.'s CLEVR model family). Its
+      width is `film_output_dim or fusion_dim`, its depth `relation_layers`.
 
     A missing conditioning modality is zeroed (so `gamma = beta = 0` when all
     are missing: the map passes unmodulated); a missing map is zeroed
@@ -48,12 +57,15 @@ class FiLMFusion(FusionLayer):
         film_blocks: number of FiLM blocks, >= 1.
         coord_channels: append coordinate channels before each 1x1 convolution.
         film_output_dim: channels of the final 1x1 convolution, or `None`
-            for none.
+            for none; with the relation readout, the relation network's width
+            instead (no 1x1 convolution).
+        film_readout: `"pool"` or `"relation"` (see above).
+        relation_layers: layers of the relation readout's `g`, >= 1.
         **kwargs: base layer arguments.
 
-    Output: `(batch, channels)` for avg/max pooling, `(batch, h * w *
-    channels)` for flatten, where `channels` is `film_output_dim or
-    fusion_dim`.
+    Output: `(batch, channels)` for avg/max pooling and the relation readout,
+    `(batch, h * w * channels)` for flatten, where `channels` is
+    `film_output_dim or fusion_dim`.
 
     Example:
     >>> fused = FiLMFusion(32, pooling="max", film_blocks=4)([image_map, text_feats])
@@ -62,7 +74,8 @@ class FiLMFusion(FusionLayer):
     input_ranks = (4, 2)
 
     def __init__(self, fusion_dim=64, pooling="avg", modalities=None, film_blocks=1,
-                 coord_channels=False, film_output_dim=None, **kwargs):
+                 coord_channels=False, film_output_dim=None, film_readout="pool",
+                 relation_layers=2, **kwargs):
         super().__init__(fusion_dim=fusion_dim, modalities=modalities, **kwargs)
         if pooling not in FILM_POOLINGS:
             raise ValueError(
@@ -78,7 +91,13 @@ class FiLMFusion(FusionLayer):
                 and film_output_dim > 0):
             raise ValueError("`film_output_dim` must be None or a positive integer. "
                              f"Received: film_output_dim={film_output_dim!r}")
+        if film_readout not in FILM_READOUTS:
+            raise ValueError("`film_readout` must be one of "
+                             f"{', '.join(map(repr, FILM_READOUTS))}. "
+                             f"Received: film_readout={film_readout!r}")
         self.pooling = pooling
+        self.film_readout = film_readout
+        self.relation_layers = relation_layers
         self.film_blocks = film_blocks
         self.coord_channels = bool(coord_channels)
         self.film_output_dim = film_output_dim
@@ -111,8 +130,15 @@ class FiLMFusion(FusionLayer):
                                                    name=f"block{i}_bn", dtype=self.dtype_policy)
             norm.build((None, None, None, dim))
             self.blocks.append((entry, conv, norm))
-        self.output_conv = None
-        if self.film_output_dim:
+        self.output_conv = self.readout = None
+        if self.film_readout == "relation":
+            # The condition is already zeroed where missing: no mask inside.
+            self.readout = RelationFusion(self.film_output_dim or dim,
+                                          relation_layers=self.relation_layers,
+                                          modalities=("map", "condition"),
+                                          name="relation_readout", dtype=self.dtype_policy)
+            self.readout.build([(None,) + tuple(shapes[0][1:-1]) + (dim,), (None, cond_size)])
+        elif self.film_output_dim:
             self.output_conv = self._dense(self.film_output_dim, "output_conv1x1", dim + extra)
 
     def _coords(self, x):
@@ -150,6 +176,8 @@ class FiLMFusion(FusionLayer):
         for i, (entry, conv, norm) in enumerate(self.blocks, start=1):
             h = ops.relu(entry(self._coords(z)))
             z = h + modulate(norm(conv(h), training=training), i)
+        if self.readout is not None:
+            return self.readout([z, cond])
         if self.output_conv is not None:
             z = ops.relu(self.output_conv(self._coords(z)))
         if self.pooling == "avg":
@@ -163,14 +191,19 @@ class FiLMFusion(FusionLayer):
         config.update({"pooling": self.pooling, "film_blocks": self.film_blocks,
                        "coord_channels": self.coord_channels,
                        "film_output_dim": self.film_output_dim})
+        if self.film_readout != "pool":  # configs of pooled models stay as they were
+            config.update({"film_readout": self.film_readout,
+                           "relation_layers": self.relation_layers})
         return config
 
 
 @FUSIONS.register("film", feature_maps=("image",), validators={
     "fusion_dim": positive_int, "pooling": POOLING, "film_blocks": positive_int,
-    "coord_channels": boolean, "film_output_dim": optional_positive_int})
+    "coord_channels": boolean, "film_output_dim": optional_positive_int,
+    "film_readout": choice(*FILM_READOUTS), "relation_layers": positive_int})
 def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten", film_blocks=1,
-                coord_channels=False, film_output_dim=None, name="fusion_film"):
+                coord_channels=False, film_output_dim=None, film_readout="pool",
+                relation_layers=2, name="fusion_film"):
     """FiLM: the text produces a scale and shift for each image channel.
 
     `build_model` builds the image branch with `pooling=None` for this fusion
@@ -188,16 +221,23 @@ def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten
         coord_channels: coordinate channels before each 1x1 convolution
             (shared with the image branch's option of the same name).
         film_output_dim: channels of a last 1x1 convolution before pooling,
-            or `None`.
+            or `None`; with `film_readout="relation"`, the relation network's
+            width.
+        film_readout: `"pool"` (pool the modulated map with `pooling`) or
+            `"relation"` (a relation network over pairs of its cells,
+            Santoro et al. 2017; costs `(h * w)^2` pairs: keep maps small).
+        relation_layers: layers of the relation readout's `g`.
         name: the fusion layer's name.
 
     Returns:
-        `(batch, channels)` for avg/max pooling, `(batch, h * w * channels)`
-        for flatten (`channels`: `film_output_dim or fusion_dim`).
+        `(batch, channels)` for avg/max pooling and the relation readout,
+        `(batch, h * w * channels)` for flatten (`channels`:
+        `film_output_dim or fusion_dim`).
     """
     order = map_first(features, modality_mask, "film",
                       "conditions the image feature map on the other modalities")
     layer = FiLMFusion(fusion_dim, pooling=pooling, modalities=tuple(order),
                        film_blocks=film_blocks, coord_channels=coord_channels,
-                       film_output_dim=film_output_dim, name=name)
+                       film_output_dim=film_output_dim, film_readout=film_readout,
+                       relation_layers=relation_layers, name=name)
     return layer([features[m] for m in order], modality_mask=modality_mask)
