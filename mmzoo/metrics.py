@@ -29,7 +29,8 @@ def task_metrics(task, pred, y, *, wanted=None, question_types=None, perturbatio
     Args:
         task: a registered task name (`"classification"`, `"binary"`,
             `"multilabel"`, `"regression"`, ...); its `Task.measure` measures.
-        pred: the model's output, `(N, outputs)`.
+        pred: the model's output, `(N, outputs)`, or its outputs as
+            `predict` returns them (a dict; a dual encoder has two).
         y: the labels, in the formats of `mmzoo.data.pipeline`.
         wanted: names from `ALL_METRICS[task]` to measure (default: all).
         question_types: per-example question type ids, for
@@ -48,4 +49,4 @@ def task_metrics(task, pred, y, *, wanted=None, question_types=None, perturbatio
         groups["per_question_type"] = (question_types, shapes.QUESTION_TYPES)
     if perturbations is not None:
         groups["per_perturbation"] = (perturbations, shapes.PERTURBATIONS)
-    return task.measure(pred, y, wanted=wanted, groups=groups)
+    return task.measure_outputs(pred, y, wanted=wanted, groups=groups)

@@ -334,6 +334,7 @@ BUILTIN_TASKS = {
     "multilabel": "mmzoo.tasks.multilabel",
     "regression": "mmzoo.tasks.regression",
     "captioning": "mmzoo.tasks.captioning",
+    "retrieval": "mmzoo.tasks.retrieval",
 }
 
 

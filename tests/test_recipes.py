@@ -118,7 +118,7 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
      "dataset.source must be one of 'tfds', 'memory', 'stream'. Received: source='web'"),
     (('task = "classification"', 'task = "vqa"'),
      "task must be one of 'classification', 'binary', 'multilabel', 'regression', "
-     "'captioning'. Received: task='vqa'"),
+     "'captioning', 'retrieval'. Received: task='vqa'"),
     (('task = "classification"', 'task = "binary"\n[evaluation]\nmetrics = ["bleu"]'),
      "evaluation.metrics must be a non-empty list of 'accuracy', 'auc', 'per_perturbation', "
      "'loss' for task='binary'. Received: metrics=['bleu']"),

@@ -13,11 +13,10 @@ own data too, so the data pipeline asks the problem, never the task name.
 | `"attributes"` | multilabel | the question | float32 multi-hot `(43,)`, `shapes.ATTRIBUTES` |
 | `"count"` | regression | the question | float32 `(1,)`: the object count |
 | `"captions"` | captioning | `[start, w1..wn]` | int32 `[w1..wn, end]`, padded with 0 |
+| `"retrieval_pairs"` | retrieval | the first reference caption | float32 `(1,)`: the scene id (unused: pair `i` of a batch is image `i` and text `i`) |
 
 `get(name)` takes a problem name, or a task name for the problem that feeds
 it (so `shapes_arrays("classification")` is the VQA problem, as it always was).
-Image-text retrieval pairs (a dual encoder's data) have a reserved name,
-`"retrieval_pairs"`, for when a retrieval task exists.
 """
 
 import dataclasses
@@ -25,7 +24,7 @@ import dataclasses
 from mmzoo.data import shapes
 
 #: Label formats (what a label array is); `mmzoo.tasks.base.Task.label_format`.
-LABEL_FORMATS = ("index", "boolean", "multi_hot", "number", "next_tokens")
+LABEL_FORMATS = ("index", "boolean", "multi_hot", "number", "next_tokens", "pair")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,13 +119,15 @@ PROBLEMS = {problem.name: problem for problem in (
     Problem("captions", "captioning", "describe the scene in a sentence",
             text_field="caption", fixed_text=True, label_field="captions",
             label_format="next_tokens", sequence_length=32),
+    # The first reference caption lists every object with its size, colour and
+    # shape (left to right), the most specific of the five: the gallery's pairs.
+    Problem("retrieval_pairs", "retrieval", "find the caption of an image, or the image "
+            "of a caption, in a gallery", text_field="caption", fixed_text=True,
+            label_field="scene_id", label_format="pair", sequence_length=32),
 )}
 
 #: Problems with a name but no data yet: `{name: what it will be}`.
-RESERVED = {
-    "retrieval_pairs": "matching (image, caption) pairs for image-text retrieval (a dual "
-                       "encoder task); not built yet",
-}
+RESERVED = {}
 
 #: The tasks the benchmark feeds (one problem each).
 TASKS = tuple(problem.task for problem in PROBLEMS.values())

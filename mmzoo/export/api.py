@@ -103,8 +103,14 @@ def export(
         overwrite: replace an existing destination.
         verbose: print the report.
 
+    A model used in parts (a dual encoder: its task's `export_parts`) is
+    exported part by part into the folder `path`: `<path>/image_tower/` and
+    `<path>/text_tower/` (SavedModels) or `<path>/image_tower.tflite` and
+    `<path>/text_tower.tflite`, each checked alone.
+
     Returns:
-        An `ExportReport` with the measured figures.
+        An `ExportReport` with the measured figures (for a model in parts,
+        `{part: ExportReport}`).
 
     Raises:
         ValueError: a bad argument.
@@ -136,6 +142,11 @@ def export(
                                 quantization=quantization,
                                 batch_size=None if batch_size == "auto" else batch_size,
                                 tpu=tpu, overwrite=overwrite, verbose=verbose)
+    parts = task.export_parts(model) if task is not None else None
+    if parts:
+        return _export_parts(parts, path, format, tokenizer=tokenizer,
+                             quantization=quantization, batch_size=batch_size, tpu=tpu,
+                             parity=parity, overwrite=overwrite, verbose=verbose)
     format, quantization, batch_size = _check_arguments(
         path, format, quantization, batch_size, tpu, parity
     )
@@ -211,6 +222,30 @@ def export(
             stacklevel=2,
         )
     return report
+
+
+def _export_parts(parts, path, format, *, tokenizer, **settings):
+    """Exports each part into the folder `path` (`<part>/` or `<part>.tflite`).
+
+    The tokenizer goes with the parts that read token ids; each part is
+    checked alone (its parity, on its own inputs). Returns `{part: ExportReport}`.
+    """
+    if format not in ("saved_model", "tflite"):
+        raise ValueError("`format` must be 'saved_model' or 'tflite'. "
+                         f"Received: format={format!r}")
+    folder = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if os.path.isfile(folder) or folder.endswith(".tflite"):
+        raise ValueError("This model is exported in parts (" + ", ".join(parts) + "): `path` "
+                         f"is a folder that will hold one file or folder per part. Received: "
+                         f"path={os.fspath(path)!r}")
+    os.makedirs(folder, exist_ok=True)
+    reports = {}
+    for name, part in parts.items():
+        destination = os.path.join(folder, name if format == "saved_model" else f"{name}.tflite")
+        reads_text = "text" in parity_lib.input_specs(part)
+        reports[name] = export(part, destination, format,
+                               tokenizer=tokenizer if reads_text else None, **settings)
+    return reports
 
 
 # ------------------------------------------------------------------ arguments

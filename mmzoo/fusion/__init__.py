@@ -15,7 +15,7 @@ One module per family; each registers itself in `FUSIONS` under the name that
 | `"attention"` | softmax weights over modalities, per example | `fusion_dim` |
 | `"gated"` | learned sigmoid gates per modality | `fusion_dim` |
 | `"bilinear"` | low-rank bilinear pooling (MFB) | `fusion_dim`, `bilinear_factors` |
-| `"film"` | text scales and shifts the image feature map, at one or several depths | `fusion_dim`, `pooling`, `film_blocks`, `coord_channels`, `film_output_dim` |
+| `"film"` | text scales and shifts the image feature map, at one or several depths; pooled, or read out by a relation network | `fusion_dim`, `pooling`, `film_blocks`, `coord_channels`, `film_output_dim`, `film_readout`, `relation_layers` |
 | `"relation"` | relation network over pairs of image cells and the text | `fusion_dim`, `relation_layers` |
 
 `z_i = W_i x_i + b_i` is each modality projected into the common embedding

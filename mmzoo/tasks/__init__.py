@@ -1,7 +1,7 @@
 """Tasks and model assembly: `build_model`, `MultimodalModel`, the task modules.
 
 One module per task (`classification`, `binary`, `multilabel`,
-`regression`, `captioning`), each a `mmzoo.tasks.base.Task` registered in
+`regression`, `captioning`, `retrieval`), each a `mmzoo.tasks.base.Task` registered in
 `mmzoo.registry.TASKS`, which imports a built-in task's module when the task
 is first asked for. `build_model` and `MultimodalModel` are imported on first
 use (they need Keras; a task's display and metric facts do not).

@@ -77,6 +77,9 @@ class Task:
         explainable: whether `mmzoo.explain` covers it (a score per example).
         example_text: the `texts=` of the card's usage example (None: the
             model reads images only).
+        loss_in_model: the model adds its own loss (`add_loss`, e.g. the
+            InfoNCE layer of a dual encoder, which needs no labels), so
+            `compile` gets none.
         result_description: what `entry.predict` returns, for the card.
     """
 
@@ -99,6 +102,7 @@ class Task:
     explainable = True
     example_text = "texts=..."
     result_description = ""
+    loss_in_model = False
 
     def __init__(self):
         if self.display_name is None:
@@ -253,6 +257,25 @@ class Task:
         """Lines the CLI prints for one decoded result."""
         return [f"  {result}"]
 
+    def predict_entry(self, entry, images=None, texts=None, **settings):
+        """`entry.predict` for a task whose entries predict in their own way.
+
+        Returns `NotImplemented` (the default): `ZooEntry.predict` then
+        preprocesses, runs the model and decodes (or generates). A task
+        whose model is not run as one call (a dual encoder embeds each
+        modality with its own tower) overrides it.
+        """
+        return NotImplemented
+
+    def export_parts(self, model):
+        """`{part name: keras.Model}` that `mmzoo.export` writes one by one, or None.
+
+        None (the default): the model is exported whole. A task whose model
+        is used in parts (a dual encoder's two towers) returns them; each is
+        exported and checked alone, into one folder.
+        """
+        return None
+
     def generate(self, model, images, tokenizer, **settings):
         """What a generative task's `entry.predict` returns before decoding."""
         raise ValueError(f"task={self.name!r} does not generate: its model's outputs are "
@@ -311,6 +334,19 @@ class Task:
         metrics = {"num_examples": int(len(y))}
         metrics.update(self.compute_metrics(pred, y, wanted, groups or {}))
         return metrics
+
+    def measure_outputs(self, outputs, y, *, wanted=None, groups=None):
+        """`measure` of a model's outputs as `predict` returns them (a dict).
+
+        The default reads the model's one output; a task whose model has
+        several (a dual encoder's two embeddings) overrides it.
+        """
+        if isinstance(outputs, dict):
+            if len(outputs) != 1:
+                raise ValueError(f"task={self.name!r} measures one model output. Received: "
+                                 f"outputs with keys {sorted(outputs)}")
+            (outputs,) = outputs.values()
+        return self.measure(outputs, y, wanted=wanted, groups=groups)
 
     def compute_metrics(self, pred, y, wanted, groups):
         """`{name: float}` for the `wanted` metrics; see `measure`."""

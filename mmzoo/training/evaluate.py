@@ -38,8 +38,7 @@ def evaluate_model(model, data, recipe, info=None):
     groups = {}
     if problem.group_metric and problem.group_field in data.groups:
         groups[problem.group_metric] = (data.groups[problem.group_field], problem.group_names)
-    return task.measure(next(iter(outputs.values())), data.labels, wanted=wanted,
-                        groups=groups)
+    return task.measure_outputs(outputs, data.labels, wanted=wanted, groups=groups)
 
 
 def _captioning(model, data, recipe, info, wanted, batch_size):

@@ -466,6 +466,9 @@ def load_entry_model(path, preprocessor, entry="?"):
         raise EntryVerificationError(
             f"Entry {entry!r}: {MODEL_FILE!r} is not a Keras model file (a zip with "
             f"config.json): {e}. Refusing to load it.", MODEL_FILE) from None
+    # The task's own layers and model class (a dual encoder's, a decoder's)
+    # register on import: the check below must know them.
+    preprocessor.task_object.register_components()
     check_model_config(config, entry)
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
@@ -602,17 +605,26 @@ class ZooEntry:
             top_k: classification: labels per example.
             batch_size: examples per model call.
             **generation: captioning: `method` (`"greedy"` or `"beam"`),
-                `beam_width`, `max_length`, `length_penalty`.
+                `beam_width`, `max_length`, `length_penalty`. Retrieval:
+                `query` (`"images"`, the default, or `"texts"`): which side
+                queries the other when both are given.
 
         Returns:
             One result per example: classification `[(label, score), ...]`;
             binary `(probability, bool)`; multilabel `[(label, score), ...]`
             above 0.5; regression a float; captioning the caption string.
+            Retrieval: with images or texts alone, their embeddings
+            `(N, D)` (unit vectors); with both, for each query its `top_k`
+            best matches `[(text or image index, cosine similarity), ...]`.
         """
         batch_size = check_batch_size(batch_size)
         if not (is_int(top_k) and top_k > 0):
             raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
         task = TASKS.get(self.task)
+        own = task.predict_entry(self, images, texts, top_k=top_k, batch_size=batch_size,
+                                 **generation)
+        if own is not NotImplemented:
+            return own
         if task.generative:
             if texts is not None:
                 raise ValueError(f"Entry {self.name!r} writes captions from images only, so "

@@ -20,7 +20,6 @@ Every result also has `num_examples`.
 
 import warnings
 
-import keras
 import numpy as np
 
 from mmzoo.checks import model_input_specs
@@ -193,9 +192,9 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
         return _captioning(model, preprocessor, n, split, image_size, seed, batch_size,
                            decoding, beam_width, length_penalty)
     inputs, y, info = example_inputs(model, preprocessor, dataset, split=split, num_examples=n)
-    (pred,) = keras.tree.flatten(model.predict(inputs, batch_size=batch_size, verbose=0))
+    outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
     # Each task reads the groups it reports per (question types, perturbations).
-    return task_metrics(task, pred, y, question_types=info.question_types,
+    return task_metrics(task, outputs, y, question_types=info.question_types,
                         perturbations=info.perturbations)
 
 
