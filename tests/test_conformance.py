@@ -325,12 +325,6 @@ def _tokenizer(built):
     return tokenizer
 
 
-def _export_parts(built):
-    """The parts the task exports its model in (`Task.export_parts`), or None (one model)."""
-    parts = getattr(built.task, "export_parts", None)
-    return parts(built.model) if parts else None
-
-
 def _reports(result):
     """`mmzoo.export`'s report, or one per part, as a list."""
     return list(result.values()) if isinstance(result, dict) else [result]
@@ -367,7 +361,7 @@ def check_tflite(built, folder):
         np.testing.assert_array_equal(got.tokens, want.tokens)
         return
     # A model exported in parts (a dual encoder's towers) goes to a folder.
-    path = folder / ("tflite" if _export_parts(built) else "model.tflite")
+    path = folder / ("tflite" if built.task.export_parts(model) else "model.tflite")
     for report in _reports(mmzoo.export(model, path, format="tflite", quantization="float32",
                                         verbose=False)):
         check = report.check("litert")

@@ -188,7 +188,7 @@ class Task:
 
         What a freshly built model can be fitted on for a smoke test
         (`tests/test_conformance.py` fits every task's model one step on
-        them). A task without a loss to compile (its model adds its own, as
+        them). A task whose model adds its own loss (`loss_in_model`, as
         InfoNCE does) takes no labels; a task with another label format
         overrides this.
 
@@ -201,7 +201,7 @@ class Task:
         Returns:
             An array with one label per example, or None.
         """
-        if self.compile_loss() is None:
+        if self.loss_in_model:
             return None
         rng = np.random.default_rng(seed)
         n = len(next(iter(inputs.values())))
