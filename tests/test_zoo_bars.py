@@ -22,6 +22,7 @@ BARS = {
     "shapes_matching": ({"accuracy": 0.95}, 2000, 5400),
     "shapes_captioner": ({"bleu_4": 0.70}, 1000, 5400),
     "document_vqa": ({}, 2000, 7200),
+    "shapes_retrieval": ({}, 1000, 3600),
 }
 # Entries kept from before the bars, each for a stated reason.
 LEGACY = {"small_captioner": "the demo's captioner until shapes_captioner is trained"}
@@ -124,3 +125,28 @@ def test_document_model_beats_the_better_single_modality_baseline_by_15_points()
     entry = mmzoo.load("document_vqa")
     assert entry.metadata["dataset"]["num_test"] == baselines["recipe"]["dataset"]["num_test"]
     assert entry.metadata["metrics"]["accuracy"] >= max(single) + 0.15
+
+
+@pytest.mark.skipif("shapes_retrieval" not in SHIPPED, reason="no retrieval entry shipped")
+def test_retrieval_card_reports_recall_at_1_both_ways_near_the_gallery_ceiling():
+    """R@1 both ways on the 1,000-item gallery, within 2 points of what the gallery allows.
+
+    Identical captions of different scenes tie: such an image cannot rank its
+    caption strictly first, and identical caption queries share one ranking,
+    so only one of their images can come first.
+    """
+    from collections import Counter
+
+    from mmzoo.data import shapes
+
+    entry = mmzoo.load("shapes_retrieval")
+    metrics, dataset = entry.metadata["metrics"], entry.metadata["dataset"]
+    assert metrics["num_examples"] == dataset["num_test"] == 1000
+    gallery = shapes.generate_scenes(1000, split="test", image_size=dataset["image_size"],
+                                     seed=dataset["seed"])
+    counts = Counter(refs[0] for refs in gallery["captions"])
+    image_ceiling = sum(1 for refs in gallery["captions"] if counts[refs[0]] == 1) / 1000
+    text_ceiling = len(counts) / 1000
+    for key, ceiling in (("image_to_text_recall_at_1", image_ceiling),
+                         ("text_to_image_recall_at_1", text_ceiling)):
+        assert ceiling - 0.02 <= metrics[key] <= ceiling, (key, metrics[key], ceiling)

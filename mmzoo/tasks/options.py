@@ -216,7 +216,14 @@ declare_options({**MODEL_VALIDATORS, **COMPILE_VALIDATORS}, "build_model")
 
 
 def known_options():
-    """Every option name `build_model` accepts, with the components registered now."""
+    """Every option name `build_model` accepts, with the components registered now.
+
+    Every registered task's own components (a captioner's decoder head, a dual
+    encoder's projection head) are registered first, so an option's status
+    does not depend on which task was built before.
+    """
+    for name in TASKS.names():
+        TASKS.get(name).register_components()
     names = set(MODEL_DEFAULTS) | set(COMPILE_DEFAULTS)
     for registry in _component_registries():
         for component_name in registry:
