@@ -124,12 +124,13 @@ def test_no_logic_copied_between_task_modules():
 ATTRIBUTES = ("name", "display_name", "head", "label_format", "label_names_required",
               "classes_option", "reads_text", "generative", "eval_metrics", "fit_metrics",
               "decision", "meta_activation", "stackable", "votes", "explainable",
-              "example_text", "result_description")
+              "example_text", "result_description", "loss_in_model")
 HOOKS = ("register_components", "head_component", "output_name", "model_class",
          "resolve_options", "check_options", "compile_loss", "compile_metrics",
          "num_outputs", "data_options", "scores", "decode", "decode_scores", "describe",
          "generate", "measure", "compute_metrics", "explain_targets", "target_count",
-         "predicted_targets", "target_score", "answer", "class_votes")
+         "predicted_targets", "target_score", "answer", "class_votes", "example_labels",
+         "measure_outputs", "predict_entry", "export_parts")
 
 
 @pytest.mark.parametrize("name", TASKS.names())
