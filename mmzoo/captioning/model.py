@@ -22,14 +22,13 @@ The model also exposes its two halves for generation and mobile export:
 context) -> (logits, states)`; see `mmzoo.captioning.generate`.
 """
 
-import inspect
 
 import keras
 
 from mmzoo.branches.text import VOCAB_SIZE
 from mmzoo.registry import HEADS, IMAGE_BRANCHES, TASKS
 from mmzoo.tasks.model import OptionsModel
-from mmzoo.tasks.options import MODEL_DEFAULTS, check_values
+from mmzoo.tasks.options import MODEL_DEFAULTS, check_values, fill_component_options
 from mmzoo.validators import choice, fail, positive_int, unit_float
 
 DECODERS = ("lstm",)
@@ -112,15 +111,7 @@ def resolve_captioning_options(task, options):
     resolved = {"task": task.name}
     for key, default in MODEL_OPTIONS.items():
         resolved[key] = values.get(key, default)
-    for component in (branch, head):
-        for key, default in component.options.items():
-            if key in values:
-                resolved[key] = values[key]
-            elif default is inspect.Parameter.empty:
-                raise ValueError(f"`{key}` is required for image_branch={branch.name!r}. "
-                                 f"Received: {key} not given")
-            else:
-                resolved[key] = default
+    fill_component_options(resolved, values, {"image": branch, "head": head})
     if resolved.get("pooling", "flatten") not in POOLINGS:
         fail("pooling", resolved["pooling"],
               "one of 'flatten', 'avg', 'max' for captioning (the decoder reads a "

@@ -22,7 +22,6 @@ ids `(batch, sequence_length)`. Outputs: `"image_embeds"` and `"text_embeds"`,
 gallery with one, queries with the other, or export each alone.
 """
 
-import inspect
 import math
 
 import keras
@@ -30,7 +29,7 @@ from keras import ops
 
 from mmzoo.registry import HEADS, IMAGE_BRANCHES, TASKS, TEXT_BRANCHES
 from mmzoo.tasks.model import OptionsModel
-from mmzoo.tasks.options import MODEL_DEFAULTS, check_values
+from mmzoo.tasks.options import MODEL_DEFAULTS, check_values, fill_component_options
 from mmzoo.validators import fail, positive_int, positive_number
 
 #: The model's outputs, per modality.
@@ -159,22 +158,14 @@ def resolve_retrieval_options(task, options):
     resolved = {"task": task.name}
     for key, default in MODEL_OPTIONS.items():
         resolved[key] = values.get(key, default)
-    components = [head]
+    components = {"head": head}
     for modality, registry in (("image", IMAGE_BRANCHES), ("text", TEXT_BRANCHES)):
         branch = resolved[f"{modality}_branch"]
         if branch is None:
             fail(f"{modality}_branch", None, f"a {modality} branch name: a dual encoder "
                  "embeds both images and texts")
-        components.append(registry.get(branch))
-    for component in components:
-        for key, default in component.options.items():
-            if key in values:
-                resolved[key] = values[key]
-            elif default is inspect.Parameter.empty:
-                raise ValueError(f"`{key}` is required by {component.name!r}. "
-                                 f"Received: {key} not given")
-            else:
-                resolved.setdefault(key, default)
+        components[modality] = registry.get(branch)
+    fill_component_options(resolved, values, components)
     if resolved.get("pooling", "flatten") not in POOLINGS:
         fail("pooling", resolved["pooling"],
              "one of 'flatten', 'avg', 'max' for retrieval (each tower gives a vector)")

@@ -327,18 +327,9 @@ def resolve_options(task, options):
         if key in used:
             resolved[key] = values.get(key, model_keys[key])
 
-    for role, component in components.items():
-        for key, default in component.options.items():
-            used.add(key)
-            if key in values:
-                resolved[key] = values[key]
-            elif default is inspect.Parameter.empty:
-                raise ValueError(
-                    f"`{key}` is required for {_describe(role, component)}. "
-                    f"Received: {key} not given"
-                )
-            else:
-                resolved[key] = default
+    fill_component_options(resolved, values, components)
+    for component in components.values():
+        used |= set(component.options)
 
     # Options of an absent modality (or of fusion, in a one-modality model) are
     # ignored, so that a single-modality baseline can be built from the same
@@ -456,6 +447,35 @@ def _is_default(key, value):
 
 def _options_of(registry):
     return set().union(*(registry.get(name).options for name in registry))
+
+
+def fill_component_options(resolved, values, components):
+    """Sets each component's options in `resolved`: the value given, else its default.
+
+    Shared by every model's option resolution (`resolve_options`, the
+    captioner's and the dual encoder's).
+
+    Args:
+        resolved: the option dict being filled (changed in place).
+        values: the checked options the user passed (`check_values`).
+        components: `{role: Component}`, the role being `"head"`, `"fusion"`
+            or a modality name (for messages).
+
+    Raises:
+        ValueError: an option without a default that was not given, naming
+            the component that requires it.
+    """
+    for role, component in components.items():
+        for key, default in component.options.items():
+            if key in values:
+                resolved[key] = values[key]
+            elif default is inspect.Parameter.empty:
+                raise ValueError(
+                    f"`{key}` is required for {_describe(role, component)}. "
+                    f"Received: {key} not given"
+                )
+            else:
+                resolved[key] = default
 
 
 def _describe(role, component):
