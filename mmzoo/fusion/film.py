@@ -11,7 +11,7 @@ from mmzoo.registry import FUSIONS
 from mmzoo.validators import boolean, choice, optional_positive_int, positive_int
 
 FILM_POOLINGS = ("flatten", "avg", "max")
-FILM_READOUTS = ("pool", "relation")
+FILM_READOUTS = ("pool", "relation", "spatial_softmax")
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -43,6 +43,15 @@ class FiLMFusion(FusionLayer):
       question names, the relation network compares where they are (the
       FiLM + RN combination of Santoro et al.'s CLEVR model family). Its
       width is `film_output_dim or fusion_dim`, its depth `relation_layers`.
+      `"spatial_softmax"` pools the map (`pooling`, avg or max) and also
+      reads, for every channel, where it fires: a softmax over the cells
+      turns the channel into a distribution whose expected row and column
+      (in [-1, 1]) are appended ("spatial soft-argmax", Levine et al. 2016,
+      "End-to-End Training of Deep Visuomotor Policies"; Finn et al. 2016).
+      When FiLM makes one channel find the first object a question names
+      and another the second, "is A left of B?" becomes a comparison of two
+      numbers of the output, where max-pooling alone leaves it to be
+      discovered through the ReLUs.
 
     A missing conditioning modality is zeroed (so `gamma = beta = 0` when all
     are missing: the map passes unmodulated); a missing map is zeroed
@@ -59,13 +68,15 @@ class FiLMFusion(FusionLayer):
         film_output_dim: channels of the final 1x1 convolution, or `None`
             for none; with the relation readout, the relation network's width
             instead (no 1x1 convolution).
-        film_readout: `"pool"` or `"relation"` (see above).
+        film_readout: `"pool"`, `"relation"` or `"spatial_softmax"` (see
+            above).
         relation_layers: layers of the relation readout's `g`, >= 1.
         **kwargs: base layer arguments.
 
     Output: `(batch, channels)` for avg/max pooling and the relation readout,
-    `(batch, h * w * channels)` for flatten, where `channels` is
-    `film_output_dim or fusion_dim`.
+    `(batch, 3 * channels)` for the spatial-softmax readout (pooled values,
+    then the expected rows, then the expected columns), `(batch, h * w *
+    channels)` for flatten, where `channels` is `film_output_dim or fusion_dim`.
 
     Example:
     >>> fused = FiLMFusion(32, pooling="max", film_blocks=4)([image_map, text_feats])
@@ -95,6 +106,10 @@ class FiLMFusion(FusionLayer):
             raise ValueError("`film_readout` must be one of "
                              f"{', '.join(map(repr, FILM_READOUTS))}. "
                              f"Received: film_readout={film_readout!r}")
+        if film_readout == "spatial_softmax" and pooling == "flatten":
+            raise ValueError("film_readout='spatial_softmax' pools the map beside the "
+                             "keypoints: `pooling` must be 'avg' or 'max'. "
+                             f"Received: pooling={pooling!r}")
         self.pooling = pooling
         self.film_readout = film_readout
         self.relation_layers = relation_layers
@@ -180,11 +195,22 @@ class FiLMFusion(FusionLayer):
             return self.readout([z, cond])
         if self.output_conv is not None:
             z = ops.relu(self.output_conv(self._coords(z)))
-        if self.pooling == "avg":
-            return ops.mean(z, axis=(1, 2))
-        if self.pooling == "max":
-            return ops.max(z, axis=(1, 2))
-        return ops.reshape(z, (-1, z.shape[1] * z.shape[2] * z.shape[3]))
+        if self.pooling == "flatten":
+            return ops.reshape(z, (-1, z.shape[1] * z.shape[2] * z.shape[3]))
+        pooled = ops.mean(z, axis=(1, 2)) if self.pooling == "avg" else ops.max(z, axis=(1, 2))
+        if self.film_readout == "spatial_softmax":
+            return ops.concatenate([pooled, self._expected_coordinates(z)], axis=-1)
+        return pooled
+
+    def _expected_coordinates(self, z):
+        """`(batch, 2 * channels)`: each channel's softmax-weighted mean row, then column."""
+        _, height, width, channels = z.shape
+        weights = ops.softmax(ops.reshape(z, (-1, height * width, channels)), axis=1)
+        grid = ops.reshape(coordinate_grid(height, width, self.compute_dtype),
+                           (height * width, 2))
+        # (batch, channels, cells) @ (cells, 2) -> (batch, channels, 2)
+        coords = ops.matmul(ops.transpose(weights, (0, 2, 1)), grid)
+        return ops.concatenate([coords[:, :, 0], coords[:, :, 1]], axis=-1)
 
     def get_config(self):
         config = super().get_config()
@@ -223,14 +249,17 @@ def film_fusion(features, modality_mask=None, *, fusion_dim=64, pooling="flatten
         film_output_dim: channels of a last 1x1 convolution before pooling,
             or `None`; with `film_readout="relation"`, the relation network's
             width.
-        film_readout: `"pool"` (pool the modulated map with `pooling`) or
+        film_readout: `"pool"` (pool the modulated map with `pooling`),
             `"relation"` (a relation network over pairs of its cells,
-            Santoro et al. 2017; costs `(h * w)^2` pairs: keep maps small).
+            Santoro et al. 2017; costs `(h * w)^2` pairs: keep maps small) or
+            `"spatial_softmax"` (pooled values plus each channel's expected
+            row and column under a softmax over the cells; Levine et al. 2016).
         relation_layers: layers of the relation readout's `g`.
         name: the fusion layer's name.
 
     Returns:
         `(batch, channels)` for avg/max pooling and the relation readout,
+        `(batch, 3 * channels)` for the spatial-softmax readout,
         `(batch, h * w * channels)` for flatten (`channels`:
         `film_output_dim or fusion_dim`).
     """
