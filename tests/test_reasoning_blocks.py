@@ -179,6 +179,39 @@ def test_film_relation_readout_is_a_relation_network_over_the_modulated_map(tmp_
         mmzoo.build_model("classification", **OPTIONS, fusion="film", film_readout="rn")
 
 
+def test_film_spatial_softmax_readout_appends_where_each_channel_fires(tmp_path):
+    kw = dict(fusion="film", fusion_dim=8, film_blocks=2, coord_channels=True,
+              film_output_dim=12, pooling="max", modality_mask=True)
+    model = mmzoo.build_model("classification", **OPTIONS, **kw, film_readout="spatial_softmax")
+    layer = model.get_layer("fusion_film")
+    assert layer.output.shape == (None, 36)  # 12 pooled, 12 rows, 12 columns
+    # Its first 12 values are the pooled readout of the same weights.
+    x = inputs()
+    x["modality_mask"] = np.ones((4, 2), "float32")
+    fmap = model.get_layer("image_convnet")(x["image"])
+    cond = model.get_layer("text_gru")(x["text"])
+    out = keras.ops.convert_to_numpy(layer([fmap, cond]))
+    layer.film_readout = "pool"
+    np.testing.assert_allclose(out[:, :12], layer([fmap, cond]), rtol=1e-6)
+    layer.film_readout = "spatial_softmax"
+    assert np.all(np.abs(out[:, 12:]) <= 1.0 + 1e-6)  # means of coordinates in [-1, 1]
+    # A channel that fires at one cell reads that cell's row and column; a
+    # silent channel reads the centre.
+    z = np.zeros((1, 4, 4, 2), "float32")
+    z[0, 1, 3, 0] = 50.0
+    coords = keras.ops.convert_to_numpy(layer._expected_coordinates(keras.ops.convert_to_tensor(z)))
+    np.testing.assert_allclose(coords[0], [-1 / 3, 0.0, 1.0, 0.0], atol=1e-5)
+    # Trains, saves and reloads.
+    model.fit(x, np.arange(4) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(probabilities(again, x), probabilities(model, x),
+                               rtol=1e-5, atol=1e-6)
+    assert again.get_layer("fusion_film").get_config()["film_readout"] == "spatial_softmax"
+    with pytest.raises(ValueError, match=r"'avg' or 'max'. Received: pooling='flatten'"):
+        FiLMFusion(8, pooling="flatten", film_readout="spatial_softmax")
+
+
 # ---- relation network ---------------------------------------------------------
 
 def test_relation_network_is_g_over_every_pair_then_f():
