@@ -273,3 +273,22 @@ def test_gru_branch_reads_the_last_state_and_masks_padding():
     b = keras.ops.convert_to_numpy(long(np.pad(ids, ((0, 0), (0, 3)))))
     assert a.shape == (1, 5)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # trailing padding changes nothing
+
+
+# ---- CNN text branch ----------------------------------------------------------
+
+def test_cnn_text_branch_sees_phrases_within_its_receptive_field():
+    from mmzoo.branches import cnn_text_branch
+
+    branch = cnn_text_branch(10, vocab_size=30, embedding_dim=4, text_units=6, text_layers=2,
+                             text_kernel_size=3)
+    assert branch.output.shape == (None, 6)
+    assert [l.name for l in branch.layers if "conv" in l.name] == ["text_cnn_conv1", "text_cnn_conv2"]
+    randomize(branch, seed=1)
+    ids = np.array([[3, 4, 5, 6, 7, 8, 9, 0, 0, 0]], "int32")
+    base = keras.ops.convert_to_numpy(branch(ids))
+    swapped = ids.copy()
+    swapped[0, [0, 6]] = swapped[0, [6, 0]]
+    assert not np.allclose(keras.ops.convert_to_numpy(branch(swapped)), base)  # word order counts
+    with pytest.raises(ValueError, match=r"Received: text_layers=0"):
+        mmzoo.build_model("classification", **{**OPTIONS, "text_branch": "cnn"}, text_layers=0)

@@ -10,7 +10,8 @@ SavedModel may run any op), which `tests/test_conformance.py` then checks.
 
 from mmzoo.branches.hub import HubModule, tfhub_branch
 from mmzoo.branches.image import VGGPreprocessing, cnn_branch, convnet_branch, vgg16_branch
-from mmzoo.branches.text import dense_branch, embedding_branch, gru_branch, lstm_branch
+from mmzoo.branches.text import (cnn_text_branch, dense_branch, embedding_branch, gru_branch,
+                                  lstm_branch)
 from mmzoo.registry import IMAGE_BRANCHES, TEXT_BRANCHES
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "HubModule",
     "tfhub_branch",
     "lstm_branch",
+    "cnn_text_branch",
     "gru_branch",
     "embedding_branch",
     "dense_branch",

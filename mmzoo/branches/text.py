@@ -82,6 +82,56 @@ def gru_branch(
                       text_units, name)
 
 
+@TEXT_BRANCHES.register("cnn", input_dtype="int32", validators={
+    "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int, "text_units": positive_int,
+    "text_layers": positive_int, "text_kernel_size": positive_int})
+def cnn_text_branch(
+    sequence_length,
+    *,
+    vocab_size=10000,
+    embedding_dim=64,
+    text_units=128,
+    text_layers=2,
+    text_kernel_size=3,
+    name="text_cnn",
+):
+    """Embedding + stacked 1-D convolutions + max-over-time pooling (Kim 2014).
+
+    "Convolutional Neural Networks for Sentence Classification" (Kim, EMNLP
+    2014), with the convolutions stacked so that the receptive field spans
+    `1 + text_layers * (text_kernel_size - 1)` tokens: a phrase such as "the
+    red circle to the left" is one window. Every step runs in parallel and no
+    state is carried from token to token, so the branch exports to TFLite
+    without unrolling a recurrence and quantizes to int8 as one
+    convolution per layer: the text branch for phones. A recurrent branch
+    (`gru`, `lstm`) reads word order over any distance; this one only within
+    its window.
+
+    Padding (id 0) has an embedding of its own, which the convolutions see
+    like any token (there is no mask to carry).
+
+    Args:
+        sequence_length: number of token ids per example.
+        vocab_size: size of the token vocabulary, padding included.
+        embedding_dim: size of each token embedding.
+        text_units: filters of every convolution (the size of the text feature).
+        text_layers: number of stacked convolutions, >= 1.
+        text_kernel_size: width of each convolution, in tokens.
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from int token ids `(batch, sequence_length)` to
+        `(batch, text_units)`.
+    """
+    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
+    x = keras.layers.Embedding(vocab_size, embedding_dim, name="text_cnn_embedding")(inputs)
+    for i in range(1, text_layers + 1):
+        x = keras.layers.Conv1D(text_units, text_kernel_size, padding="same", activation="relu",
+                                name=f"text_cnn_conv{i}")(x)
+    x = keras.layers.GlobalMaxPooling1D(name="text_cnn_max_pool")(x)
+    return keras.Model(inputs, x, name=name)
+
+
 @TEXT_BRANCHES.register("embedding", input_dtype="int32", validators={
     "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int})
 def embedding_branch(
