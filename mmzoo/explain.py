@@ -26,7 +26,14 @@ example:
 
 The explained score is the probability of the predicted answer (or of
 `target`), the sigmoid's probability of the predicted side for binary models,
-and the output for regression. Captioning models are not covered yet.
+and the output for regression.
+
+A captioning model (a generative task) is explained word by word: the
+caption is generated, then each word's probability given the image and the
+words before it (teacher forcing: the same numbers the decoder produced) gets
+its own Grad-CAM map, integrated gradients over the words before it, and
+modality shares (image against the caption so far). `explain` then returns
+one `CaptionExplanation` per image, holding an `Explanation` per word.
 
 Example:
 
@@ -35,6 +42,10 @@ entry = mmzoo.load("shapes_vqa")
 (e,) = mmzoo.explain(entry, images="scene.png", texts="what colour is the circle?")
 e.answer, e.modality_scores, e.token_scores[:3]
 e.plot("why.png")
+
+(c,) = mmzoo.explain(mmzoo.load("small_captioner"), images="scene.png")
+c.caption, [(w.answer, round(w.modality_scores["image"], 2)) for w in c.words]
+c.plot("caption_why.png")  # one heat map per word
 ```
 """
 
@@ -139,11 +150,71 @@ class Explanation:
         return fig
 
 
+@dataclasses.dataclass
+class CaptionExplanation:
+    """The explanation of one generated caption, word by word.
+
+    Attributes:
+        image: the model's input image, `(H, W, 3)` uint8.
+        caption: the generated caption (words joined by spaces).
+        words: one `Explanation` per generated word, in order. Word `t`'s
+            `answer` is the word, `score` its probability given the image and
+            the words before it, `image_map` the Grad-CAM map of that
+            probability, `token_scores` the integrated gradients of the
+            words before it (the start token first), `modality_scores`
+            `{"image": share, "text": share}` (text: the caption so far).
+        image_method: how the maps were made (`"grad_cam"` or `"hirescam"`).
+    """
+
+    image: np.ndarray
+    caption: str
+    words: list
+    image_method: str = "grad_cam"
+
+    def plot(self, path=None, columns=6):
+        """The image, then each word's heat map with its probability and image share.
+
+        Args:
+            path: where to save the figure (PNG); `None` only returns it.
+            columns: panels per row.
+
+        Returns:
+            The matplotlib `Figure`.
+        """
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        panels = 1 + len(self.words)
+        rows = -(-panels // columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.3 * rows + 0.5),
+                                 dpi=100, squeeze=False)
+        for ax in axes.ravel():
+            ax.axis("off")
+        axes[0, 0].imshow(self.image, interpolation="nearest")
+        axes[0, 0].set_title("input", fontsize=9)
+        for k, word in enumerate(self.words, start=1):
+            ax = axes[k // columns, k % columns]
+            ax.imshow(self.image, interpolation="nearest")
+            ax.imshow(word.image_map, cmap="jet", alpha=0.45, interpolation="bilinear")
+            ax.set_title(f"{word.answer!r} {word.score:.0%}\nimage share "
+                         f"{word.modality_scores.get('image', 0.0):.0%}", fontsize=9)
+        method = {"grad_cam": "Grad-CAM", "hirescam": "HiResCAM"}[self.image_method]
+        fig.suptitle(f"{self.caption}  ({method} per word)", fontsize=10)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+        return fig
+
+
 IMAGE_METHODS = ("grad_cam", "hirescam")
 
 
 def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, tokenizer=None,
-            image_method="grad_cam"):
+            image_method="grad_cam", generation=None):
     """Explains a model's answers: Grad-CAM, integrated gradients, modality shares.
 
     Args:
@@ -164,31 +235,50 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
             channels matter *where* (FiLM), averaging the gradient over the
             map blurs that away: on `shapes_vqa`, the HiResCAM peak lies on
             the object a colour or shape question names far more often.
+        generation: for a captioning model, the settings of the caption
+            search (`method`, `beam_width`, `max_length`, `length_penalty`);
+            default greedy search. Word `t` costs one Grad-CAM pass and
+            `steps` integrated-gradients passes.
 
     Returns:
-        A list of `Explanation`, one per example.
+        A list of `Explanation`, one per example; for a captioning model, a
+        list of `CaptionExplanation` (one per image, an `Explanation` per
+        generated word).
 
     Raises:
-        ValueError: a captioning model, bad `steps` or `target`, or inputs the
-            model cannot take.
+        ValueError: a model whose task has no explanation (retrieval), bad
+            `steps`, `target` or `generation`, or inputs the model cannot take.
     """
     import keras
 
     from mmzoo.registry import TASKS
 
-    model, inputs, tok, labels = _resolve(model_or_entry, images, texts, tokenizer)
+    model = model_or_entry.model if _is_entry(model_or_entry) else model_or_entry
     # A model not built by mmzoo is explained as a classifier (its top class).
-    task = TASKS.of(model) or TASKS.get("classification")
+    task = TASKS.of(model) if isinstance(model, keras.Model) else None
+    task = task or TASKS.get("classification")
     if not task.explainable:
-        raise ValueError("explain() covers classification, binary, multilabel and regression "
-                         "models; captioning models are not supported yet. Received: a "
-                         "captioning model")
+        raise ValueError("explain() covers models with one answer per example (classification, "
+                         "binary, multilabel, regression) and captioning models. Received: a "
+                         f"{task.name!r} model")
+    if task.generative and (texts is not None or target is not None):
+        raise ValueError("A captioning model's text is the caption it generates: explain() "
+                         "takes `images` only. Received: "
+                         + ("texts" if texts is not None else f"target={target!r}"))
+    if generation is not None and not task.generative:
+        raise ValueError("`generation` settings are for captioning models. Received: "
+                         f"generation={generation!r} for a {task.name!r} model")
+    model, inputs, tok, labels = _resolve(model_or_entry, images, texts, tokenizer,
+                                          generated=("text",) if task.generative else ())
     if image_method not in IMAGE_METHODS:
         raise ValueError(f"`image_method` must be one of {IMAGE_METHODS}. "
                          f"Received: image_method={image_method!r}")
     if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
         raise ValueError(f"`steps` must be a positive integer. Received: steps={steps!r}")
     inputs = {k: np.asarray(v) for k, v in inputs.items()}
+    if task.generative:
+        return _explain_generated(task, model, inputs, tok, steps, image_method,
+                                  dict(generation or {}))
     n = len(next(iter(inputs.values())))
     (output,) = keras.tree.flatten(model.predict(inputs, verbose=0))
     output = np.asarray(output, np.float32).reshape(n, -1)
@@ -229,12 +319,18 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
 # ----------------------------------------------------------------------------
 
 
-def _resolve(model_or_entry, images, texts, tokenizer):
+def _is_entry(obj):
+    return hasattr(obj, "model_inputs") and hasattr(obj, "model")
+
+
+def _resolve(model_or_entry, images, texts, tokenizer, generated=()):
     import keras
 
-    if hasattr(model_or_entry, "model_inputs") and hasattr(model_or_entry, "model"):
+    if _is_entry(model_or_entry):
         entry = model_or_entry
-        inputs = entry.model_inputs(images, texts)
+        # A captioner's text input is the caption it generates: images only.
+        inputs = (entry.preprocessor(images=images) if generated
+                  else entry.model_inputs(images, texts))
         labels = getattr(entry.preprocessor, "label_names", None)
         return entry.model, inputs, entry.tokenizer, labels
     model = model_or_entry
@@ -255,7 +351,7 @@ def _resolve(model_or_entry, images, texts, tokenizer):
         texts = np.asarray(texts)
         inputs["text"] = texts[None] if texts.ndim == 1 else texts
     needed = set(model.input) if isinstance(model.input, dict) else set()
-    missing = sorted(needed - set(inputs) - {"modality_mask"})
+    missing = sorted(needed - set(inputs) - {"modality_mask", *generated})
     if missing:
         raise ValueError(f"The model reads {sorted(needed)}; pass "
                          f"{' and '.join(m + 's' for m in missing)}. Received: none")
@@ -342,11 +438,33 @@ def _grad_cam(model, inputs, score, method="grad_cam"):
     return np.where(total > 0, cam / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
 
 
-def _integrated_gradients(model, inputs, score, steps):
+def _text_embedding(model):
+    """`(embedding, gradient)`: the layer embedding the text, and `gradient(x, score)`.
+
+    `gradient` returns d score / d embedded tokens, `(batch, length, dim)`.
+    The embedding is the one inside the `text_...` branch, or, for a model
+    without a text branch (the caption decoder), its own `Embedding` layer.
+    """
     import keras
     import tensorflow as tf
 
-    branch = _branch(model, "text")
+    branch = next((layer for layer in model.layers if layer.name.startswith("text_")
+                   and isinstance(layer, keras.Model)), None)
+    if branch is None:
+        embedding = next((layer for layer in model.layers
+                          if isinstance(layer, keras.layers.Embedding)), None)
+        if embedding is None:
+            raise ValueError(f"Model {model.name!r} has no text branch and no Embedding "
+                             "layer to attribute to.")
+        probe = keras.Model(model.inputs, [embedding.output, model.output])
+
+        def gradient(x, score):
+            with tf.GradientTape() as tape:
+                embedded, output = probe(x, training=False)
+                value = score.tensor(keras.tree.flatten(output)[0])
+            return np.asarray(tape.gradient(value, embedded))
+
+        return embedding, gradient
     embedding = next((layer for layer in branch.layers
                       if isinstance(layer, keras.layers.Embedding)), None)
     if embedding is None:
@@ -354,6 +472,23 @@ def _integrated_gradients(model, inputs, score, steps):
                          "attribute to.")
     probe = _watch(model, branch)
     inner = keras.Model(branch.inputs, [embedding.output, branch.output])
+
+    def gradient(x, score):
+        with tf.GradientTape() as tape:
+            features, output = probe(x, training=False)
+            value = score.tensor(keras.tree.flatten(output)[0])
+        g_features = tape.gradient(value, features)
+        with tf.GradientTape() as tape:
+            embedded, encoded = inner(x["text"], training=False)
+        return np.asarray(tape.gradient(encoded, embedded, output_gradients=g_features))
+
+    return embedding, gradient
+
+
+def _integrated_gradients(model, inputs, score, steps):
+    import tensorflow as tf
+
+    embedding, gradient = _text_embedding(model)
     x = {k: tf.constant(v) for k, v in inputs.items()}
     table = embedding.embeddings
     original = np.asarray(table.numpy())
@@ -364,13 +499,7 @@ def _integrated_gradients(model, inputs, score, steps):
         for k in range(steps):
             alpha = (k + 0.5) / steps
             table.assign(alpha * original)
-            with tf.GradientTape() as tape:
-                features, output = probe(x, training=False)
-                value = score.tensor(keras.tree.flatten(output)[0])
-            g_features = tape.gradient(value, features)
-            with tf.GradientTape() as tape:
-                embedded, encoded = inner(x["text"], training=False)
-            g = np.asarray(tape.gradient(encoded, embedded, output_gradients=g_features))
+            g = gradient(x, score)
             total = g if total is None else total + g
     finally:
         table.assign(original)
@@ -413,6 +542,91 @@ def _fusion_weights(model, inputs):
         return modality_weights(model, inputs)
     except (ValueError, AttributeError):
         return None
+
+
+def _position_scorer(position, targets):
+    """The probability of `targets` `(batch,)` at one position of next-token logits."""
+    from keras import ops
+
+    index = np.asarray(targets)
+
+    def score(output):
+        logits = ops.convert_to_tensor(output)[:, position, :]
+        probs = ops.softmax(logits, axis=-1)
+        return ops.sum(probs * ops.one_hot(ops.convert_to_tensor(index), probs.shape[-1]), axis=-1)
+
+    def numpy_score(output):
+        return np.asarray(ops.convert_to_numpy(score(output)), np.float32)
+
+    numpy_score.tensor = score
+    return numpy_score
+
+
+def _explain_generated(task, model, inputs, tok, steps, image_method, generation):
+    """One `CaptionExplanation` per image: the caption generated, then each word explained."""
+    import keras
+
+    from mmzoo.data.tokenizer import START
+
+    images = inputs["image"]
+    n = len(images)
+    captions = task.generate(model, images, tok, **generation)
+    tokens = np.asarray(captions.tokens)
+    lengths = np.asarray(captions.lengths)
+    length = int(model.input["text"].shape[1])
+    # Teacher forcing: position t reads the start token and the first t words
+    # and predicts word t + 1 (the decoder's own numbers).
+    prefix = np.zeros((n, length), np.int32)
+    prefix[:, 0] = START
+    shown = min(length - 1, tokens.shape[1])
+    prefix[:, 1:1 + shown] = tokens[:, :shown]
+    x = {"image": images.astype(np.float32), "text": prefix}
+    (output,) = keras.tree.flatten(model.predict(x, verbose=0))
+    # Shares: the image replaced by its mean colour (its declared occlusion),
+    # the caption so far by the zero embedding (integrated gradients' baseline;
+    # padding would mask the whole decoder, the image's path included).
+    (no_image,) = keras.tree.flatten(model.predict(
+        {**x, "image": MODALITIES.get("image").remove(x["image"])}, verbose=0))
+    embedding, _ = _text_embedding(model)
+    table = embedding.embeddings.numpy()
+    try:
+        embedding.embeddings.assign(np.zeros_like(table))
+        (no_text,) = keras.tree.flatten(model.predict(x, verbose=0))
+    finally:
+        embedding.embeddings.assign(table)
+    vocabulary = list(tok.vocabulary) if tok is not None and hasattr(tok, "vocabulary") else None
+    words = [[] for _ in range(n)]
+    steps_to_explain = int(min(lengths.max(initial=0), length))
+    for t in range(steps_to_explain):
+        score = _position_scorer(t, tokens[:, t])
+        full = score(output)
+        maps = _grad_cam(model, x, score, image_method)
+        token_scores = _integrated_gradients(model, x, score, steps)
+        drops = np.maximum(np.stack([full - score(no_image), full - score(no_text)]), 0.0)
+        total = drops.sum(axis=0)
+        shares = np.where(total > 0, drops / np.where(total > 0, total, 1.0), 0.5)
+        for i in range(n):
+            if t >= lengths[i]:
+                continue
+            read = _tokens(vocabulary, prefix[i, :t + 1])
+            (word,) = _tokens(vocabulary, tokens[i, t:t + 1])
+            words[i].append(Explanation(
+                image=None, image_map=maps[i],
+                token_scores=[(w, float(v)) for w, v in zip(read, token_scores[i, :t + 1])],
+                modality_scores={"image": float(shares[0, i]), "text": float(shares[1, i])},
+                fusion_weights=None, answer=word, score=float(full[i]),
+                target=int(tokens[i, t]), text=" ".join(read), image_method=image_method))
+    results = []
+    for i in range(n):
+        image = np.clip(images[i], 0, 255).astype(np.uint8)
+        if image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
+        for word in words[i]:
+            word.image = image
+        results.append(CaptionExplanation(
+            image=image, caption=" ".join(w.answer for w in words[i]), words=words[i],
+            image_method=image_method))
+    return results
 
 
 def _tokens(vocabulary, ids):

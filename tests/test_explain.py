@@ -81,6 +81,93 @@ def test_bad_arguments_are_clear():
         mmzoo.explain(model, images=X["image"][:1], texts="what colour is the circle?")
 
 
+# ---- captioning: each generated word explained ----------------------------------
+
+def _captioner(architecture, seed=0):
+    """A tiny captioner with seeded random weights that never ends a caption early."""
+    from mmzoo.data.tokenizer import END
+
+    model = mmzoo.build_model("captioning", image_branch="convnet", image_blocks=2,
+                              image_filters=4, image_shape=(32, 32, 3), vocab_size=12,
+                              sequence_length=6, embedding_dim=8, text_units=12,
+                              architecture=architecture)
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        value = rng.normal(0, 0.5, v.shape)
+        v.assign((np.abs(value) + 0.5 if "variance" in v.path else value).astype(v.dtype))
+    bias = model.get_layer("decoder_logits").bias
+    bias.assign(keras.ops.convert_to_numpy(bias) - 20.0 * (np.arange(12) == END))
+    return model
+
+
+@pytest.mark.parametrize("architecture", ["merge", "inject"])
+def test_captions_are_explained_word_by_word(architecture, tmp_path):
+    from mmzoo.data.tokenizer import START
+
+    model = _captioner(architecture)
+    images = X["image"][:2]
+    results = mmzoo.explain(model, images=images, steps=64, generation={"max_length": 3})
+    assert len(results) == 2
+    # The explained probabilities are the decoder's own, step by step.
+    states, context = model.encode(images)
+    tokens = np.full((2,), START, "int32")
+    for t in range(3):
+        logits, states = model.decode_step(tokens, states, context)
+        probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+        tokens = np.array([results[i].words[t].target for i in range(2)], "int32")
+        for i, c in enumerate(results):
+            assert len(c.words) == 3 and c.caption == " ".join(w.answer for w in c.words)
+            word = c.words[t]
+            allowed = np.where(np.isin(np.arange(12), [0, START]), -1.0, probs[i])
+            assert word.target == int(allowed.argmax())  # greedy (never padding or start)
+            assert word.score == pytest.approx(float(probs[i, word.target]), abs=1e-5)
+            # The words read so far: the start token, then the caption's first t words.
+            assert [w for w, _ in word.token_scores] == (
+                ["<2>"] + [f"<{w.target}>" for w in c.words[:t]])
+            assert word.image_map.shape == (32, 32) and word.image_map.min() >= 0
+            assert word.image_map.sum() == pytest.approx(1.0, abs=1e-4)
+            assert sum(word.modality_scores.values()) == pytest.approx(1.0, abs=1e-5)
+    # Integrated gradients are complete for every word: the attributions add up
+    # to the probability's change from the zero-embedding baseline.
+    embedding = model.get_layer("decoder_embedding")
+    table = embedding.embeddings.numpy()
+    prefix = np.array([[START] + [w.target for w in c.words[:2]] + [0] * 3 for c in results])
+    embedding.embeddings.assign(np.zeros_like(table))
+    try:
+        base = keras.ops.convert_to_numpy(keras.ops.softmax(
+            model.predict({"image": images, "text": prefix}, verbose=0)["logits"]))
+    finally:
+        embedding.embeddings.assign(table)
+    for i, c in enumerate(results):
+        for t, word in enumerate(c.words):
+            change = word.score - float(base[i, t, word.target])
+            total = sum(s for _, s in word.token_scores)
+            assert total == pytest.approx(change, abs=2e-3 + 0.03 * abs(change))
+    path = tmp_path / "caption.png"
+    results[0].plot(path)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_caption_explanations_follow_the_weights_and_refuse_what_they_cannot_explain():
+    images = X["image"][:2]
+    a = mmzoo.explain(_captioner("inject", seed=0), images=images, steps=1,
+                      generation={"max_length": 2})
+    b = mmzoo.explain(_captioner("inject", seed=1), images=images, steps=1,
+                      generation={"max_length": 2})
+    assert not np.allclose(a[0].words[0].image_map, b[0].words[0].image_map, atol=1e-4)
+    with pytest.raises(ValueError, match="takes `images` only. Received: texts"):
+        mmzoo.explain(_captioner("inject"), images=images, texts=X["text"][:2])
+    with pytest.raises(ValueError, match="are for captioning models. Received: generation="):
+        mmzoo.explain(small("concat"), **first(1), generation={"max_length": 2})
+    retrieval = mmzoo.build_model("retrieval", image_branch="convnet", image_blocks=2,
+                                  image_filters=4, text_branch="gru", text_units=8,
+                                  embedding_dim=4, pooling="max", projection_dim=8,
+                                  **{k: v for k, v in INFO.model_options().items()
+                                     if k != "num_classes"})
+    with pytest.raises(ValueError, match="Received: a 'retrieval' model"):
+        mmzoo.explain(retrieval, **first(1))
+
+
 # ---- sanity checks on the trained zoo entry (Adebayo et al. 2018) ---------------
 
 FUNCTION_WORDS = {"what", "is", "the", "of", "a", "an", "object"}

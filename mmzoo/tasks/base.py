@@ -74,7 +74,8 @@ class Task:
         stackable: whether `mmzoo.tasks.ensembles.stacking` supports it.
         votes: whether each output is a class to vote on (SAMME boosting,
             `class_votes`).
-        explainable: whether `mmzoo.explain` covers it (a score per example).
+        explainable: whether `mmzoo.explain` covers it (a score per example, or
+            per generated word for a generative task).
         example_text: the `texts=` of the card's usage example (None: the
             model reads images only).
         loss_in_model: the model adds its own loss (`add_loss`, e.g. the

@@ -30,7 +30,7 @@ class CaptioningTask(Task):
     fit_metrics = ("loss", "accuracy")
     decision = None
     stackable = False
-    explainable = False
+    explainable = True  # word by word (mmzoo.explain: CaptionExplanation)
     example_text = None
     result_description = "a caption string per image"
 

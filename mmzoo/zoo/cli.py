@@ -24,8 +24,8 @@ LIST_HELP = "list the zoo entries (saved_models/ and the MMZOO_HOME cache)"
 INFO_HELP = "print a zoo entry's model card (after checking its files)"
 PREDICT_HELP = "predict on image files and texts with a zoo entry"
 EVALUATE_HELP = "re-measure a zoo entry's metrics and compare them with its card"
-EXPLAIN_HELP = ("explain a zoo entry's answer: Grad-CAM map, word attributions and "
-                "modality shares, drawn into one figure")
+EXPLAIN_HELP = ("explain a zoo entry's answer (or each word of a caption): Grad-CAM map, "
+                "word attributions and modality shares, drawn into one figure")
 
 
 def _add_entry(parser):
@@ -206,7 +206,9 @@ def run_evaluate(args):
 def add_explain(parser):
     _add_entry(parser)
     parser.add_argument("--image", required=True, help="an image file")
-    parser.add_argument("--text", default=None, help="the question or caption")
+    parser.add_argument("--text", default=None,
+                        help="the question or caption (none for a captioner: it explains "
+                             "the caption it generates)")
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
     parser.add_argument("--steps", type=int, default=32,
                         help="integrated-gradients steps (default: %(default)s)")
@@ -220,6 +222,13 @@ def run_explain(args):
     (why,) = explain(_load(args), images=args.image, texts=args.text, steps=args.steps,
                      image_method=args.image_method)
     why.plot(args.out)
+    if hasattr(why, "words"):  # a caption: one line per generated word
+        print(f"caption    {why.caption}")
+        for word in why.words:
+            print(f"  {word.answer:<12} {word.score:6.1%}   image {word.modality_scores['image']:4.0%}"
+                  f"   text {word.modality_scores['text']:4.0%}")
+        print(f"figure     {args.out}")
+        return
     print(f"answer     {why.answer} ({why.score:.1%})")
     print("modality   " + ", ".join(f"{m} {v:.0%}" for m, v in why.modality_scores.items()))
     if why.token_scores:
