@@ -12,8 +12,9 @@ explanations. `build_model`, the modality mask, `mmzoo.explain`, the
 same code path as image + text.
 
 The order of declaration is the model's: its inputs, the fused features and
-the columns of the `"modality_mask"` input follow it (image, text, then the
-modalities registered since).
+the columns of the `"modality_mask"` input follow it (image, text, audio,
+then the modalities registered since). Audio has no default branch: it is in
+a model only when `audio_branch` is given (`"cnn"` or `"gru"`).
 
 Adding a modality is one declaration and its branch registry:
 
@@ -50,7 +51,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from mmzoo.registry import IMAGE_BRANCHES, MODALITIES, TEXT_BRANCHES, Registry
+from mmzoo.registry import AUDIO_BRANCHES, IMAGE_BRANCHES, MODALITIES, TEXT_BRANCHES, Registry
 from mmzoo.validators import fail, is_positive_int, positive_int
 
 #: The dtypes a modality's arrays may have.
@@ -150,6 +151,10 @@ def _preprocess_texts(preprocessor, texts):
     return preprocessor.preprocess_texts(texts)
 
 
+def _preprocess_audio(preprocessor, audio):
+    return preprocessor.preprocess_audio(audio)
+
+
 def _mean_colour(images):
     # Each image replaced by its mean colour: no shape or position left.
     return np.broadcast_to(images.mean(axis=(1, 2), keepdims=True),
@@ -158,6 +163,10 @@ def _mean_colour(images):
 
 def _padding(ids):
     return np.zeros_like(ids)
+
+
+def _silence(waves):
+    return np.zeros_like(waves)
 
 
 # The declaration order is the model input and modality-mask column order.
@@ -169,5 +178,13 @@ TEXT = MODALITIES.register(Modality(
     "text", dtype="int32", branches=TEXT_BRANCHES, default_branch="lstm",
     shape_option="sequence_length", shape_default=100, shape_validator=positive_int,
     argument="texts", preprocess=_preprocess_texts, occlude=_padding))
+# Raw float32 waveforms, mono, `audio_samples` per example (48000: 3 s at 16 kHz);
+# the branches compute log-mel features in the graph (`mmzoo.branches.audio`).
+# Raw inputs: WAV paths, WAV bytes or arrays, at any rate and length
+# (`Preprocessor.preprocess_audio`). In a model only when `audio_branch` is given.
+AUDIO = MODALITIES.register(Modality(
+    "audio", dtype="float32", branches=AUDIO_BRANCHES, default_branch=None,
+    shape_option="audio_samples", shape_default=48000, shape_validator=positive_int,
+    argument="audio", preprocess=_preprocess_audio, occlude=_silence))
 
-__all__ = ["Modality", "MODALITIES", "IMAGE", "TEXT", "DTYPES", "image_shape"]
+__all__ = ["Modality", "MODALITIES", "IMAGE", "TEXT", "AUDIO", "DTYPES", "image_shape"]

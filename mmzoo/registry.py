@@ -315,6 +315,7 @@ def _check_against_others(component):
 
 IMAGE_BRANCHES = Registry("image branch", "image_branch")
 TEXT_BRANCHES = Registry("text branch", "text_branch")
+AUDIO_BRANCHES = Registry("audio branch", "audio_branch")
 FUSIONS = Registry("fusion", "fusion")
 # Heads by name; each task names the head it uses (`Task.head`).
 HEADS = Registry("task", "task")
@@ -476,7 +477,7 @@ TASKS = TaskRegistry(BUILTIN_TASKS)
 # ----------------------------------------------------------------------------
 # Modalities
 
-#: The module that declares the built-in modalities (image, then text).
+#: The module that declares the built-in modalities (image, text, then audio).
 #: `MODALITIES` imports it when first asked, so they come first whoever asks
 #: (it imports no TensorFlow).
 BUILTIN_MODALITIES = "mmzoo.modalities"
@@ -496,7 +497,7 @@ class ModalityRegistry:
 
     ```python
     from mmzoo.registry import MODALITIES
-    MODALITIES.names()                 # ['image', 'text']
+    MODALITIES.names()                 # ['image', 'text', 'audio']
     MODALITIES.get("text").shape_option  # 'sequence_length'
     ```
     """

@@ -2,7 +2,7 @@
 
 A toy third modality, "tabular" (float32 feature vectors, one registered
 branch: a Dense layer), is declared inside the tests and removed after each,
-so other tests see image and text only.
+so other tests see the built-in modalities only (image, text, audio).
 """
 
 import warnings
@@ -13,7 +13,7 @@ import pytest
 import keras
 import mmzoo
 from mmzoo.data import Preprocessor, Tokenizer
-from mmzoo.modalities import IMAGE, TEXT, Modality
+from mmzoo.modalities import AUDIO, IMAGE, TEXT, Modality
 from mmzoo.registry import IMAGE_BRANCHES, MODALITIES, TEXT_BRANCHES, Registry
 from mmzoo.tasks.options import MODEL_DEFAULTS, known_options
 from mmzoo.validators import positive_int
@@ -21,6 +21,7 @@ from mmzoo.validators import positive_int
 SMALL = dict(image_branch="cnn", text_branch="lstm", image_shape=(16, 16, 3), image_filters=4,
              vocab_size=20, embedding_dim=4, text_units=4, sequence_length=5, num_classes=3)
 ROWS = 4  # tabular_size in these tests
+BUILTIN = ["image", "text", "audio"]  # the declared modalities, in model order
 
 
 def _tabular_modality(registry, **changes):
@@ -47,7 +48,7 @@ def tabular():
     finally:
         MODALITIES.unregister("tabular")
         branches.unregister("dense")
-    assert MODALITIES.names() == ["image", "text"]
+    assert MODALITIES.names() == BUILTIN
     assert "tabular_branch" not in known_options() and "tabular_size" not in known_options()
 
 
@@ -58,19 +59,22 @@ def _arrays(n, seed=0):
             "tabular": rng.normal(size=(n, ROWS)).astype(np.float32)}
 
 
-def test_image_and_text_are_declared_in_model_order():
-    assert MODALITIES.names() == ["image", "text"]
-    assert MODALITIES.all() == [IMAGE, TEXT] and mmzoo.MODALITIES is MODALITIES
+def test_image_text_and_audio_are_declared_in_model_order():
+    assert MODALITIES.names() == BUILTIN
+    assert MODALITIES.all() == [IMAGE, TEXT, AUDIO] and mmzoo.MODALITIES is MODALITIES
     assert (IMAGE.branches, IMAGE.branch_option, IMAGE.shape_option) == (
         IMAGE_BRANCHES, "image_branch", "image_shape")
     assert (TEXT.branches, TEXT.branch_option, TEXT.shape_option) == (
         TEXT_BRANCHES, "text_branch", "sequence_length")
     assert (IMAGE.dtype, TEXT.dtype, IMAGE.argument, TEXT.argument) == (
         "float32", "int32", "images", "texts")
+    assert (AUDIO.dtype, AUDIO.argument, AUDIO.shape_option, AUDIO.default_branch) == (
+        "float32", "audio", "audio_samples", None)
     # The option defaults are the declared ones, unchanged.
     assert dict(MODEL_DEFAULTS) == {
-        "image_branch": "vgg16", "text_branch": "lstm", "fusion": None,
-        "image_shape": (224, 224, 3), "sequence_length": 100, "hidden_units": (),
+        "image_branch": "vgg16", "text_branch": "lstm", "audio_branch": None, "fusion": None,
+        "image_shape": (224, 224, 3), "sequence_length": 100, "audio_samples": 48000,
+        "hidden_units": (),
         "dropout": 0.0, "name": None, "modality_mask": False, "modality_dropout": 0.0}
     images = np.arange(2 * 2 * 2 * 3, dtype=np.float32).reshape(2, 2, 2, 3)
     removed = IMAGE.remove(images)  # mean colour per image
@@ -155,9 +159,10 @@ def test_the_modality_options_are_validated(tabular):
             mmzoo.build_model("classification", **SMALL, **options)
         message = str(error.value)
         assert f"Received: {option}={options[option]!r}" in message and words in message
-    with pytest.raises(ValueError, match=r"`image_branch`, `text_branch` and `tabular_branch` "
-                                         r"cannot all be None\. Received: image_branch=None, "
-                                         r"text_branch=None, tabular_branch=None"):
+    with pytest.raises(ValueError, match=r"`image_branch`, `text_branch`, `audio_branch` and "
+                                         r"`tabular_branch` cannot all be None\. Received: "
+                                         r"image_branch=None, text_branch=None, "
+                                         r"audio_branch=None, tabular_branch=None"):
         mmzoo.build_model("classification", image_branch=None, text_branch=None, num_classes=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -198,7 +203,7 @@ def test_a_declaration_is_checked_when_registered(tabular):
     with pytest.raises(ValueError, match=r"Unknown modality: .*Did you mean 'text'\? "
                                          r"Received: 'txt'"):
         MODALITIES.get("txt")
-    assert MODALITIES.names() == ["image", "text", "tabular"]
+    assert MODALITIES.names() == BUILTIN + ["tabular"]
     assert "sensor_branch" not in known_options() and "sensor_size" not in known_options()
 
 

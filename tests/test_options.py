@@ -67,6 +67,16 @@ BAD_VALUES = [
     ("image_endpoint", "", "non-empty string"),
     ("image_output_key", 3, "non-empty string"),
     ("image_pixel_range", (0, 2), "one of (0, 1), (0, 255), (-1, 1)"),
+    ("audio_branch", "gr", "Did you mean 'gru'?"),
+    ("audio_samples", 0, "positive integer"),
+    ("audio_sample_rate", 4000, "integer >= 8000"),
+    ("audio_mel_bins", 0, "positive integer"),
+    ("audio_normalization", "batch", "one of 'utterance', None"),
+    ("audio_filters", 0, "positive integer"),
+    ("audio_blocks", 0, "positive integer"),
+    ("audio_pooling", "mean", "one of 'avg', 'max', 'flatten'"),
+    ("audio_units", 2.5, "positive integer"),
+    ("audio_time_pool", 0, "positive integer"),
 ]
 
 VGG_BAD_VALUES = [

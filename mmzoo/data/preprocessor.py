@@ -1,11 +1,11 @@
-"""`Preprocessor`: raw inputs (image files, arrays, strings) to model inputs and back.
+"""`Preprocessor`: raw inputs (image files, arrays, strings, audio) to model inputs and back.
 
 A preprocessor holds everything a model's inputs and outputs depend on besides
-the weights: the task, the tokenizer and text length, the image size and the
-label names. It is saved as JSON beside the tokenizer's own file (no pickle),
-so a zoo entry can turn `"scene.png"` and `"what colour is the circle?"` into
-the `{"image": ..., "text": ...}` dict a model takes, and its output
-probabilities back into `[("red", 0.91), ...]`.
+the weights: the task, the tokenizer and text length, the image size, the
+audio length and sample rate, and the label names. It is saved as JSON beside
+the tokenizer's own file (no pickle), so a zoo entry can turn `"scene.png"`
+and `"what colour is the circle?"` into the `{"image": ..., "text": ...}` dict
+a model takes, and its output probabilities back into `[("red", 0.91), ...]`.
 
 Images are brought to the model's size the way the exported SavedModel's raw
 endpoint does it (`mmzoo.export.preprocessing`): decoded with
@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 
+from mmzoo.audio_io import SAMPLE_RATE, AudioReadError, load_audio
 from mmzoo.data.tokenizer import FILE_NAME as TOKENIZER_FILE
 from mmzoo.data.tokenizer import Tokenizer
 from mmzoo.registry import MODALITIES
@@ -48,6 +49,12 @@ _FORMAT_VERSION = 1
 _IMAGE_FORMS = ("a file path, encoded image bytes, a PIL image, or an array "
                 "(H, W), (H, W, C) with C in 1..4, or a batch (N, H, W, C); "
                 "or a list of these")
+_AUDIO_FORMS = ("a WAV (or FLAC, OGG) file path or its bytes, an array (samples,) or "
+                "(samples, channels) at the model's sample rate, a pair (array, sample_rate), "
+                "or a batch (N, samples); or a list of these")
+#: A 2-D audio array with at most this many columns is one clip (samples,
+#: channels), as soundfile reads it; with more, a batch of mono clips (N, samples).
+MAX_AUDIO_CHANNELS = 8
 
 
 class Preprocessor:
@@ -67,6 +74,10 @@ class Preprocessor:
             attributes for multilabel, `("false", "true")` for binary).
         text_field: which text the model reads (e.g. `"question"`), for
             people reading the entry.
+        audio_samples: samples per waveform the model reads, or `None` for
+            a model without audio input.
+        audio_sample_rate: the model's sample rate in Hz (default 16000
+            when `audio_samples` is set); audio is resampled to it.
 
     Example:
 
@@ -78,7 +89,7 @@ class Preprocessor:
     """
 
     def __init__(self, task, tokenizer=None, *, sequence_length=None, image_size=None,
-                 label_names=None, text_field=None):
+                 label_names=None, text_field=None, audio_samples=None, audio_sample_rate=None):
         task_object = _TASKS.get(task)
         if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
             raise TypeError("`tokenizer` must be a mmzoo.data.Tokenizer or None. Received: "
@@ -88,9 +99,18 @@ class Preprocessor:
         if sequence_length is not None and not _is_positive_int(sequence_length):
             raise ValueError("`sequence_length` must be a positive integer or None. "
                              f"Received: sequence_length={sequence_length!r}")
-        if image_size is None and tokenizer is None:
-            raise ValueError("A preprocessor needs a `tokenizer`, an `image_size` or both. "
-                             "Received: tokenizer=None, image_size=None")
+        if audio_samples is not None and not _is_positive_int(audio_samples):
+            raise ValueError("`audio_samples` must be a positive integer or None. "
+                             f"Received: audio_samples={audio_samples!r}")
+        if audio_sample_rate is not None and (audio_samples is None
+                                              or not _is_positive_int(audio_sample_rate)):
+            raise ValueError("`audio_sample_rate` must be a positive integer (Hz), given with "
+                             "`audio_samples`. Received: audio_sample_rate="
+                             f"{audio_sample_rate!r}, audio_samples={audio_samples!r}")
+        if image_size is None and tokenizer is None and audio_samples is None:
+            raise ValueError("A preprocessor needs a `tokenizer`, an `image_size`, "
+                             "`audio_samples` or several. Received: tokenizer=None, "
+                             "image_size=None, audio_samples=None")
         if label_names is not None:
             if isinstance(label_names, str) or not all(
                     isinstance(n, str) for n in label_names):
@@ -107,6 +127,9 @@ class Preprocessor:
         self.image_size = None if image_size is None else _image_size(image_size)
         self.label_names = label_names
         self.text_field = text_field
+        self.audio_samples = None if audio_samples is None else int(audio_samples)
+        self.audio_sample_rate = None if audio_samples is None else int(
+            SAMPLE_RATE if audio_sample_rate is None else audio_sample_rate)
 
     @classmethod
     def from_task_info(cls, info):
@@ -120,11 +143,15 @@ class Preprocessor:
         """
         return cls(info.task, info.tokenizer, sequence_length=info.sequence_length,
                    image_size=info.image_shape, label_names=info.label_names,
-                   text_field=info.text_field)
+                   text_field=info.text_field,
+                   audio_samples=getattr(info, "audio_samples", None),
+                   audio_sample_rate=getattr(info, "audio_sample_rate", None))
 
     def __repr__(self):
+        audio = "" if self.audio_samples is None else (
+            f"audio_samples={self.audio_samples}, audio_sample_rate={self.audio_sample_rate}, ")
         return (f"Preprocessor(task={self.task!r}, image_size={self.image_size}, "
-                f"sequence_length={self.sequence_length}, "
+                f"sequence_length={self.sequence_length}, {audio}"
                 f"labels={None if self.label_names is None else len(self.label_names)})")
 
     def __eq__(self, other):
@@ -175,8 +202,9 @@ class Preprocessor:
                             + ", ".join(f"{k}=..." for k in unknown))
         given = {"images": images, "texts": texts, **raw}
         if all(given.get(a) is None for a in arguments):
-            raise ValueError(f"Pass {_either(arguments)}. Received: "
-                             + ", ".join(f"{a}=None" for a in arguments))
+            takes = [m.argument for m in modalities if self._takes(m.name)]
+            raise ValueError(f"Pass {_either(takes)}. Received: "
+                             + ", ".join(f"{a}=None" for a in takes))
         inputs, counts = {}, {}
         for modality in modalities:
             value = given.get(modality.argument)
@@ -202,6 +230,46 @@ class Preprocessor:
             if len(array) == 1 and n > 1:
                 inputs[name] = np.repeat(array, n, axis=0)
         return inputs
+
+    def _takes(self, modality):
+        """Whether this preprocessor makes `modality`'s arrays (others' it cannot know)."""
+        settings = {"image": self.image_size, "text": self.tokenizer,
+                    "audio": self.audio_samples}
+        return settings.get(modality, True) is not None
+
+    def preprocess_audio(self, audio):
+        """Waveforms `(N, audio_samples)` float32 at the model's rate, from raw audio.
+
+        Args:
+            audio: one clip or a list of clips, each a WAV (FLAC, OGG) file
+                path or the file's bytes (at any sample rate: resampled), an
+                array `(samples,)` or `(samples, channels)` at the model's
+                rate (`audio_sample_rate`), or a pair `(array, sample_rate)`
+                for an array at another rate; or a batch array `(N,
+                samples)` of mono clips at the model's rate. A 2-D array
+                with at most 8 columns is one clip, channels last (as
+                soundfile reads it): transpose a channels-first array.
+                Integer arrays are PCM (int16: divided by 32767), floats in
+                [-1, 1]; channels are averaged to mono.
+
+        Every clip is resampled (band-limited, `mmzoo.audio_io.resample`),
+        then zero-padded at the end or trimmed to `audio_samples`.
+
+        Raises:
+            AudioReadError: a file or byte string that is not audio (the
+                message names it); a ValueError too.
+            ValueError: a model without audio input, an empty list, an array
+                of another shape, or non-finite samples.
+            TypeError: an item of another type.
+        """
+        if self.audio_samples is None:
+            raise ValueError("This model has no audio input, so `audio` cannot be used. "
+                             "Received: audio")
+        items = _audio_items(audio)
+        out = np.empty((len(items), self.audio_samples), np.float32)
+        for i, (where, item) in enumerate(items):
+            out[i] = _waveform(item, where, self.audio_sample_rate, self.audio_samples)
+        return out
 
     def preprocess_texts(self, texts):
         """Token ids `(N, sequence_length)` int32 of one string or a list of strings."""
@@ -281,14 +349,22 @@ class Preprocessor:
     # -- saving ---------------------------------------------------------------
 
     def get_config(self):
-        """The JSON-ready settings (the tokenizer is saved in its own file)."""
-        return {
+        """The JSON-ready settings (the tokenizer is saved in its own file).
+
+        `audio_samples` and `audio_sample_rate` only for a model with audio
+        input, so the files of image and text entries stay as they were.
+        """
+        config = {
             "task": self.task,
             "sequence_length": self.sequence_length,
             "image_size": None if self.image_size is None else list(self.image_size),
             "label_names": None if self.label_names is None else list(self.label_names),
             "text_field": self.text_field,
         }
+        if self.audio_samples is not None:
+            config.update({"audio_samples": self.audio_samples,
+                           "audio_sample_rate": self.audio_sample_rate})
+        return config
 
     def save(self, folder):
         """Writes `preprocessor.json` (and `tokenizer.json`) into `folder`.
@@ -341,11 +417,74 @@ class Preprocessor:
             return cls(data["task"], tokenizer, sequence_length=data.get("sequence_length"),
                        image_size=data.get("image_size"),
                        label_names=data.get("label_names"),
-                       text_field=data.get("text_field"))
+                       text_field=data.get("text_field"),
+                       audio_samples=data.get("audio_samples"),
+                       audio_sample_rate=data.get("audio_sample_rate"))
         except KeyError as e:
             raise ValueError(f"{path!r} lacks the key {e}.") from None
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path!r} is not a valid preprocessor file: {e}") from None
+
+
+# ----------------------------------------------------------------------------
+# Audio
+
+
+def _is_rate_pair(item):
+    return (isinstance(item, tuple) and len(item) == 2 and _is_positive_int(item[1])
+            and not isinstance(item[0], (str, bytes, os.PathLike)))
+
+
+def _audio_items(audio):
+    """`[(where, item), ...]`: one entry per clip; `where` names it in errors."""
+    if isinstance(audio, (str, os.PathLike, bytes, bytearray, memoryview)) or \
+            _is_rate_pair(audio):
+        return [("audio", audio)]
+    if isinstance(audio, (list, tuple)):
+        if not audio:
+            raise ValueError(f"`audio` is an empty list. Expected {_AUDIO_FORMS}. "
+                             f"Received: audio={audio!r}")
+        return [(f"audio[{i}]", item) for i, item in enumerate(audio)]
+    if hasattr(audio, "__array__"):
+        array = np.asarray(audio)
+        if array.ndim == 1 or (array.ndim == 2 and array.shape[1] <= MAX_AUDIO_CHANNELS):
+            return [("audio", array)]
+        if array.ndim in (2, 3):
+            return [(f"audio[{i}]", a) for i, a in enumerate(array)]
+        raise ValueError(f"`audio` must be {_AUDIO_FORMS}. Received: an array of shape "
+                         f"{array.shape}")
+    raise TypeError(f"`audio` must be {_AUDIO_FORMS}. Received: audio of type "
+                    f"{type(audio).__name__}")
+
+
+def _waveform(item, where, sample_rate, samples):
+    """One clip as float32 `(samples,)` at `sample_rate`."""
+    if isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview)):
+        try:
+            return load_audio(item, sample_rate=sample_rate, samples=samples)
+        except AudioReadError as e:
+            # libsndfile names an in-memory file by its repr ("<_io.BytesIO object at 0x...>").
+            reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))
+            raise AudioReadError(f"{reason} ({where})") from None
+    source_rate = None
+    if _is_rate_pair(item):
+        item, source_rate = item[0], int(item[1])
+    if not hasattr(item, "__array__"):
+        raise TypeError(f"Every clip must be {_AUDIO_FORMS.rsplit('; ', 1)[0]}. Received: "
+                        f"{where} of type {type(item).__name__}")
+    array = np.asarray(item)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise TypeError(f"Audio samples must be numbers (integer PCM or floats in [-1, 1]). "
+                        f"Received: {where} with dtype {array.dtype}")
+    if array.ndim not in (1, 2) or array.size == 0 or (
+            array.ndim == 2 and array.shape[1] > MAX_AUDIO_CHANNELS):
+        raise ValueError(f"An audio array must be (samples,) or (samples, channels) with at "
+                         f"most {MAX_AUDIO_CHANNELS} channels, not empty. Received: {where} "
+                         f"with shape {array.shape}")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        raise ValueError(f"Audio samples must be finite numbers. Received: {where} with NaN "
+                         "or infinite values")
+    return load_audio(array, sample_rate=sample_rate, samples=samples, source_rate=source_rate)
 
 
 # ----------------------------------------------------------------------------
