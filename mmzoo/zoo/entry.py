@@ -307,6 +307,17 @@ def _check_fits(model, preprocessor):
             raise ValueError(f"The tokenizer has {preprocessor.tokenizer.vocab_size} ids but the "
                              f"model's vocab_size is {vocab}. Received: a tokenizer with "
                              f"vocab_size={preprocessor.tokenizer.vocab_size}")
+    if "audio" in inputs:
+        samples = inputs["audio"].shape[-1]
+        if preprocessor.audio_samples != samples:
+            raise ValueError(f"The model reads waveforms of {samples} samples but the "
+                             f"preprocessor makes {preprocessor.audio_samples}. Received: "
+                             f"preprocessor.audio_samples={preprocessor.audio_samples}")
+        rate = (getattr(model, "build_options", None) or {}).get("audio_sample_rate")
+        if rate is not None and rate != preprocessor.audio_sample_rate:
+            raise ValueError(f"The model reads audio at {rate} Hz but the preprocessor "
+                             f"resamples to {preprocessor.audio_sample_rate} Hz. Received: "
+                             f"preprocessor.audio_sample_rate={preprocessor.audio_sample_rate}")
     if task in TASKS and TASKS.get(task).label_names_required:
         (output,) = keras.tree.flatten(model.output)
         if output.shape[-1] != len(preprocessor.label_names):
@@ -602,6 +613,9 @@ class ZooEntry:
                 `mmzoo.data.Preprocessor`.
             texts: a string or a list of strings (one text for several images
                 is repeated).
+            audio (and the arguments of other declared modalities): WAV file
+                paths, WAV bytes or arrays, one or a list; see
+                `Preprocessor.preprocess_audio`.
             top_k: classification: labels per example.
             batch_size: examples per model call.
             **generation: captioning: `method` (`"greedy"` or `"beam"`),
@@ -625,7 +639,14 @@ class ZooEntry:
                                  **generation)
         if own is not NotImplemented:
             return own
+        # Raw inputs of the modalities declared besides image and text (`audio=`).
+        arguments = {m.argument for m in MODALITIES.all()} - {"images", "texts"}
+        raw = {k: generation.pop(k) for k in sorted(set(generation) & arguments)}
         if task.generative:
+            if raw:
+                raise ValueError(f"Entry {self.name!r} writes captions from images only, so "
+                                 f"`{next(iter(raw))}` cannot be used. Received: "
+                                 f"{next(iter(raw))}")
             if texts is not None:
                 raise ValueError(f"Entry {self.name!r} writes captions from images only, so "
                                  "`texts` cannot be used. Received: texts")
@@ -644,7 +665,7 @@ class ZooEntry:
             raise TypeError(f"Unexpected argument(s) {sorted(generation)}: generation settings "
                             f"apply to captioning entries only (this is {self.task!r}). "
                             f"Received: {sorted(generation)[0]}")
-        inputs = self.model_inputs(images, texts)
+        inputs = self.model_inputs(images, texts, **raw)
         check_inputs(self, inputs, texts)  # warns about photos and unknown words
         outputs = self.model.predict(inputs, batch_size=batch_size, verbose=0)
         return self.preprocessor.decode(outputs, top_k=top_k)
