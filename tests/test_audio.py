@@ -337,3 +337,28 @@ def test_the_audio_settings_are_saved_and_old_preprocessors_load_unchanged(pre, 
     entry = mmzoo.load("shapes_vqa")
     assert "audio_samples" not in entry.preprocessor.get_config()
     assert entry.preprocessor.audio_samples is None
+
+
+def test_an_audio_entry_predicts_from_wav_files_and_arrays(tmp_path):
+    from mmzoo import zoo
+
+    keras.utils.set_random_seed(0)
+    model = build("cnn", modality_mask=True)
+    pre = Preprocessor("classification", image_size=(16, 16, 3), label_names=("a", "b", "c"),
+                       audio_samples=SAMPLES)
+    entry = zoo.load(str(zoo.save_entry(tmp_path / "spoken", model, pre,
+                                        metadata={"description": "tiny spoken"})))
+    path = tmp_path / "q.wav"
+    path.write_bytes(_wav_bytes(tone(440, seconds=0.3), 44100))
+    image = np.full((16, 16, 3), 90, np.uint8)
+    from_file = entry.predict(images=image, audio=str(path), top_k=3)
+    x = {"image": image[None].astype(np.float32),
+         "audio": pre(audio=str(path))["audio"], "modality_mask": np.ones((1, 2), np.float32)}
+    expected = probabilities(model, x)[0]
+    assert [label for label, _ in from_file[0]] == [("a", "b", "c")[i] for i in
+                                                   np.argsort(-expected)]
+    assert from_file[0][0][1] == pytest.approx(float(expected.max()), abs=1e-5)
+    # A missing image is masked, not refused (the model was built for it).
+    assert len(entry.predict(audio=[tone(300), tone(600)])) == 2
+    with pytest.raises(AudioReadError, match="not_audio"):
+        entry.predict(images=image, audio=str(tmp_path / "not_audio.wav"))
