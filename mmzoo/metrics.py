@@ -11,6 +11,8 @@ key for key.
 | multilabel | `micro_f1`, `binary_accuracy`, `auc`, `loss` |
 | regression (count) | `mae`, `count_accuracy` (rounded prediction right), `loss` (MSE) |
 
+Spoken VQA and matching add `accuracy_voice_<voice>` per voice and
+`accuracy_train_voices`, `accuracy_held_out_voices` (`voices=`).
 Every result also has `num_examples`. Captioning metrics (BLEU, CIDEr-D) are
 in `mmzoo.captioning.metrics`.
 """
@@ -23,7 +25,8 @@ from mmzoo.tasks.base import auc  # noqa: F401  (public here since before tasks 
 ALL_METRICS = TASKS.table("eval_metrics")
 
 
-def task_metrics(task, pred, y, *, wanted=None, question_types=None, perturbations=None):
+def task_metrics(task, pred, y, *, wanted=None, question_types=None, perturbations=None,
+                 voices=None):
     """Measures `task`'s metrics of predictions `pred` against labels `y`.
 
     Args:
@@ -37,11 +40,13 @@ def task_metrics(task, pred, y, *, wanted=None, question_types=None, perturbatio
             `"per_question_type"` (names: `mmzoo.data.shapes.QUESTION_TYPES`).
         perturbations: per-example perturbation ids of matching captions,
             for `"per_perturbation"` (names: `mmzoo.data.shapes.PERTURBATIONS`).
+        voices: per-example voice ids of spoken inputs, for `"per_voice"`
+            (names: `mmzoo.data.speech.VOICE_NAMES`).
 
     Returns:
         A flat dict of floats (see the module table).
     """
-    from mmzoo.data import shapes
+    from mmzoo.data import problems, shapes
 
     task = TASKS.get(task)
     groups = {}
@@ -49,4 +54,6 @@ def task_metrics(task, pred, y, *, wanted=None, question_types=None, perturbatio
         groups["per_question_type"] = (question_types, shapes.QUESTION_TYPES)
     if perturbations is not None:
         groups["per_perturbation"] = (perturbations, shapes.PERTURBATIONS)
+    if voices is not None:
+        groups["per_voice"] = problems.PER_VOICE.groups(voices)
     return task.measure_outputs(pred, y, wanted=wanted, groups=groups)

@@ -14,6 +14,16 @@ Inputs are a dict keyed by modality, as `mmzoo.build_model` models take them:
 | `"regression"` (count) | the question | float32 `(1,)`: the object count |
 | `"captioning"` (captions) | `[start, w1..wn]` | int32 `[w1..wn, end]`, padded with 0 |
 
+The spoken problems (`"spoken_vqa"`, `"spoken_matching"`) add `"audio"`:
+float32 `(audio_samples,)` waveforms at 16 kHz, the question (or matching
+caption) read aloud by `mmzoo.data.speech`, deterministic from `(split, seed,
+scene)`. The training split is spoken by `speech.TRAIN_VOICES` only,
+validation and test by every voice (held-out ones included). Their rows keep
+`"text"` too, the same words written, so that a model reading image, text and
+audio trains on them; a model reading image and audio only should get the dict
+without it (`mmzoo.training` drops it): a Keras functional model warns about
+dict keys it has no input for.
+
 `shapes_arrays` generates in memory (fast, no TFDS); `shapes_dataset` reads the
 TFDS build (generating it on first use) as a batched, cached, prefetched
 `tf.data.Dataset`. Both tokenize with the same `Tokenizer`, so they agree.
@@ -24,7 +34,7 @@ import os
 
 import numpy as np
 
-from mmzoo.data import problems, shapes
+from mmzoo.data import problems, shapes, speech
 from mmzoo.data.tokenizer import END, PAD, Tokenizer
 from mmzoo.registry import TASKS as _TASKS
 
@@ -32,8 +42,9 @@ from mmzoo.registry import TASKS as _TASKS
 TASKS = problems.TASKS
 TEXT_FIELDS = problems.TEXT_FIELDS
 #: `{task: default token ids per text}` of the problem that feeds each task.
-DEFAULT_SEQUENCE_LENGTH = {p.task: p.sequence_length for p in problems.PROBLEMS.values()}
+DEFAULT_SEQUENCE_LENGTH = {t: problems.get(t).sequence_length for t in TASKS}
 CAPTION_MODES = ("all", "first")
+SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
@@ -63,6 +74,12 @@ class TaskInfo:
         perturbation_names: `shapes.PERTURBATIONS`.
         problem: the benchmark problem (`mmzoo.data.problems`) the data
             come from, or None (a user's own data).
+        audio_samples: samples per waveform of `inputs["audio"]` (spoken
+            problems), else None.
+        audio_sample_rate: their rate in Hz (`speech.SAMPLE_RATE`), else None.
+        voices: spoken problems (`shapes_arrays` only): per-example voice
+            ids, indices into `voice_names`, for accuracy per voice.
+        voice_names: `speech.VOICE_NAMES`.
     """
 
     task: str
@@ -78,6 +95,16 @@ class TaskInfo:
     perturbations: np.ndarray = None
     perturbation_names: tuple = shapes.PERTURBATIONS
     problem: str = None
+    audio_samples: int = None
+    audio_sample_rate: int = None
+    voices: np.ndarray = None
+    voice_names: tuple = speech.VOICE_NAMES
+
+    def row_groups(self):
+        """`{group field: per-row ids}` of the last rows made (`shapes_arrays`)."""
+        groups = {"question_type": self.question_types,
+                  "match_perturbation": self.perturbations, "voice": self.voices}
+        return {k: v for k, v in groups.items() if v is not None}
 
     def model_options(self):
         """The `mmzoo.build_model` options these data fix.
@@ -91,6 +118,9 @@ class TaskInfo:
         """
         options = {"image_shape": self.image_shape, "vocab_size": self.vocab_size,
                    "sequence_length": self.sequence_length}
+        if self.audio_samples is not None:  # give `audio_branch=` too
+            options.update(audio_samples=self.audio_samples,
+                           audio_sample_rate=self.audio_sample_rate)
         options.update(_TASKS.get(self.task).data_options(self.num_classes))
         return options
 
@@ -101,7 +131,7 @@ def shapes_tokenizer(sequence_length=16):
     return Tokenizer(shapes.vocabulary(), sequence_length=sequence_length)
 
 
-def _resolve(task, tokenizer, sequence_length, text_field, image_size):
+def _resolve(task, tokenizer, sequence_length, text_field, image_size, audio_samples=None):
     problem = problems.get(task)
     task = problem.task
     if text_field is None:
@@ -119,10 +149,25 @@ def _resolve(task, tokenizer, sequence_length, text_field, image_size):
                         f"tokenizer of type {type(tokenizer).__name__}")
     length = sequence_length or tokenizer.sequence_length
     num_classes = _TASKS.get(task).num_outputs(problem.label_names, tokenizer.vocab_size)
+    if audio_samples is not None and not problem.spoken:
+        raise ValueError(f"`audio_samples` applies to the spoken problems "
+                         f"{tuple(p.name for p in problems.PROBLEMS.values() if p.spoken)} "
+                         f"only. Received: audio_samples={audio_samples!r} with "
+                         f"task={problem.name!r}")
+    if problem.spoken:
+        if audio_samples is None:
+            audio_samples = problem.audio_samples
+        if (not isinstance(audio_samples, (int, np.integer)) or isinstance(audio_samples, bool)
+                or audio_samples < 1):
+            raise ValueError(f"`audio_samples` must be a positive integer. Received: "
+                             f"audio_samples={audio_samples!r}")
     info = TaskInfo(task=task, tokenizer=tokenizer, label_names=problem.label_names,
                     num_classes=num_classes, vocab_size=tokenizer.vocab_size,
                     sequence_length=int(length), image_shape=(image_size, image_size, 3),
                     text_field=text_field, problem=problem.name)
+    if problem.spoken:
+        info.audio_samples = int(audio_samples)
+        info.audio_sample_rate = speech.SAMPLE_RATE
     return info
 
 
@@ -132,12 +177,27 @@ def _check_captions(captions):
                          f"captions={captions!r}")
 
 
+def split_voices(split):
+    """The voices a split is spoken by: `"train"` for training, `"all"` otherwise."""
+    return "train" if split == "train" else "all"
+
+
+def _check_voices(voices, problem):
+    if voices is None:
+        return
+    if not problem.spoken:
+        raise ValueError(f"`voices` applies to the spoken problems only. Received: "
+                         f"voices={voices!r} with task={problem.name!r}")
+    speech.voice_names(voices)  # raises with the allowed values
+
+
 # ----------------------------------------------------------------------------
 # In memory
 
 
 def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None, *,
-                  split="train", sequence_length=None, text_field=None, captions="all"):
+                  split="train", sequence_length=None, text_field=None, captions="all",
+                  audio_samples=None, voices=None):
     """mmzoo-shapes examples for `task` as NumPy arrays, generated in memory.
 
     Fast (no TFDS, no files): 256 examples at 64x64 take about 0.1 s. The
@@ -159,12 +219,20 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
             `"match_caption"` or `"caption"` (the first reference caption).
         captions: captioning only: `"all"` (each scene once per reference
             caption) or `"first"`.
+        audio_samples: spoken problems only: samples per waveform (default
+            the problem's: 48000 = 3 s for questions, 160000 for captions).
+        voices: spoken problems only: who speaks (`"train"`, `"held_out"`,
+            `"all"` or voice names); default `"train"` for the train split,
+            `"all"` for validation and test. Speech comes from the
+            `speech.default_cache()` (`$MMZOO_SPEECH_CACHE`), synthesised by
+            espeak-ng when missing.
 
     Returns:
         `(inputs, labels, info)`: `inputs` a dict with `"image"` float32
-        `(N, S, S, 3)` and `"text"` int32 `(N, L)`, `labels` as in the module
+        `(N, S, S, 3)` and `"text"` int32 `(N, L)` (and for a spoken problem
+        `"audio"` float32 `(N, audio_samples)`), `labels` as in the module
         table, `info` a `TaskInfo` (tokenizer, label names, sizes, and the
-        question type of each example).
+        question type, perturbation and voice of each example).
 
     Example:
 
@@ -179,12 +247,14 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
             or num_examples < 0):
         raise ValueError(f"`num_examples` must be a non-negative integer. Received: "
                          f"num_examples={num_examples!r}")
-    info = _resolve(task, tokenizer, sequence_length, text_field, image_size)
+    info = _resolve(task, tokenizer, sequence_length, text_field, image_size, audio_samples)
     _check_captions(captions)
+    _check_voices(voices, problems.get(info.problem))
     per_scene = rows_per_scene(info.problem, captions)
     data = shapes.generate_scenes(-(-num_examples // per_scene), split=split,
                                   image_size=image_size, seed=seed)
-    inputs, labels = scene_rows(data, info, np.arange(num_examples), captions=captions)
+    inputs, labels = scene_rows(data, info, np.arange(num_examples), captions=captions,
+                                split=split, seed=seed, voices=voices)
     inputs["image"] = inputs["image"].astype(np.float32)
     return inputs, labels, info
 
@@ -197,7 +267,7 @@ def rows_per_scene(task, captions="all"):
     return problems.get(task).rows_per_scene(captions)
 
 
-def scene_rows(data, info, rows, captions="all"):
+def scene_rows(data, info, rows, captions="all", *, split=None, seed=None, voices=None):
     """Model-ready rows from generated scenes.
 
     Args:
@@ -207,11 +277,16 @@ def scene_rows(data, info, rows, captions="all"):
             `r // rows_per_scene` (and, for captioning with `captions="all"`,
             its caption `r % 5`).
         captions: captioning only: `"all"` or `"first"`.
+        split, seed: spoken problems: the split and dataset seed of the
+            scenes (the speech is drawn from them and the scene ids; the
+            stream's scenes are `"train"`).
+        voices: spoken problems: who speaks (default `split_voices(split)`).
 
     Returns:
         `(inputs, labels)`, images in `data`'s dtype (uint8 from the
-        generator). Also sets `info.question_types` and `info.perturbations`
-        to the rows' values.
+        generator); spoken problems add `"audio"` float32 `(N,
+        info.audio_samples)`. Also sets `info.question_types`,
+        `info.perturbations` (and `info.voices`) to the rows' values.
     """
     problem = problems.get(info.problem or info.task)
     per_scene = problem.rows_per_scene(captions)
@@ -232,7 +307,26 @@ def scene_rows(data, info, rows, captions="all"):
         labels = problem.labels_from_scenes(data, scenes)
     info.question_types = data["question_type"][scenes]
     info.perturbations = data["match_perturbation"][scenes]
-    return {"image": images, "text": text}, labels
+    inputs = {"image": images, "text": text}
+    if problem.spoken:
+        inputs["audio"], info.voices = _spoken_rows(data, scenes, problem, info, split, seed,
+                                                   voices)
+    return inputs, labels
+
+
+def _spoken_rows(data, scenes, problem, info, split, seed, voices=None):
+    """`(audio, voice)` of `scenes`: the problem's `audio_field`, spoken (see `scene_rows`)."""
+    if split not in SPLITS or seed is None:
+        raise ValueError(f"The speech of task={problem.name!r} is drawn from the scenes' split "
+                         f"and seed: pass split= (one of {SPLITS}) and seed=. Received: "
+                         f"split={split!r}, seed={seed!r}")
+    voices = split_voices(split) if voices is None else voices
+    rows = {problem.audio_field: data[problem.audio_field][scenes],
+            "scene_id": data["scene_id"][scenes]}
+    speak = (speech.spoken_questions if problem.audio_field == "question"
+             else speech.spoken_captions)
+    return speak(rows, split, seed, sample_rate=info.audio_sample_rate,
+                 samples=info.audio_samples, voices=voices)
 
 
 # ----------------------------------------------------------------------------
@@ -289,13 +383,34 @@ def prepare_examples(ds, task, tokenizer=None, *, sequence_length=None, text_fie
 
         return ds.flat_map(split_captions).map(to_task, num_parallel_calls=tf.data.AUTOTUNE), info
 
+    audio_key = _audio_feature(ds, problem, info)
+
     def to_task(ex):
         field = info.text_field
         text = ex["captions"][0] if field == "caption" else ex[field]
         inputs = {"image": ex["image"], "text": tok.tf_encode(text, sequence_length=length)}
+        if audio_key:  # int16 PCM in the build
+            inputs["audio"] = tf.cast(ex[audio_key], tf.float32) / 32767.0
         return inputs, problem.tf_label(ex)
 
     return ds.map(to_task, num_parallel_calls=tf.data.AUTOTUNE), info
+
+
+def _audio_feature(ds, problem, info):
+    """The TFDS feature of a spoken problem's audio (sets `info.audio_samples`), or None."""
+    if not problem.spoken:
+        return None
+    key = "audio" if problem.audio_field == "question" else "caption_audio"
+    spec = ds.element_spec
+    if key not in spec:
+        raise ValueError(
+            f"task={problem.name!r} reads the spoken {problem.audio_field!r} ({key!r}), which "
+            "this mmzoo_shapes config lacks: use a spoken config (config='spoken_32px', or "
+            "mmzoo.data.shapes_config(..., spoken=True"
+            + (", caption_audio_samples=160000" if key == "caption_audio" else "")
+            + f")). Received: features {sorted(spec)}")
+    info.audio_samples = int(spec[key].shape[0])
+    return key
 
 
 def shapes_dataset(task, split="train", *, data_dir=None, image_size=64, config=None,

@@ -14,6 +14,16 @@ own data too, so the data pipeline asks the problem, never the task name.
 | `"count"` | regression | the question | float32 `(1,)`: the object count |
 | `"captions"` | captioning | `[start, w1..wn]` | int32 `[w1..wn, end]`, padded with 0 |
 | `"retrieval_pairs"` | retrieval | the first reference caption | float32 `(1,)`: the scene id (unused: pair `i` of a batch is image `i` and text `i`) |
+| `"spoken_vqa"` | classification | the question, written and spoken | as `"vqa"` |
+| `"spoken_matching"` | binary | the matching caption, written and spoken | as `"matching"` |
+
+The spoken problems (`Problem.spoken`) add an `"audio"` input: the problem's
+`audio_field` read aloud by espeak-ng (`mmzoo.data.speech`), float32 16 kHz
+waveforms of `audio_samples` samples; the training split is spoken by
+`speech.TRAIN_VOICES` only, validation and test by every voice. Besides their
+text problem's per-group metric they report accuracy per voice
+(`"per_voice"`: `accuracy_voice_<name>`, and `accuracy_train_voices`,
+`accuracy_held_out_voices` over the voices kept out of training).
 
 `get(name)` takes a problem name, or a task name for the problem that feeds
 it (so `shapes_arrays("classification")` is the VQA problem, as it always was).
@@ -21,10 +31,43 @@ it (so `shapes_arrays("classification")` is the VQA problem, as it always was).
 
 import dataclasses
 
-from mmzoo.data import shapes
+from mmzoo.data import shapes, speech
 
 #: Label formats (what a label array is); `mmzoo.tasks.base.Task.label_format`.
 LABEL_FORMATS = ("index", "boolean", "multi_hot", "number", "next_tokens", "pair")
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupMetric:
+    """A per-group metric: the task's accuracy over the rows of each group.
+
+    Attributes:
+        metric: its name in `eval_metrics` (`"per_question_type"`).
+        field: the per-row field of the groups' ids (`"question_type"`; a
+            scene field, or `"voice"`, which the spoken rows carry).
+        names: the groups' names, indexed by id; the keys are
+            `<task prefix><name>` (`accuracy_colour`, `accuracy_voice_us_m1`).
+        aggregates: `((suffix, member names), ...)`: an accuracy over the
+            rows of several groups each, keyed `accuracy_<suffix>`
+            (`accuracy_held_out_voices`).
+    """
+
+    metric: str
+    field: str
+    names: tuple
+    aggregates: tuple = ()
+
+    def groups(self, ids):
+        """`(ids, names, aggregates)` as a task's `measure(groups=...)` takes them."""
+        return (ids, self.names, self.aggregates)
+
+
+#: Accuracy per voice of the spoken problems, with the voices of training and
+#: the held-out ones (never heard in training) together.
+PER_VOICE = GroupMetric("per_voice", "voice", speech.VOICE_NAMES, aggregates=(
+    ("train_voices", speech.TRAIN_VOICES), ("held_out_voices", speech.HELD_OUT_VOICES)))
+PER_QUESTION_TYPE = GroupMetric("per_question_type", "question_type", shapes.QUESTION_TYPES)
+PER_PERTURBATION = GroupMetric("per_perturbation", "match_perturbation", shapes.PERTURBATIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +85,13 @@ class Problem:
         label_format: one of `LABEL_FORMATS`.
         label_names: names of the label ids (or `None`).
         sequence_length: default token ids per text.
-        group_metric: the per-group metric it reports (e.g.
-            `"per_question_type"`), or None.
-        group_field: the scene field of the groups (e.g. `"question_type"`).
-        group_names: the groups' names.
+        group_metrics: the `GroupMetric`s it reports (per question type,
+            per voice, ...); `group_metric`, `group_field` and `group_names`
+            are the first one's.
+        audio_field: the scene text spoken into the `"audio"` input
+            (`"question"`, `"match_caption"`), or None: no audio.
+        audio_samples: default samples per waveform (at
+            `speech.SAMPLE_RATE`) of a spoken problem.
     """
 
     name: str
@@ -57,9 +103,29 @@ class Problem:
     label_format: str
     label_names: tuple = None
     sequence_length: int = 16
-    group_metric: str = None
-    group_field: str = None
-    group_names: tuple = None
+    group_metrics: tuple = ()
+    audio_field: str = None
+    audio_samples: int = None
+
+    @property
+    def group_metric(self):
+        """The first per-group metric's name (e.g. `"per_question_type"`), or None."""
+        return self.group_metrics[0].metric if self.group_metrics else None
+
+    @property
+    def group_field(self):
+        """The first per-group metric's field (e.g. `"question_type"`), or None."""
+        return self.group_metrics[0].field if self.group_metrics else None
+
+    @property
+    def group_names(self):
+        """The first per-group metric's group names, or None."""
+        return self.group_metrics[0].names if self.group_metrics else None
+
+    @property
+    def spoken(self):
+        """Its rows have an `"audio"` input (`audio_field` spoken)."""
+        return self.audio_field is not None
 
     @property
     def generates_text(self):
@@ -93,23 +159,24 @@ class Problem:
         return tf.cast(value, tf.float32)[None]  # boolean, number: (1,)
 
     def groups(self, data, scenes):
-        """`{group_metric: (ids, names)}` of `scenes`, for per-group metrics."""
-        if self.group_metric is None:
-            return {}
-        return {self.group_metric: (data[self.group_field][scenes], self.group_names)}
+        """`{group metric: (ids, names, aggregates)}` of `scenes`, for per-group metrics.
+
+        Reads each group metric's field from `data` (a `generate_scenes`
+        dict, with `"voice"` added for spoken rows); fields it lacks are left out.
+        """
+        return {g.metric: g.groups(data[g.field][scenes])
+                for g in self.group_metrics if g.field in data}
 
 
 PROBLEMS = {problem.name: problem for problem in (
     Problem("vqa", "classification", "answer a question about the scene (one of 20 answers)",
             text_field="question", fixed_text=False, label_field="answer",
             label_format="index", label_names=shapes.ANSWERS, sequence_length=16,
-            group_metric="per_question_type", group_field="question_type",
-            group_names=shapes.QUESTION_TYPES),
+            group_metrics=(PER_QUESTION_TYPE,)),
     Problem("matching", "binary", "does the caption describe the scene?",
             text_field="match_caption", fixed_text=True, label_field="match_label",
             label_format="boolean", label_names=("false", "true"), sequence_length=32,
-            group_metric="per_perturbation", group_field="match_perturbation",
-            group_names=shapes.PERTURBATIONS),
+            group_metrics=(PER_PERTURBATION,)),
     Problem("attributes", "multilabel", "which colours, shapes and sizes are in the scene?",
             text_field="question", fixed_text=False, label_field="attributes",
             label_format="multi_hot", label_names=shapes.ATTRIBUTES, sequence_length=16),
@@ -124,13 +191,29 @@ PROBLEMS = {problem.name: problem for problem in (
     Problem("retrieval_pairs", "retrieval", "find the caption of an image, or the image "
             "of a caption, in a gallery", text_field="caption", fixed_text=True,
             label_field="scene_id", label_format="pair", sequence_length=32),
+    # Spoken: the same labels, the text also read aloud. Questions fit 3 s at
+    # every voice's slowest rate; 99% of match captions fit 10 s.
+    Problem("spoken_vqa", "classification", "answer a spoken question about the scene "
+            "(one of 20 answers)", text_field="question", fixed_text=True,
+            label_field="answer", label_format="index", label_names=shapes.ANSWERS,
+            sequence_length=16, group_metrics=(PER_QUESTION_TYPE, PER_VOICE),
+            audio_field="question", audio_samples=speech.QUESTION_SAMPLES),
+    Problem("spoken_matching", "binary", "does the spoken caption describe the scene?",
+            text_field="match_caption", fixed_text=True, label_field="match_label",
+            label_format="boolean", label_names=("false", "true"), sequence_length=32,
+            group_metrics=(PER_PERTURBATION, PER_VOICE), audio_field="match_caption",
+            audio_samples=speech.CAPTION_SAMPLES),
 )}
 
 #: Problems with a name but no data yet: `{name: what it will be}`.
 RESERVED = {}
 
-#: The tasks the benchmark feeds (one problem each).
-TASKS = tuple(problem.task for problem in PROBLEMS.values())
+#: The tasks the benchmark feeds (each by its first problem; the spoken ones
+#: feed classification and binary too).
+TASKS = tuple(dict.fromkeys(problem.task for problem in PROBLEMS.values()))
+#: Every per-group metric of a problem (a recipe may measure those of its own).
+GROUP_METRICS = tuple(dict.fromkeys(g.metric for p in PROBLEMS.values()
+                                    for g in p.group_metrics))
 TEXT_FIELDS = ("question", "match_caption", "caption")
 
 

@@ -387,15 +387,28 @@ class NamedLabelsTask(Task):
         return [f"  {label:<{width}}  {score:.3f}" for label, score in result]
 
 
-def per_group(correct, groups, prefix):
-    """Accuracy per group (`groups`: `(ids, names)`); absent groups are left out."""
-    ids, names = groups
+def per_group(correct, groups, prefix, aggregate_prefix="accuracy_"):
+    """Accuracy per group; absent groups are left out.
+
+    Args:
+        correct: bool per example.
+        groups: `(ids, names)` or `(ids, names, aggregates)`: a group id per
+            example, the groups' names, and `((suffix, member names), ...)`
+            for accuracies over several groups together.
+        prefix: of the per-group keys (`prefix + name`).
+        aggregate_prefix: of the aggregates' keys (`aggregate_prefix + suffix`).
+    """
+    ids, names, *rest = groups
     ids = np.asarray(ids)
     out = {}
     for i, name in enumerate(names):
         mask = ids == i
         if mask.any():
             out[prefix + name] = float(correct[mask].mean())
+    for suffix, members in (rest[0] if rest else ()):
+        mask = np.isin(ids, [names.index(m) for m in members])
+        if mask.any():
+            out[aggregate_prefix + suffix] = float(correct[mask].mean())
     return out
 
 

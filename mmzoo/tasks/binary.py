@@ -1,6 +1,7 @@
 """The `"binary"` task: yes or no per example (one sigmoid output).
 
-The benchmark's matching problem (does the caption describe the image?) feeds it.
+The benchmark's matching problems (does the caption, written or spoken, describe
+the image?) feed it.
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ class BinaryTask(ClassTask):
     loss = "binary_crossentropy"
     metrics = ("accuracy", "auc")
     label_format = "boolean"
-    eval_metrics = ("accuracy", "auc", "per_perturbation", "loss")
+    eval_metrics = ("accuracy", "auc", "per_perturbation", "per_voice", "loss")
     fit_metrics = ("loss", "accuracy", "auc")
     decision = "threshold"
     meta_activation = "sigmoid"
@@ -41,6 +42,8 @@ class BinaryTask(ClassTask):
             metrics["auc"] = auc(t, p)
         if "per_perturbation" in wanted and "per_perturbation" in groups:
             metrics.update(per_group(correct, groups["per_perturbation"], "accuracy_perturbation_"))
+        if "per_voice" in wanted and "per_voice" in groups:  # spoken matching
+            metrics.update(per_group(correct, groups["per_voice"], "accuracy_voice_"))
         if "loss" in wanted:
             metrics["loss"] = binary_crossentropy(t, p)
         return metrics

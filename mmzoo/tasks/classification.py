@@ -1,7 +1,7 @@
 """The `"classification"` task: one class per example (a softmax over `num_classes`).
 
-The benchmark's VQA problem feeds it (`mmzoo.data.problems`), and so does any
-data set with one named label per example.
+The benchmark's VQA problems feed it (`mmzoo.data.problems`: written and
+spoken questions), and so does any data set with one named label per example.
 """
 
 import numpy as np
@@ -17,7 +17,7 @@ class ClassificationTask(NamedLabelsTask, ClassTask):
     loss = "sparse_categorical_crossentropy"
     metrics = ("accuracy",)
     label_format = "index"
-    eval_metrics = ("accuracy", "per_question_type", "loss")
+    eval_metrics = ("accuracy", "per_question_type", "per_voice", "loss")
     fit_metrics = ("loss", "accuracy")
     decision = "argmax"
     meta_activation = "softmax"
@@ -45,6 +45,8 @@ class ClassificationTask(NamedLabelsTask, ClassTask):
             metrics["accuracy"] = float(correct.mean())
         if "per_question_type" in wanted and "per_question_type" in groups:
             metrics.update(per_group(correct, groups["per_question_type"], "accuracy_"))
+        if "per_voice" in wanted and "per_voice" in groups:  # spoken VQA
+            metrics.update(per_group(correct, groups["per_voice"], "accuracy_voice_"))
         if "loss" in wanted:
             p = pred[np.arange(len(y)), y.astype(int)]
             metrics["loss"] = float(-np.log(np.clip(p, _EPS, 1.0)).mean())
