@@ -14,6 +14,18 @@ Three sources (`dataset.source`):
   of the recipe, so a resumed run regenerates exactly its remaining batches
   without replaying the others. Validation and test are the fixed splits,
   as with `"memory"`; their layouts never occur in the stream.
+
+A spoken problem (`dataset.problem = "spoken_vqa"` or `"spoken_matching"`,
+sources `"memory"` and `"stream"`) adds the `"audio"` input: the scene's
+question (or matching caption) spoken by `mmzoo.data.speech`, a pure function
+of `(dataset.seed, split, scene)`, so the stream stays reproducible from the
+recipe. Training scenes are spoken by `speech.TRAIN_VOICES` only; validation
+and test by every voice, the held-out ones included. Utterances come from the
+speech cache (`$MMZOO_SPEECH_CACHE`, see `speech.SpeechCache`) and are
+synthesised by espeak-ng the first time. `"text"` (the same words, written) is
+fed only to a model that reads text: an image + audio model gets
+`{"image", "audio"}`. In memory the waveforms are int16 PCM (as in the TFDS
+build), float32 per batch.
 """
 
 import dataclasses
@@ -22,7 +34,7 @@ import os
 
 import numpy as np
 
-from mmzoo.data import problems, shapes
+from mmzoo.data import problems, shapes, speech
 from mmzoo.data.mmzoo_shapes import MmzooShapesConfig, shapes_config
 from mmzoo.data.pipeline import (
     prepare_examples,
@@ -78,11 +90,13 @@ class EvaluationData:
     """The evaluation split, in memory.
 
     Attributes:
-        inputs: `{"image", "text"}` arrays (not for captioning).
+        inputs: `{"image", "text"}` arrays (not for captioning; spoken
+            problems: `"audio"` too, `"text"` only if the model reads it).
         labels: the labels (not for captioning).
-        groups: `{group field: ids}` of the problem's per-group metric
+        groups: `{group field: ids}` of the problem's per-group metrics
             (`mmzoo.data.problems`: `"question_type"` for VQA,
-            `"match_perturbation"` for matching), one id per row.
+            `"match_perturbation"` for matching, and `"voice"` for the
+            spoken ones), one id per row.
         images: captioning: one image per scene.
         references: captioning: the reference captions of each scene,
             normalised the way the tokenizer splits words.
@@ -100,7 +114,7 @@ class EvaluationData:
 
 def rows_per_scene(recipe):
     """Training rows one scene gives (5 for captioning with `captions="all"`)."""
-    return problems.get(recipe.task).rows_per_scene(recipe.dataset.get("captions"))
+    return problems.get(recipe.problem).rows_per_scene(recipe.dataset.get("captions"))
 
 
 def tfds_config(recipe):
@@ -124,7 +138,26 @@ def _text_kwargs(recipe):
     kwargs = {"sequence_length": ds["sequence_length"], "text_field": ds["text_field"]}
     if "captions" in ds:  # only problems that generate captions have the setting
         kwargs["captions"] = ds["captions"]
+    if ds.get("audio_samples"):  # only spoken problems have the setting
+        kwargs["audio_samples"] = ds["audio_samples"]
     return kwargs
+
+
+def _dropped_inputs(recipe):
+    """Inputs the data have and the recipe's model does not read.
+
+    Spoken rows carry the written question besides the spoken one; a model
+    of image and audio only must not get it (Keras warns on every call).
+    """
+    if (problems.get(recipe.problem).spoken and recipe.modalities
+            and "text" not in recipe.modalities):
+        return ("text",)
+    return ()
+
+
+def _model_inputs(recipe, inputs):
+    dropped = _dropped_inputs(recipe)
+    return {k: v for k, v in inputs.items() if k not in dropped}
 
 
 def load_training_data(recipe, data_dir=None):
@@ -147,16 +180,16 @@ def load_training_data(recipe, data_dir=None):
     if ds["source"] == "tfds":
         common = dict(data_dir=_data_dir(recipe, data_dir), config=tfds_config(recipe),
                       batch_size=batch, tokenizer=tokenizer, **_text_kwargs(recipe))
-        train, info = shapes_dataset(recipe.task, "train", shuffle=True,
+        train, info = shapes_dataset(recipe.problem, "train", shuffle=True,
                                      shuffle_buffer=tr["shuffle_buffer"], seed=tr["seed"],
                                      with_info=True, **common)
-        validation = shapes_dataset(recipe.task, "validation", shuffle=False, **common)
+        validation = shapes_dataset(recipe.problem, "validation", shuffle=False, **common)
     elif ds["source"] == "stream":
         return _stream_training_data(recipe, tokenizer)
     else:
         train, info = _memory_split(recipe, tokenizer, "train", ds["num_train"])
         validation, _ = _memory_split(recipe, tokenizer, "validation", ds["num_validation"])
-    info.question_types = None  # per-row types belong to the evaluation split
+    info.question_types = info.voices = None  # per-row groups belong to the evaluation split
     return TrainingData(train=train, validation=validation, info=info,
                         num_train_examples=num_train, steps_per_epoch=-(-num_train // batch))
 
@@ -175,14 +208,14 @@ def load_evaluation_data(recipe, data_dir=None):
     split = recipe.evaluation["split"]
     n = ds["num_test"] if split == "test" else ds["num_validation"]
     tokenizer = shapes_tokenizer(ds["sequence_length"])
-    problem = problems.get(recipe.task)
+    problem = problems.get(recipe.problem)
     if ds["source"] in ("memory", "stream"):
         if problem.generates_text:
             data = shapes.generate_scenes(n, split=split, image_size=ds["image_size"],
                                           seed=ds["seed"])
             return EvaluationData(images=data["image"].astype(np.float32),
                                   references=_references(data["captions"]))
-        x, y, info = shapes_arrays(recipe.task, n, image_size=ds["image_size"],
+        x, y, info = shapes_arrays(recipe.problem, n, image_size=ds["image_size"],
                                    seed=ds["seed"], tokenizer=tokenizer, split=split,
                                    **_text_kwargs(recipe))
         groups = {}
@@ -191,7 +224,9 @@ def load_evaluation_data(recipe, data_dir=None):
             scenes = itertools.islice(shapes.iter_scenes(split, ds["seed"]), n)
             groups[problem.group_field] = np.array(
                 [getattr(s, problem.group_field) for s in scenes])
-        return EvaluationData(inputs=x, labels=y, groups=groups)
+        for group in problem.group_metrics[1:]:  # e.g. the voice of each spoken row
+            groups[group.field] = info.row_groups()[group.field]
+        return EvaluationData(inputs=_model_inputs(recipe, x), labels=y, groups=groups)
     return _tfds_evaluation_data(recipe, split, tokenizer, data_dir)
 
 
@@ -205,8 +240,12 @@ def _stream_training_data(recipe, tokenizer):
     rows = ds["num_train"] * per_scene
     steps = -(-rows // batch)
     seed, size = ds["seed"], ds["image_size"]
-    _, _, info = shapes_arrays(recipe.task, 0, image_size=size, seed=seed,
+    _, _, info = shapes_arrays(recipe.problem, 0, image_size=size, seed=seed,
                                tokenizer=tokenizer, **_text_kwargs(recipe))
+    dropped = _dropped_inputs(recipe)
+    # The stream's scenes are training scenes: spoken by the training voices.
+    keys = [k for k in ("image", "text", "audio") if k not in dropped
+            and (k != "audio" or info.audio_samples)]
 
     def make_batch(step):
         epoch, index = divmod(int(step), steps)
@@ -216,20 +255,21 @@ def _stream_training_data(recipe, tokenizer):
         data = shapes.stream_scenes(count, "train", image_size=size, seed=seed,
                                     start=epoch * ds["num_train"] + first_scene)
         inputs, labels = scene_rows(data, info, np.arange(first, last) - first_scene * per_scene,
-                                    captions=captions)
-        return inputs["image"], inputs["text"], labels
+                                    captions=captions, split="train", seed=seed)
+        return (*(inputs[k] for k in keys), labels)
 
-    image, text, labels = make_batch(0)
-    label_spec = (labels.dtype, (None, *labels.shape[1:]))
+    # The first batch gives the dtypes and shapes (its speech stays in the cache).
+    first = make_batch(0)
+    dtypes = [a.dtype for a in first]
+    shapes_ = [(None, *a.shape[1:]) for a in first]
 
     def load(step):
-        outputs = tf.numpy_function(make_batch, [step], (tf.uint8, tf.int32, labels.dtype),
-                                    stateful=False)
-        image, text, y = outputs
-        image.set_shape((None, size, size, 3))
-        text.set_shape((None, info.sequence_length))
-        y.set_shape(label_spec[1])
-        return {"image": tf.cast(image, tf.float32), "text": text}, y
+        outputs = tf.numpy_function(make_batch, [step], dtypes, stateful=False)
+        for tensor, shape in zip(outputs, shapes_):
+            tensor.set_shape(shape)
+        inputs = dict(zip(keys, outputs[:-1]))
+        inputs["image"] = tf.cast(inputs["image"], tf.float32)
+        return inputs, outputs[-1]
 
     def train_from(step):
         return (tf.data.Dataset.range(step, epochs * steps)
@@ -249,13 +289,19 @@ def _memory_split(recipe, tokenizer, split, scenes):
 
     ds = recipe.dataset
     x, y, info = shapes_arrays(
-        recipe.task, scenes * rows_per_scene(recipe), image_size=ds["image_size"],
+        recipe.problem, scenes * rows_per_scene(recipe), image_size=ds["image_size"],
         seed=ds["seed"], tokenizer=tokenizer, split=split, **_text_kwargs(recipe))
-    # uint8 in the dataset (4x less memory), float32 per batch.
+    x = _model_inputs(recipe, x)
+    # uint8 in the dataset (4x less memory), float32 per batch; audio as int16 PCM.
     x["image"] = x["image"].astype(np.uint8)
+    if "audio" in x:
+        x["audio"] = speech.to_pcm16(x["audio"])
 
     def to_float(inputs, labels):
-        return {**inputs, "image": tf.cast(inputs["image"], tf.float32)}, labels
+        inputs = {**inputs, "image": tf.cast(inputs["image"], tf.float32)}
+        if "audio" in inputs:
+            inputs["audio"] = tf.cast(inputs["audio"], tf.float32) / 32767.0
+        return inputs, labels
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
     if split == "train":
@@ -282,7 +328,7 @@ def _tfds_evaluation_data(recipe, split, tokenizer, data_dir):
         name, builder_kwargs = f"mmzoo_shapes/{config}", {}
     raw = tfds.load(name, split=split, data_dir=_data_dir(recipe, data_dir),
                     shuffle_files=False, builder_kwargs=builder_kwargs)
-    problem = problems.get(recipe.task)
+    problem = problems.get(recipe.problem)
     if problem.generates_text:
         images, captions = [], []
         for image, caps in tfds.as_numpy(raw.map(lambda e: (e["image"], e["captions"]))
@@ -291,7 +337,7 @@ def _tfds_evaluation_data(recipe, split, tokenizer, data_dir):
             captions.extend([[c.decode("utf-8") for c in row] for row in caps])
         return EvaluationData(images=np.concatenate(images).astype(np.float32),
                               references=_references(captions))
-    examples, _ = prepare_examples(raw, recipe.task, tokenizer, **_text_kwargs(recipe))
+    examples, _ = prepare_examples(raw, recipe.problem, tokenizer, **_text_kwargs(recipe))
     # The file order is fixed (no shuffling), so zipping the raw split's fields
     # with the prepared examples pairs every row with its own group.
     group_key = problem.group_field

@@ -10,7 +10,11 @@
 
 Question types: colour, shape, count, existence, relational. Perturbation
 kinds: none (the true captions), colour, shape, size, count, relation,
-position. Every result also has `num_examples`.
+position. The spoken problems (`dataset.problem = "spoken_vqa"`,
+`"spoken_matching"`) add `accuracy_voice_<voice>` for each voice of
+`mmzoo.data.speech.VOICE_NAMES` in the split, `accuracy_train_voices` and
+`accuracy_held_out_voices` (voices never heard in training). Every result
+also has `num_examples`.
 """
 
 from mmzoo.data import problems
@@ -31,13 +35,12 @@ def evaluate_model(model, data, recipe, info=None):
     """
     wanted = set(recipe.evaluation["metrics"])
     batch_size = recipe.evaluation["batch_size"]
-    task, problem = TASKS.get(recipe.task), problems.get(recipe.task)
+    task, problem = TASKS.get(recipe.task), problems.get(recipe.problem)
     if task.generative:
         return _captioning(model, data, recipe, info, wanted, batch_size)
     outputs = model.predict(data.inputs, batch_size=batch_size, verbose=0)
-    groups = {}
-    if problem.group_metric and problem.group_field in data.groups:
-        groups[problem.group_metric] = (data.groups[problem.group_field], problem.group_names)
+    groups = {g.metric: g.groups(data.groups[g.field])
+              for g in problem.group_metrics if g.field in data.groups}
     return task.measure_outputs(outputs, data.labels, wanted=wanted, groups=groups)
 
 

@@ -28,6 +28,23 @@ batch_size = 16
 
 TOML has no null: write the string `"none"` for a `None` model option
 (`image_weights = "none"`).
+
+The task's mmzoo-shapes problem is the data a recipe trains on
+(`mmzoo.data.problems`); `dataset.problem` picks another problem of the same
+task, such as spoken VQA (`recipes/tiny_spoken_vqa.toml`):
+
+```toml
+task = "classification"
+
+[dataset]
+problem = "spoken_vqa"     # the question read aloud: an "audio" input
+audio_samples = 48000      # default: the problem's (3 s at 16 kHz)
+
+[model]
+image_branch = "cnn"
+text_branch = "none"       # hear the question, don't read it
+audio_branch = "cnn"
+```
 """
 
 import dataclasses
@@ -38,6 +55,7 @@ import pathlib
 
 from mmzoo.data import problems
 from mmzoo.data.pipeline import CAPTION_MODES, TASKS, TEXT_FIELDS
+from mmzoo.registry import MODALITIES
 from mmzoo.registry import TASKS as _TASKS
 from mmzoo.shipped import shipped_dir
 
@@ -61,7 +79,12 @@ FIT_METRICS = _TASKS.table("fit_metrics")
 # options that [training] sets.
 DATA_OPTIONS = {"image_shape": "dataset.image_size", "vocab_size": "the tokenizer",
                 "sequence_length": "dataset.sequence_length",
-                "num_classes": "the task's labels"}
+                "num_classes": "the task's labels", "audio_samples": "dataset.audio_samples",
+                "audio_sample_rate": "the spoken data (16 kHz)"}
+# The sources a spoken problem can read (its speech is synthesised as the
+# scenes are generated; the TFDS spoken configs are read by
+# `mmzoo.data.shapes_dataset`, not by recipes yet).
+SPOKEN_SOURCES = ("memory", "stream")
 COMPILE_OPTIONS = {"optimizer": "training.optimizer", "learning_rate": "training.learning_rate",
                    "jit_compile": "training.jit_compile", "loss": None, "metrics": None,
                    "compile": None}
@@ -160,9 +183,11 @@ SCHEMA = {
         "num_validation": (_int(1), 2_000),
         "num_test": (_int(1), 2_000),
         "seed": (_int(0), 0),
+        "problem": (_choice(*problems.PROBLEMS), None),
         "text_field": (_choice(*TEXT_FIELDS), None),
         "sequence_length": (_int(1), None),
         "captions": (_choice(*CAPTION_MODES), None),
+        "audio_samples": (_int(1), None),
     },
     "model": None,  # build_model options, checked by build_model's validation
     "training": {
@@ -209,7 +234,9 @@ class Recipe:
         description: one line for the model card.
         dataset: mmzoo-shapes settings (`source`, `image_size`, `num_train`,
             `num_validation`, `num_test`, `seed`, `text_field`,
-            `sequence_length`, `captions`, `data_dir`).
+            `sequence_length`, `data_dir`; `captions` for captioning;
+            `problem` when it is not the task's own, and `audio_samples` for
+            a spoken problem).
         model: `build_model` options (architecture only).
         training: `epochs`, `batch_size`, `optimizer`, `learning_rate`,
             `lr_schedule`, `seed`, `shuffle_buffer`, `monitor`,
@@ -221,6 +248,8 @@ class Recipe:
         evaluation: `split`, `metrics`, `batch_size`, and for captioning
             `decoding`, `beam_width`, `length_penalty`.
         path: the file it was read from (or `None`).
+        modalities: the inputs its model reads, in model order (`("image",
+            "audio")`), from `build_model`'s resolution of `[model]`.
     """
 
     name: str
@@ -231,6 +260,14 @@ class Recipe:
     training: dict
     evaluation: dict
     path: str = None
+    # The modalities its model reads, in model order (from build_model's
+    # resolved options: `("image", "audio")` for an image + audio model).
+    modalities: tuple = dataclasses.field(default=(), compare=False, repr=False)
+
+    @property
+    def problem(self):
+        """The name of the mmzoo-shapes problem it trains on (`dataset.problem`)."""
+        return self.dataset.get("problem") or problems.get(self.task).name
 
     def to_dict(self):
         """The recipe as plain data (for metadata and `Recipe.from_dict`)."""
@@ -263,8 +300,16 @@ class Recipe:
             "vocab_size": shapes_tokenizer(self.dataset["sequence_length"]).vocab_size,
             "sequence_length": self.dataset["sequence_length"],
         }
+        task, problem = _TASKS.get(self.task), problems.get(self.problem)
+        if problem.spoken:
+            from mmzoo.data import speech
+
+            options.update(audio_samples=self.dataset["audio_samples"],
+                           audio_sample_rate=speech.SAMPLE_RATE)
+            if "text_branch" in self.model and self.model["text_branch"] is None:
+                # Heard, not read: no text options to be warned about.
+                del options["vocab_size"], options["sequence_length"]
         # The problem's labels fix the head's size (`num_classes`) where the task has one.
-        task, problem = _TASKS.get(self.task), problems.get(self.task)
         options.update(task.data_options(task.num_outputs(problem.label_names)))
         return options
 
@@ -387,15 +432,55 @@ def _validate(config, source):
     return recipe
 
 
+def _fill_problem(task, dataset, source):
+    """The recipe's problem: `dataset.problem` (checked against the task) or the task's own."""
+    name = dataset["problem"]
+    if name is None:
+        problem = problems.get(task)
+    else:
+        problem = problems.PROBLEMS[name]
+        if problem.task != task:
+            feeding = [p.name for p in problems.PROBLEMS.values() if p.task == task]
+            raise RecipeError(
+                f"{source}: dataset.problem must be a problem of task={task!r} "
+                f"({', '.join(map(repr, feeding))}); {name!r} feeds task={problem.task!r}. "
+                f"Received: problem={name!r}")
+    if problem is problems.get(task):
+        # Recorded only when it is not the task's own: a recipe's dict (and an
+        # entry's metadata) reads as before, and changing its task still works.
+        del dataset["problem"]
+    else:
+        dataset["problem"] = problem.name
+    if problem.spoken:
+        if dataset["source"] not in SPOKEN_SOURCES:
+            raise RecipeError(
+                f"{source}: dataset.source must be one of "
+                f"{', '.join(map(repr, SPOKEN_SOURCES))} for problem={problem.name!r} (its "
+                f"speech is synthesised as the scenes are generated). "
+                f"Received: source={dataset['source']!r}")
+        if dataset["audio_samples"] is None:
+            dataset["audio_samples"] = problem.audio_samples
+    elif dataset["audio_samples"] is not None:
+        spoken = [p.name for p in problems.PROBLEMS.values() if p.spoken]
+        raise RecipeError(f"{source}: dataset.audio_samples applies to the spoken problems "
+                          f"({', '.join(map(repr, spoken))}) only. Received: audio_samples="
+                          f"{dataset['audio_samples']!r} with problem={problem.name!r}")
+    else:
+        del dataset["audio_samples"]
+    return problem
+
+
 def _fill_task_defaults(task, dataset, training, evaluation, source):
+    problem = _fill_problem(task, dataset, source)
+    # How errors name the data: the task, or the problem when it is not the task's own.
+    subject = f"task={task!r}" if problem is problems.get(task) else f"problem={problem.name!r}"
     # Matching and captioning labels are about their own text (the problem says).
-    problem = problems.get(task)
     fixed_text = problem.text_field if problem.fixed_text else None
     if dataset["text_field"] is None:
         dataset["text_field"] = problem.text_field
     elif fixed_text and dataset["text_field"] != fixed_text:
         raise RecipeError(f"{source}: dataset.text_field must be {fixed_text!r} for "
-                          f"task={task!r}: its labels are about that text. "
+                          f"{subject}: its labels are about that text. "
                           f"Received: text_field={dataset['text_field']!r}")
     if dataset["sequence_length"] is None:
         dataset["sequence_length"] = problem.sequence_length
@@ -419,14 +504,17 @@ def _fill_task_defaults(task, dataset, training, evaluation, source):
         for key in ("decoding", "beam_width", "length_penalty"):
             del evaluation[key]
 
-    allowed = EVAL_METRICS[task]
+    # A per-group metric is the problem's to report (per voice: spoken only).
+    own = {g.metric for g in problem.group_metrics}
+    allowed = tuple(m for m in EVAL_METRICS[task]
+                    if m not in problems.GROUP_METRICS or m in own)
     metrics = evaluation["metrics"]
     if metrics is None:
         metrics = list(allowed)
     if not (isinstance(metrics, list) and metrics and all(m in allowed for m in metrics)):
         raise RecipeError(
             f"{source}: evaluation.metrics must be a non-empty list of "
-            f"{', '.join(map(repr, allowed))} for task={task!r}. Received: metrics={metrics!r}")
+            f"{', '.join(map(repr, allowed))} for {subject}. Received: metrics={metrics!r}")
     evaluation["metrics"] = tuple(dict.fromkeys(metrics))
 
     monitors = FIT_METRICS[task]
@@ -466,6 +554,19 @@ def _check_model_options(recipe, source):
         resolved = _TASKS.get(recipe.task).resolve_options(recipe.architecture_options())
     except (TypeError, ValueError) as e:
         raise RecipeError(f"{source}: [model] {e}") from None
+    modalities = tuple(m.name for m in MODALITIES.all() if resolved.get(m.branch_option))
+    spoken = problems.get(recipe.problem).spoken
+    if spoken and "audio" not in modalities:
+        raise RecipeError(f"{source}: [model] must set audio_branch for problem="
+                          f"{recipe.problem!r}: its question is spoken. Received: "
+                          f"audio_branch={resolved.get('audio_branch')!r}")
+    if not spoken and "audio" in modalities:
+        raise RecipeError(
+            f"{source}: [model] audio_branch needs a spoken problem (dataset.problem "
+            f"{', '.join(repr(p.name) for p in problems.PROBLEMS.values() if p.spoken)}): "
+            f"problem={recipe.problem!r} has no audio. Received: "
+            f"audio_branch={resolved['audio_branch']!r}")
+    object.__setattr__(recipe, "modalities", modalities)
     # Normalised (e.g. hidden_units as a tuple), so to_dict() is stable.
     for key in recipe.model:
         if key in resolved:

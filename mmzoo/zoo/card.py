@@ -59,6 +59,9 @@ def _dataset(meta):
                 f"seed {data.get('seed')}, {data.get('num_test')} test examples")
         if data.get("text_field"):
             text += f", text: {data['text_field']}"
+        if data.get("audio_samples"):  # a spoken problem (mmzoo.data.problems)
+            text += (f", problem: {data.get('problem')} ({data['audio_samples']} audio samples "
+                     "at 16 kHz; training voices in training, every voice in validation and test)")
         return text
     return ", ".join(f"{k}={v}" for k, v in data.items())
 
@@ -114,18 +117,24 @@ def model_card(meta):
     # The task says what its entries read and return (an unknown one: both).
     task = TASKS.get(meta["task"]) if meta["task"] in TASKS else None
     reads_text = task is None or task.reads_text
+    hears = "audio" in (meta.get("inputs") or {})
+    if hears:  # a spoken entry may read no text at all
+        reads_text = "text" in meta["inputs"]
     if reads_text:
         args = f"{images}, {(task and task.example_text) or 'texts=...'}"
     else:
         args = images
+    if hears:
+        args += ', audio="question.wav"'
     lines += [
         "", "## Usage", "", "```python", "import mmzoo", "",
         f'entry = mmzoo.load("{name}")',
         f"entry.predict({args})  # {task.result_description if task else ''}",
         "```", "",
-        "```", f"mmzoo predict {name} --image scene.png"
-        + (' --text "..."' if reads_text else ""), "```", "",
     ]
+    if not hears:  # `mmzoo predict` takes no audio yet
+        lines += ["```", f"mmzoo predict {name} --image scene.png"
+                  + (' --text "..."' if reads_text else ""), "```", ""]
     shape = ((meta.get("inputs") or {}).get("image") or {}).get("shape")
     if shape:
         lines += [f"Images may be files, PIL images or arrays of any size, dtype and channels: "

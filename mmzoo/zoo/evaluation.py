@@ -15,7 +15,10 @@ numbers and the measured ones line up key for key:
 | regression (count) | `mae`, `count_accuracy`, `loss` (MSE) |
 | captioning | `bleu_1` .. `bleu_4`, `cider_d` |
 
-Every result also has `num_examples`.
+An entry trained on a spoken problem (`metadata["dataset"]["problem"]`,
+`"spoken_vqa"`, ...) is measured on the same scenes spoken by the same voices
+(`accuracy_voice_<voice>`, `accuracy_train_voices`, `accuracy_held_out_voices`
+besides). Every result also has `num_examples`.
 """
 
 import warnings
@@ -145,17 +148,22 @@ def example_inputs(model, preprocessor, dataset, *, split="validation", num_exam
         ValueError: the dataset is not mmzoo-shapes, or lacks what regenerating
             it needs. Captioning entries have no (image, text) inputs.
     """
-    from mmzoo.data import pipeline
+    from mmzoo.data import pipeline, problems
 
     n = _check_dataset(dataset, split, num_examples)
     if preprocessor.task_object.generative:
         raise ValueError("Captioning entries take images only: use "
                          "mmzoo.data.shapes.generate_scenes for their images.")
     text_field = dataset.get("text_field") or preprocessor.text_field
+    # The problem the entry was trained on (a recipe's dataset.problem), else the task's.
+    problem = dataset.get("problem") or preprocessor.task
+    audio = {}
+    if problems.get(problem).spoken:
+        audio["audio_samples"] = preprocessor.audio_samples or dataset.get("audio_samples")
     x, y, info = pipeline.shapes_arrays(
-        preprocessor.task, n, image_size=int(dataset["image_size"]), seed=int(dataset["seed"]),
+        problem, n, image_size=int(dataset["image_size"]), seed=int(dataset["seed"]),
         split=split, tokenizer=preprocessor.tokenizer,
-        sequence_length=preprocessor.sequence_length, text_field=text_field)
+        sequence_length=preprocessor.sequence_length, text_field=text_field, **audio)
     return _inputs_for(model, preprocessor, x), y, info
 
 
@@ -195,7 +203,7 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
     outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
     # Each task reads the groups it reports per (question types, perturbations).
     return task_metrics(task, outputs, y, question_types=info.question_types,
-                        perturbations=info.perturbations)
+                        perturbations=info.perturbations, voices=info.voices)
 
 
 def _captioning(model, preprocessor, n, split, image_size, seed, batch_size, decoding,
