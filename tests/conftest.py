@@ -1,6 +1,10 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # effective only for subprocesses (kernels)
+# Speech synthesised by any test (and its subprocesses) goes to a throw-away
+# cache, never into the user's ~/.cache/mmzoo/speech.
+os.environ.setdefault("MMZOO_SPEECH_CACHE", tempfile.mkdtemp(prefix="mmzoo-speech-cache-"))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
