@@ -30,9 +30,6 @@ LEGACY = {"small_captioner": "the demo's captioner until shapes_captioner is tra
 # bar stays; the test is an expected failure (strict: it fails once the bar is met, so
 # the entry is then held to it).
 SHORTFALLS = {
-    ("shapes_vqa", "accuracy_relational"):
-        "0.8749 on 5,000 test questions after 30 epochs of fresh scenes (64 min on 2 cores); "
-        "the bar is 0.90: relational questions need a longer run or a relation network",
     ("mobile_vqa", "int8_size"):
         "the int8 file is 0.435 of the float32 one (727 KB vs 1.67 MB): about 280 KB of "
         "per-tensor records (the unrolled GRU's 16 steps) do not shrink with the weights",
