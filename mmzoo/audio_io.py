@@ -70,7 +70,7 @@ def resample(wave, rate, target_rate=SAMPLE_RATE):
         float32 `(round(samples * target_rate / rate),)`; `wave` itself (as
         float32) when the rates agree.
     """
-    from scipy.signal import resample_poly
+    from scipy.signal import firwin, resample_poly
 
     for key, value in (("rate", rate), ("target_rate", target_rate)):
         if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -80,7 +80,18 @@ def resample(wave, rate, target_rate=SAMPLE_RATE):
     if rate == target_rate:
         return wave
     g = math.gcd(int(rate), int(target_rate))
-    return resample_poly(wave, int(target_rate) // g, int(rate) // g).astype(np.float32)
+    up, down = int(target_rate) // g, int(rate) // g
+    taps = _FILTERS.get((up, down))
+    if taps is None:  # scipy's own default design (Kaiser, beta 5, 10 zero-crossings), once
+        half = 10 * max(up, down)
+        taps = _FILTERS[(up, down)] = firwin(2 * half + 1, 1.0 / max(up, down),
+                                             window=("kaiser", 5.0))
+    return resample_poly(wave, up, down, window=taps).astype(np.float32)
+
+
+# Polyphase filters by (up, down): designing one costs more than resampling a
+# short clip with it.
+_FILTERS = {}
 
 
 def fit_length(wave, samples):

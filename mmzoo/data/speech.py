@@ -181,25 +181,10 @@ def espeak_version():
     return out.stdout.decode(errors="replace").strip()
 
 
-_RESAMPLE_FILTERS = {}
-
-
 def _resample(wave, rate, target):
-    """`audio_io.resample`, with the polyphase filter designed once per rate pair."""
-    if rate == target:
-        return wave.astype(np.float32)
-    from math import gcd
+    from mmzoo.audio_io import resample
 
-    from scipy.signal import firwin, resample_poly
-
-    g = gcd(rate, target)
-    up, down = target // g, rate // g
-    h = _RESAMPLE_FILTERS.get((up, down))
-    if h is None:  # scipy's own default design (Kaiser, beta 5, 10 zero-crossings)
-        half = 10 * max(up, down)
-        h = firwin(2 * half + 1, 1.0 / max(up, down), window=("kaiser", 5.0))  # scipy scales by up
-        _RESAMPLE_FILTERS[(up, down)] = h
-    return resample_poly(wave, up, down, window=h).astype(np.float32)
+    return resample(wave, rate, target)
 
 
 def _trim(wave, threshold=1e-3, pad=160):
