@@ -19,6 +19,7 @@ wave = fit_length(wave, 48000)                         # 3 s: zero-padded or tri
 import io
 import math
 import os
+import re
 
 import numpy as np
 
@@ -54,7 +55,10 @@ def read_audio(source):
             else source
         wave, rate = soundfile.read(data, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as e:
-        raise AudioReadError(f"Could not read {name} as audio (WAV, FLAC or OGG): {e}") from None
+        # libsndfile names an in-memory file by its repr ("<_io.BytesIO object at 0x...>").
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))
+        raise AudioReadError(f"Could not read {name} as audio (WAV, FLAC or OGG): {reason}") \
+            from None
     return wave.mean(axis=1).astype(np.float32), int(rate)
 
 

@@ -463,9 +463,7 @@ def _waveform(item, where, sample_rate, samples):
         try:
             return load_audio(item, sample_rate=sample_rate, samples=samples)
         except AudioReadError as e:
-            # libsndfile names an in-memory file by its repr ("<_io.BytesIO object at 0x...>").
-            reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))
-            raise AudioReadError(f"{reason} ({where})") from None
+            raise AudioReadError(f"{e} ({where})") from None
     source_rate = None
     if _is_rate_pair(item):
         item, source_rate = item[0], int(item[1])
