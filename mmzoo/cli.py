@@ -219,7 +219,7 @@ def make_parser():
 
 # Python argument names that a command's flag sets under another name.
 PYTHON_NAMES = {
-    "predict": {"images": "--image", "texts": "--text"},
+    "predict": {"images": "--image", "texts": "--text", "audio": "--audio"},
     "explain": {"images": "--image", "texts": "--text", "image_method": "--image-method"},
     "evaluate": {"num_examples": "--examples"},
     "tune": {"search_space": "--space"},

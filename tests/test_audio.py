@@ -362,3 +362,28 @@ def test_an_audio_entry_predicts_from_wav_files_and_arrays(tmp_path):
     assert len(entry.predict(audio=[tone(300), tone(600)])) == 2
     with pytest.raises(AudioReadError, match="not_audio"):
         entry.predict(images=image, audio=str(tmp_path / "not_audio.wav"))
+
+
+def test_cli_predict_takes_audio_files(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from mmzoo import zoo
+
+    keras.utils.set_random_seed(0)
+    model = build("cnn")
+    pre = Preprocessor("classification", image_size=(16, 16, 3), label_names=("a", "b", "c"),
+                       audio_samples=SAMPLES)
+    path = zoo.save_entry(tmp_path / "spoken", model, pre, metadata={"description": "tiny"})
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "scene.png")
+    (tmp_path / "q.wav").write_bytes(_wav_bytes(tone(440, seconds=0.3), 22050))
+    out = subprocess.run([sys.executable, "-m", "mmzoo", "predict", str(path), "--image",
+                          str(tmp_path / "scene.png"), "--audio", str(tmp_path / "q.wav"),
+                          "--json"], capture_output=True, text=True, check=True)
+    (row,) = json.loads(out.stdout)["predictions"]
+    assert row["audio"] == str(tmp_path / "q.wav")
+    expected = zoo.load(str(path)).predict(images=str(tmp_path / "scene.png"),
+                                           audio=str(tmp_path / "q.wav"))[0]
+    assert [label for label, _ in row["result"]] == [label for label, _ in expected]

@@ -121,6 +121,9 @@ def add_predict(parser):
     parser.add_argument("--text", action="append", default=None, metavar="TEXT",
                         help="a text (question, caption); repeat for several, or give one "
                              "for all images")
+    parser.add_argument("--audio", action="append", default=None, metavar="PATH",
+                        help="an audio file (WAV, FLAC or OGG; any sample rate and length) "
+                             "for an entry that hears; repeat for several")
     parser.add_argument("--top-k", type=int, default=3, metavar="K",
                         help="classification: labels per example (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -141,21 +144,26 @@ def _spread(items, n):
 
 
 def run_predict(args):
-    if not args.image and not args.text:
-        raise ValueError("Pass at least one --image PATH or --text TEXT. Received: neither")
+    if not args.image and not args.text and not args.audio:
+        raise ValueError("Pass at least one --image PATH, --text TEXT or --audio PATH. "
+                         "Received: none")
     if args.top_k < 1:
         raise ValueError(f"--top-k must be a positive integer. Received: --top-k={args.top_k}")
     entry = _load(args)
-    images, texts = args.image, args.text
-    results = entry.predict(images=images, texts=texts if texts else None, top_k=args.top_k)
-    images, texts = _spread(images, len(results)), _spread(texts, len(results))
+    images, texts, audio = args.image, args.text, args.audio
+    extra = {"audio": audio} if audio else {}
+    results = entry.predict(images=images, texts=texts if texts else None, top_k=args.top_k,
+                            **extra)
+    n = len(results)
+    images, texts, audio = _spread(images, n), _spread(texts, n), _spread(audio, n)
     if args.json:
-        rows = [{"image": i, "text": t, "result": r} for i, t, r in zip(images, texts, results)]
+        rows = [{"image": i, "text": t, **({"audio": a} if args.audio else {}), "result": r}
+                for i, t, a, r in zip(images, texts, audio, results)]
         print(json.dumps({"entry": entry.name, "task": entry.task, "predictions": rows},
                          indent=2, ensure_ascii=False))
         return
-    for image, text, result in zip(images, texts, results):
-        head = " | ".join(x for x in (image, None if text is None else repr(text)) if x)
+    for image, text, sound, result in zip(images, texts, audio, results):
+        head = " | ".join(x for x in (image, None if text is None else repr(text), sound) if x)
         print(head)
         print("\n".join(_describe(result, entry.task)))
 
