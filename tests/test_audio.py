@@ -387,3 +387,30 @@ def test_cli_predict_takes_audio_files(tmp_path):
     expected = zoo.load(str(path)).predict(images=str(tmp_path / "scene.png"),
                                            audio=str(tmp_path / "q.wav"))[0]
     assert [label for label, _ in row["result"]] == [label for label, _ in expected]
+
+
+def test_the_saved_model_raw_endpoint_takes_wav_bytes(pre, tmp_path):
+    import tensorflow as tf
+
+    model = build("cnn")
+    report = mmzoo.export(model, tmp_path / "saved_model", verbose=False)
+    # mmzoo.export checked the raw endpoint itself on WAV files it wrote.
+    assert report.passed and report.check("serve_raw").max_abs_diff <= THRESHOLDS["float32"][1]
+    config = json.loads((tmp_path / "saved_model" / "assets.extra" / "preprocessing.json")
+                        .read_text())
+    assert config["raw_endpoint"] == "serve_raw"
+    assert config["inputs"]["audio"]["sample_rate"] == RATE
+    assert config["inputs"]["audio"]["samples"] == SAMPLES
+    loaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    raw = loaded.signatures["serve_raw"]
+    png = tf.io.encode_png(np.full((16, 16, 3), 90, np.uint8)).numpy()
+    # Mono and stereo, shorter and longer than the model's input, at the model's rate.
+    clips = [_wav_bytes(tone(440, seconds=0.3), RATE),
+             _wav_bytes(np.stack([tone(300, seconds=0.8)] * 2, axis=1), RATE)]
+    out = raw(image=tf.constant([png, png]), audio=tf.constant(clips))["probabilities"]
+    expected = probabilities(model, {"image": np.full((2, 16, 16, 3), 90, np.float32),
+                                     "audio": pre(audio=clips)["audio"]})
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
+    # Another rate is refused, naming the model's.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="16000 Hz"):
+        raw(image=tf.constant([png]), audio=tf.constant([_wav_bytes(tone(440), 22050)]))

@@ -266,12 +266,13 @@ def _saved_model(spec):
     if spec.get("raw_inputs"):
         raw = _load_npz(spec["raw_inputs"])
         strings = {}
-        if "image_data" in raw:
-            offsets = raw["image_offsets"]
-            data = raw["image_data"].tobytes()
-            strings["image"] = np.array(
-                [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)], dtype=object
-            )
+        for name in ("image", "audio"):  # encoded files, packed by saved_model.pack_bytes
+            if f"{name}_data" in raw:
+                offsets = raw[f"{name}_offsets"]
+                data = raw[f"{name}_data"].tobytes()
+                strings[name] = np.array(
+                    [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)],
+                    dtype=object)
         if "text" in raw:
             strings["text"] = raw["text"].astype(object)
         endpoint = loaded.signatures["serve_raw"]

@@ -457,13 +457,19 @@ def _load(staging, name):
 
 
 def _raw_samples(model, held_back, encoder, raw_names):
-    """Raw inputs (PNG bytes, strings) and the numeric inputs they must become."""
+    """Raw inputs (PNG bytes, strings, WAV bytes) and the numeric inputs they must become."""
     n = min(RAW_SAMPLES, parity_lib.num_examples(held_back))
     raw, numeric = {}, {}
     if "image" in raw_names:
         pixels = np.clip(np.round(held_back["image"][:n]), 0, 255)
         raw.update(sm.pack_images([sm.encode_png(p) for p in pixels]))
         numeric["image"] = pixels.astype("float32")
+    if "audio" in raw_names:
+        rate = sm.audio_sample_rate(model)
+        waves = np.clip(np.asarray(held_back["audio"][:n], np.float64), -1.0, 1.0)
+        raw.update(sm.pack_bytes("audio", [sm.encode_wav(w, rate) for w in waves]))
+        # What a 16-bit WAV file holds, read back as libsndfile and the endpoint read it.
+        numeric["audio"] = (np.round(waves * 32767) / 32768).astype("float32")
     if "text" in raw_names:
         import tensorflow as tf
 

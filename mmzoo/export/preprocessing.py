@@ -1,4 +1,4 @@
-"""Raw-input preprocessing for exported models: image decoding and tokenization.
+"""Raw-input preprocessing for exported models: image and WAV decoding, tokenization.
 
 The SavedModel's raw endpoint runs these in TensorFlow; a TFLite file gets them
 written out (`preprocessing_config`, the vocabulary file) so that a phone app
@@ -56,6 +56,42 @@ def decode_images(encoded, height, width, channels):
         encoded,
         fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32),
     )
+
+
+def decode_wavs(encoded, samples, sample_rate):
+    """Decodes a batch of WAV files to fixed-length mono waveforms, in TensorFlow.
+
+    The same steps as `mmzoo.data.Preprocessor` for a WAV file already at the
+    model's rate: 16-bit PCM to float32 (`pcm / 32768`, as libsndfile reads
+    it), channels averaged to mono, then trimmed or zero-padded at the end to
+    `samples`. Resampling is not done in the graph: a file at another rate is
+    refused (`tf.errors.InvalidArgumentError` naming both rates); resample it
+    on the client, as `mmzoo.audio_io.load_audio` does.
+
+    Args:
+        encoded: `tf.string` tensor `(batch,)` of WAV files (16-bit PCM,
+            what `tf.audio.decode_wav` reads).
+        samples: the model's waveform length.
+        sample_rate: the model's rate in Hz.
+
+    Returns:
+        float32 tensor `(batch, samples)` in [-1, 1).
+    """
+
+    def decode_one(data):
+        audio, rate = tf.audio.decode_wav(data)
+        check = tf.debugging.assert_equal(
+            rate, tf.constant(sample_rate, tf.int32),
+            message=f"serve_raw reads WAV files at the model's {sample_rate} Hz; resample "
+                    "other rates on the client (mmzoo.audio_io.load_audio). Received a WAV "
+                    "file at another rate (Hz)")
+        with tf.control_dependencies([check]):
+            wave = tf.reduce_mean(audio, axis=1)[:samples]
+        wave = tf.pad(wave, [[0, samples - tf.shape(wave)[0]]])
+        return tf.ensure_shape(wave, (samples,))
+
+    return tf.map_fn(decode_one, encoded,
+                     fn_output_signature=tf.TensorSpec((samples,), tf.float32))
 
 
 class TextEncoder:
@@ -196,7 +232,8 @@ def _jsonable(value):
 
 
 def preprocessing_config(specs, outputs, encoder=None, vocabulary_file=None,
-                         quantization=None, batch_size=None, label_names=None):
+                         quantization=None, batch_size=None, label_names=None,
+                         audio_sample_rate=16000):
     """The settings a client needs to feed the exported model (JSON-ready dict).
 
     Args:
@@ -208,6 +245,7 @@ def preprocessing_config(specs, outputs, encoder=None, vocabulary_file=None,
         batch_size: the static batch size, or `None`.
         label_names: what each output column means (answers, attributes),
             from a zoo entry's preprocessor; `None` leaves them out.
+        audio_sample_rate: the rate (Hz) of an `"audio"` input.
 
     Returns:
         A dict with one entry per input (shape, dtype, value range and how raw
@@ -224,6 +262,15 @@ def preprocessing_config(specs, outputs, encoder=None, vocabulary_file=None,
                 "resize": {"method": IMAGE_RESIZE, "antialias": IMAGE_ANTIALIAS,
                            "to": [shape[0], shape[1]]},
                 "normalization": "none: the model normalises inside its graph",
+            })
+        elif name == "audio":
+            entry.update({
+                "samples": shape[0],
+                "sample_rate": audio_sample_rate,
+                "value_range": [-1, 1],
+                "channels": "mono: average the channels",
+                "length": "trim the end, or zero-pad at the end, to `samples`",
+                "normalization": "none: the model's log-mel front end is inside its graph",
             })
         elif name == "text" and dtype.startswith("int"):
             entry.update({

@@ -9,8 +9,10 @@ Endpoints of the exported SavedModel:
   send by default), narrowed to int32 inside; present when an input is int32.
 - `serve_raw`: raw inputs. `"image"`: encoded image files (JPEG, PNG, ...;
   `tf.string`), decoded and resized inside; `"text"`: strings, tokenized inside
-  by the tokenizer's TensorFlow function. It calls `serving_default`, and it is
-  present when every input can be given raw (a text model needs a tokenizer).
+  by the tokenizer's TensorFlow function; `"audio"`: WAV files (16-bit PCM at the
+  model's rate), decoded, mixed to mono and padded or trimmed inside. It calls
+  `serving_default`, and it is present when every input can be given raw (a
+  text model needs a tokenizer).
 
 The batch is dynamic unless `batch_size` is given. A static-batch SavedModel
 checks the batch at its signature (`check_batch`): any other batch is refused
@@ -29,7 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.export.parity import input_specs
-from mmzoo.export.preprocessing import decode_images, preprocessing_config, write_json
+from mmzoo.export.preprocessing import (decode_images, decode_wavs, preprocessing_config,
+                                        write_json)
 
 TPU_FUNCTION_ALIAS = "tpu_func"
 RAW_ENDPOINT = "serve_raw"
@@ -46,7 +49,7 @@ def raw_endpoint_inputs(model, encoder):
     """
     names = []
     for name, (_, dtype) in input_specs(model).items():
-        if name == "image":
+        if name in ("image", "audio"):
             names.append(name)
         elif name == "text" and dtype.startswith("int") and encoder is not None:
             names.append(name)
@@ -112,6 +115,9 @@ def build_archive(model, batch_size=None, encoder=None, tpu=False):
                 numeric["image"] = decode_images(inputs["image"], height, width, channels)
             if "text" in inputs:
                 numeric["text"] = encoder(inputs["text"])
+            if "audio" in inputs:
+                numeric["audio"] = decode_wavs(inputs["audio"], specs["audio"][0][0],
+                                               audio_sample_rate(model))
             return core(numeric)
 
         archive.add_endpoint(RAW_ENDPOINT, serve_raw, input_signature=[raw_signature])
@@ -184,6 +190,7 @@ def write_saved_model(model, path, batch_size=None, encoder=None, tpu=False,
     config = preprocessing_config(
         input_specs(model), output_names(model), encoder, vocabulary_file,
         batch_size=batch_size, label_names=label_names,
+        audio_sample_rate=audio_sample_rate(model),
     )
     config["raw_endpoint"] = RAW_ENDPOINT if not notes else None
     write_json(os.path.join(extra, "preprocessing.json"), config)
@@ -208,11 +215,40 @@ def encode_png(image):
     return tf.io.encode_png(np.clip(np.round(image), 0, 255).astype(np.uint8)).numpy()
 
 
-def pack_images(encoded):
-    """Packs encoded images into arrays an `.npz` holds without pickling."""
+def audio_sample_rate(model):
+    """The rate (Hz) of a model's `"audio"` input (its build option, else the default)."""
+    from mmzoo.audio_io import SAMPLE_RATE
+
+    options = getattr(model, "build_options", None) or {}
+    return int(options.get("audio_sample_rate", SAMPLE_RATE))
+
+
+def pack_bytes(name, encoded):
+    """Packs byte strings (encoded images, WAV files) into arrays an `.npz` holds without pickling.
+
+    Returns:
+        `{f"{name}_data": uint8 bytes, f"{name}_offsets": int64 (n + 1,)}`.
+    """
     offsets = np.cumsum([0] + [len(b) for b in encoded]).astype(np.int64)
     data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    return {"image_data": data, "image_offsets": offsets}
+    return {f"{name}_data": data, f"{name}_offsets": offsets}
+
+
+def pack_images(encoded):
+    """Packs encoded images (`pack_bytes("image", ...)`)."""
+    return pack_bytes("image", encoded)
+
+
+def encode_wav(wave, sample_rate):
+    """16-bit PCM WAV bytes of a float waveform in [-1, 1] (rounded to 1/32767 steps)."""
+    import io
+
+    import soundfile
+
+    pcm = np.clip(np.round(np.asarray(wave, np.float64) * 32767), -32768, 32767).astype(np.int16)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, pcm, int(sample_rate), format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 def sample_sentences(encoder, n, seed=0):
