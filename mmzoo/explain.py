@@ -16,6 +16,9 @@ example:
   straight line (`steps` Riemann points, midpoint rule); one score per
   token, summing (up to the integration error) to the score's change from
   that baseline.
+- `audio_scores`: for a model that hears, occlusion over time: the score's
+  drop when each `audio_window` seconds of the waveform are silenced (the
+  model's own silence), one value per window, in seconds from the start.
 - `modality_scores`: each modality's share of the score: how much the score
   drops when the modality is removed, through the model's `modality_mask`
   input when it has one, else by occlusion (each modality's declared
@@ -76,6 +79,10 @@ class Explanation:
         target: the explained class index.
         text: the text, as the tokenizer reads it (or `None`).
         image_method: how `image_map` was made (`"grad_cam"` or `"hirescam"`).
+        audio_scores: `(windows,)` float32, the score's drop when each window
+            of the waveform is silenced (occlusion), or `None` for a model
+            without audio.
+        audio_window: the windows' length in seconds.
     """
 
     image: np.ndarray
@@ -88,6 +95,8 @@ class Explanation:
     target: int
     text: str = None
     image_method: str = "grad_cam"
+    audio_scores: np.ndarray = None
+    audio_window: float = None
 
     def plot(self, path=None):
         """Image with the Grad-CAM overlay, the words coloured by score, the modality shares.
@@ -131,8 +140,17 @@ class Explanation:
                         bbox={"facecolor": cmap(0.5 + 0.5 * strength), "edgecolor": "none",
                               "boxstyle": "round,pad=0.2"})
                 x += width
-            ax.text(0.0, 0.1, "integrated gradients: red raises the answer, blue lowers it",
+            ax.text(0.0, 0.1 if self.audio_scores is None else 0.4,
+                    "integrated gradients: red raises the answer, blue lowers it",
                     fontsize=8, color="0.4", transform=ax.transAxes)
+        if self.audio_scores is not None:
+            inset = ax.inset_axes([0.0, -0.05 if self.token_scores else 0.25, 1.0, 0.3])
+            times = (np.arange(len(self.audio_scores)) + 0.5) * self.audio_window
+            inset.bar(times, self.audio_scores, width=0.9 * self.audio_window,
+                      color=np.where(self.audio_scores >= 0, "tab:red", "tab:blue"))
+            inset.axhline(0, color="0.5", linewidth=0.5)
+            inset.set_xlabel("audio, seconds: score lost when silenced", fontsize=8)
+            inset.tick_params(labelsize=7)
         ax = axes[2]
         names = list(self.modality_scores)
         ax.bar(names, [self.modality_scores[n] for n in names], color=["tab:orange", "tab:blue",
@@ -214,7 +232,7 @@ IMAGE_METHODS = ("grad_cam", "hirescam")
 
 
 def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, tokenizer=None,
-            image_method="grad_cam", generation=None):
+            image_method="grad_cam", generation=None, audio_window=0.1, **raw):
     """Explains a model's answers: Grad-CAM, integrated gradients, modality shares.
 
     Args:
@@ -235,6 +253,11 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
             channels matter *where* (FiLM), averaging the gradient over the
             map blurs that away: on `shapes_vqa`, the HiResCAM peak lies on
             the object a colour or shape question names far more often.
+        audio_window: for a model that hears, the occlusion window of
+            `audio_scores`, in seconds (> 0).
+        **raw: the raw inputs of other declared modalities, e.g. `audio=`
+            (WAV paths, bytes or arrays for an entry; float32 waveforms
+            `(N, samples)` for a bare model).
         generation: for a captioning model, the settings of the caption
             search (`method`, `beam_width`, `max_length`, `length_penalty`);
             default greedy search. Word `t` costs one Grad-CAM pass and
@@ -268,8 +291,18 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
     if generation is not None and not task.generative:
         raise ValueError("`generation` settings are for captioning models. Received: "
                          f"generation={generation!r} for a {task.name!r} model")
+    unknown = sorted(set(raw) - {m.argument for m in MODALITIES.all()})
+    if unknown:
+        raise TypeError(f"explain() got an unexpected keyword argument {unknown[0]!r}: the "
+                        "raw-input keywords are "
+                        f"{sorted(m.argument for m in MODALITIES.all())}. Received: {unknown[0]}")
+    if not (isinstance(audio_window, (int, float)) and not isinstance(audio_window, bool)
+            and audio_window > 0):
+        raise ValueError("`audio_window` must be a positive number of seconds. Received: "
+                         f"audio_window={audio_window!r}")
     model, inputs, tok, labels = _resolve(model_or_entry, images, texts, tokenizer,
-                                          generated=("text",) if task.generative else ())
+                                          generated=("text",) if task.generative else (),
+                                          raw=raw)
     if image_method not in IMAGE_METHODS:
         raise ValueError(f"`image_method` must be one of {IMAGE_METHODS}. "
                          f"Received: image_method={image_method!r}")
@@ -287,6 +320,8 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
     scores = score(output)
     image_maps = _grad_cam(model, inputs, score, image_method) if "image" in inputs else None
     token_scores = _integrated_gradients(model, inputs, score, steps) if "text" in inputs else None
+    audio_scores = (_audio_occlusion(model, inputs, score, scores, audio_window)
+                    if "audio" in inputs else None)
     shares = _modality_shares(model, inputs, score, scores)
     fusion_weights = _fusion_weights(model, inputs)
     vocabulary = list(tok.vocabulary) if tok is not None and hasattr(tok, "vocabulary") else None
@@ -312,7 +347,9 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
                 for m, w in fusion_weights.items()},
             answer=answer, score=float(scores[i]), target=int(targets[i]),
             text=None if tokens is None else " ".join(w for w, _ in tokens),
-            image_method=image_method))
+            image_method=image_method,
+            audio_scores=None if audio_scores is None else audio_scores[i],
+            audio_window=None if audio_scores is None else float(audio_window)))
     return results
 
 
@@ -323,14 +360,15 @@ def _is_entry(obj):
     return hasattr(obj, "model_inputs") and hasattr(obj, "model")
 
 
-def _resolve(model_or_entry, images, texts, tokenizer, generated=()):
+def _resolve(model_or_entry, images, texts, tokenizer, generated=(), raw=None):
     import keras
 
+    raw = {k: v for k, v in (raw or {}).items() if v is not None}
     if _is_entry(model_or_entry):
         entry = model_or_entry
         # A captioner's text input is the caption it generates: images only.
         inputs = (entry.preprocessor(images=images) if generated
-                  else entry.model_inputs(images, texts))
+                  else entry.model_inputs(images, texts, **raw))
         labels = getattr(entry.preprocessor, "label_names", None)
         return entry.model, inputs, entry.tokenizer, labels
     model = model_or_entry
@@ -350,6 +388,12 @@ def _resolve(model_or_entry, images, texts, tokenizer, generated=()):
             texts = tokenizer.encode([texts] if isinstance(texts, str) else list(texts))
         texts = np.asarray(texts)
         inputs["text"] = texts[None] if texts.ndim == 1 else texts
+    for argument, value in raw.items():  # e.g. audio: float32 waveforms (N, samples)
+        (modality,) = [m for m in MODALITIES.all() if m.argument == argument]
+        value = np.asarray(value, np.float32 if modality.dtype.startswith("float") else None)
+        needed_rank = len(model.input[modality.name].shape) if isinstance(model.input, dict) \
+            and modality.name in model.input else value.ndim
+        inputs[modality.name] = value[None] if value.ndim == needed_rank - 1 else value
     needed = set(model.input) if isinstance(model.input, dict) else set()
     missing = sorted(needed - set(inputs) - {"modality_mask", *generated})
     if missing:
@@ -505,6 +549,26 @@ def _integrated_gradients(model, inputs, score, steps):
         table.assign(original)
     real = original[inputs["text"].astype(int)]
     return (real * total / steps).sum(-1)
+
+
+def _audio_occlusion(model, inputs, score, full, window_seconds):
+    """`(batch, windows)`: the score's drop when each window of the waveform is silenced."""
+    import keras
+
+    from mmzoo.export.saved_model import audio_sample_rate
+
+    waves = inputs["audio"]
+    n, samples = waves.shape[:2]
+    window = max(1, int(round(window_seconds * audio_sample_rate(model))))
+    starts = list(range(0, samples, window))
+    silent = MODALITIES.get("audio").remove(waves)
+    drops = np.zeros((n, len(starts)), np.float32)
+    for k, start in enumerate(starts):
+        occluded = np.array(waves, copy=True)
+        occluded[:, start:start + window] = silent[:, start:start + window]
+        (out,) = keras.tree.flatten(model.predict({**inputs, "audio": occluded}, verbose=0))
+        drops[:, k] = full - score(out)
+    return drops
 
 
 def _without(inputs, modality, model):

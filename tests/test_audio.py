@@ -414,3 +414,39 @@ def test_the_saved_model_raw_endpoint_takes_wav_bytes(pre, tmp_path):
     # Another rate is refused, naming the model's.
     with pytest.raises(tf.errors.InvalidArgumentError, match="16000 Hz"):
         raw(image=tf.constant([png]), audio=tf.constant([_wav_bytes(tone(440), 22050)]))
+
+
+def test_explain_hears_audio_by_occlusion_over_time(tmp_path):
+    from mmzoo import zoo
+
+    keras.utils.set_random_seed(0)
+    model = build("cnn", text=True, fusion="concat", pooling="avg")
+    x = inputs(model, n=2)
+    (e, f) = mmzoo.explain(model, images=x["image"], texts=x["text"], audio=x["audio"],
+                           steps=2, audio_window=0.1)
+    assert set(e.modality_scores) == {"image", "text", "audio"}
+    assert sum(e.modality_scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert e.audio_scores.shape == (5,) and e.audio_window == pytest.approx(0.1)  # 0.5 s
+    # Window k's score is the drop when samples [1600 k, 1600 (k + 1)) are silenced.
+    silenced = x["audio"].copy()
+    silenced[:, 1600:3200] = 0.0
+    p = probabilities(model, x)
+    q = probabilities(model, {**x, "audio": silenced})
+    for i, ex in enumerate((e, f)):
+        assert ex.audio_scores[1] == pytest.approx(p[i, ex.target] - q[i, ex.target], abs=1e-5)
+    e.plot(tmp_path / "why.png")
+    assert (tmp_path / "why.png").read_bytes()[:4] == b"\x89PNG"
+    # An entry takes raw audio files, like predict.
+    entry_model = build("cnn")
+    pre = Preprocessor("classification", image_size=(16, 16, 3), label_names=("a", "b", "c"),
+                       audio_samples=SAMPLES)
+    entry = zoo.load(str(zoo.save_entry(tmp_path / "spoken", entry_model, pre,
+                                        metadata={"description": "tiny"})))
+    wav = tmp_path / "q.wav"
+    wav.write_bytes(_wav_bytes(tone(440, seconds=0.3), 44100))
+    (g,) = mmzoo.explain(entry, images=np.full((16, 16, 3), 90, np.uint8), audio=str(wav))
+    assert g.audio_scores.shape == (5,) and set(g.modality_scores) == {"image", "audio"}
+    with pytest.raises(TypeError, match="raw-input keywords"):
+        mmzoo.explain(entry, images=np.zeros((16, 16, 3)), sound=str(wav))
+    with pytest.raises(ValueError, match="Received: audio_window=0"):
+        mmzoo.explain(entry, images=np.zeros((16, 16, 3)), audio=str(wav), audio_window=0)
