@@ -139,3 +139,13 @@ def load_audio(source, sample_rate=SAMPLE_RATE, samples=None, source_rate=None):
         rate = sample_rate if source_rate is None else source_rate
     wave = resample(wave, rate, sample_rate)
     return wave if samples is None else fit_length(wave, samples)
+
+
+def model_sample_rate(model):
+    """The rate (Hz) of a model's `"audio"` input: its `audio_sample_rate` build option.
+
+    Models built by `mmzoo.build_model` record it (default `SAMPLE_RATE`);
+    other models are taken to read `SAMPLE_RATE`.
+    """
+    options = getattr(model, "build_options", None) or {}
+    return int(options.get("audio_sample_rate", SAMPLE_RATE))

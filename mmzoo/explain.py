@@ -555,11 +555,11 @@ def _audio_occlusion(model, inputs, score, full, window_seconds):
     """`(batch, windows)`: the score's drop when each window of the waveform is silenced."""
     import keras
 
-    from mmzoo.export.saved_model import audio_sample_rate
+    from mmzoo.audio_io import model_sample_rate
 
     waves = inputs["audio"]
     n, samples = waves.shape[:2]
-    window = max(1, int(round(window_seconds * audio_sample_rate(model))))
+    window = max(1, int(round(window_seconds * model_sample_rate(model))))
     starts = list(range(0, samples, window))
     silent = MODALITIES.get("audio").remove(waves)
     drops = np.zeros((n, len(starts)), np.float32)

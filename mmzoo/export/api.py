@@ -10,6 +10,7 @@ import numpy as np
 
 # A '.keras' file to export may hold any of mmzoo's layers: registered first.
 from mmzoo import components  # noqa: F401
+from mmzoo.audio_io import model_sample_rate
 from mmzoo.export import parity as parity_lib
 from mmzoo.export import saved_model as sm
 from mmzoo.export import tflite as tfl
@@ -465,7 +466,7 @@ def _raw_samples(model, held_back, encoder, raw_names):
         raw.update(sm.pack_images([sm.encode_png(p) for p in pixels]))
         numeric["image"] = pixels.astype("float32")
     if "audio" in raw_names:
-        rate = sm.audio_sample_rate(model)
+        rate = model_sample_rate(model)
         waves = np.clip(np.asarray(held_back["audio"][:n], np.float64), -1.0, 1.0)
         raw.update(sm.pack_bytes("audio", [sm.encode_wav(w, rate) for w in waves]))
         # What a 16-bit WAV file holds, read back as libsndfile and the endpoint read it.

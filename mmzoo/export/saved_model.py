@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmzoo.audio_io import model_sample_rate
 from mmzoo.export.parity import input_specs
 from mmzoo.export.preprocessing import (decode_images, decode_wavs, preprocessing_config,
                                         write_json)
@@ -117,7 +118,7 @@ def build_archive(model, batch_size=None, encoder=None, tpu=False):
                 numeric["text"] = encoder(inputs["text"])
             if "audio" in inputs:
                 numeric["audio"] = decode_wavs(inputs["audio"], specs["audio"][0][0],
-                                               audio_sample_rate(model))
+                                               model_sample_rate(model))
             return core(numeric)
 
         archive.add_endpoint(RAW_ENDPOINT, serve_raw, input_signature=[raw_signature])
@@ -190,7 +191,7 @@ def write_saved_model(model, path, batch_size=None, encoder=None, tpu=False,
     config = preprocessing_config(
         input_specs(model), output_names(model), encoder, vocabulary_file,
         batch_size=batch_size, label_names=label_names,
-        audio_sample_rate=audio_sample_rate(model),
+        audio_sample_rate=model_sample_rate(model),
     )
     config["raw_endpoint"] = RAW_ENDPOINT if not notes else None
     write_json(os.path.join(extra, "preprocessing.json"), config)
@@ -213,14 +214,6 @@ def output_names(model):
 def encode_png(image):
     """PNG bytes of a `(H, W, C)` array of 0..255 pixels (lossless)."""
     return tf.io.encode_png(np.clip(np.round(image), 0, 255).astype(np.uint8)).numpy()
-
-
-def audio_sample_rate(model):
-    """The rate (Hz) of a model's `"audio"` input (its build option, else the default)."""
-    from mmzoo.audio_io import SAMPLE_RATE
-
-    options = getattr(model, "build_options", None) or {}
-    return int(options.get("audio_sample_rate", SAMPLE_RATE))
 
 
 def pack_bytes(name, encoded):

@@ -83,12 +83,12 @@ def write_side_files(model, staged_paths, encoder, quantization, batch_size,
         write_vocabulary(staged_paths["vocabulary"], vocabulary)
         vocabulary_file = os.path.basename(staged_paths["vocabulary"])
         written.append("vocabulary")
-    from mmzoo.export.saved_model import audio_sample_rate
+    from mmzoo.audio_io import model_sample_rate
 
     config = preprocessing_config(
         input_specs(model), output_names(model), encoder, vocabulary_file,
         quantization=quantization, batch_size=batch_size, label_names=label_names,
-        audio_sample_rate=audio_sample_rate(model),
+        audio_sample_rate=model_sample_rate(model),
     )
     write_json(staged_paths["preprocessing"], config)
     written.append("preprocessing")
