@@ -27,6 +27,7 @@ __all__ = [
     "build_model",
     "explain",
     "Explanation",
+    "CaptionExplanation",
     "export",
     "list_models",
     "load",
@@ -38,6 +39,7 @@ __all__ = [
     "ensembles",
     "IMAGE_BRANCHES",
     "TEXT_BRANCHES",
+    "AUDIO_BRANCHES",
     "FUSIONS",
     "HEADS",
     "TASKS",
@@ -60,15 +62,15 @@ def _import_api():
     try:
         # Building blocks register themselves on import; keep these before the API.
         from mmzoo import branches, components, data, fusion, heads  # noqa: F401
-        from mmzoo.registry import (FUSIONS, HEADS, IMAGE_BRANCHES, MODALITIES, TASKS,
-                                    TEXT_BRANCHES)
+        from mmzoo.registry import (AUDIO_BRANCHES, FUSIONS, HEADS, IMAGE_BRANCHES,
+                                    MODALITIES, TASKS, TEXT_BRANCHES)
         from mmzoo.tasks import MultimodalModel, build_model
         from mmzoo import captioning  # the captioning package (its decoder and generation)
         from mmzoo.tasks import ensembles
         from mmzoo import export  # a callable package: mmzoo.export(model, path)
         from mmzoo import zoo
         from mmzoo.zoo import list_models, load
-        from mmzoo.explain import Explanation, explain
+        from mmzoo.explain import CaptionExplanation, Explanation, explain
         from mmzoo.training.tuning import TuneResult, tune
 
         globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
