@@ -12,7 +12,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "choosing_and_
 def test_choosing_and_explaining_notebook():
     nb = execute_notebook(NOTEBOOK, parameters={
         "NUM_TRAIN": 128, "MAX_EPOCHS": 1, "MAX_TRIALS": 2, "TUNER": "random",
-        "MAX_MINUTES": 5, "NUM_SCENES": 400, "EXPLAIN_STEPS": 4})
+        "MAX_MINUTES": 5, "NUM_SCENES": 2000, "EXPLAIN_STEPS": 4})
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs)
     assert re.search(r"^2 trials, scored by val_accuracy \(maximised\); best: \{", text, re.M), text
@@ -20,7 +20,7 @@ def test_choosing_and_explaining_notebook():
                o["data"]["text/markdown"] for o in outputs)
     assert 'name = "shapes_vqa_tuned"' in text  # the best recipe, with the recipe's data
     assert 'source = "stream"' in text and "num_train = 100000" in text
-    right = float(re.search(r"^(\d+\.\d)% right on 400 fresh scenes", text, re.M).group(1))
+    right = float(re.search(r"^(\d+\.\d)% right on 2000 fresh scenes", text, re.M).group(1))
     assert right > 90  # the shipped entry, on fresh scenes
     for what in ("a colour question", "a relational question", "a wrong answer"):
         assert re.search(rf"^{what}: answer '\w+' \(truth '\w+'\); shares: image \d+%, "

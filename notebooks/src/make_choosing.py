@@ -28,7 +28,7 @@ cells = [
         "MAX_TRIALS = 8\n"
         "TUNER = \"hyperband\"    # or \"bayesian\", \"random\"\n"
         "MAX_MINUTES = 8\n"
-        "NUM_SCENES = 400        # fresh test scenes to find answers to explain\n"
+        "NUM_SCENES = 2000       # fresh test scenes to find answers to explain (a wrong one too)\n"
         "EXPLAIN_STEPS = 32      # integrated-gradients steps",
         metadata={"tags": ["parameters"]},
     ),
@@ -125,7 +125,8 @@ cells = [
         "the attribute words (`colour`, a shape name) carry the text's share. On the wrong "
         "answer, compare where the map lies with the object the question is about: a "
         "relational question needs two objects, and a single peak on the wrong one is "
-        "typical of the relational errors that keep `shapes_vqa` below 90% on that type.\n\n"
+        "typical of the relational errors `shapes_vqa` still makes (it answers about 97% "
+        "of relational questions, and about 99.5% overall).\n\n"
         "`image_method=\"hirescam\"` (Draelos & Carin 2020) keeps where each channel's "
         "gradient acts instead of averaging it over the map; with FiLM, whose question "
         "changes which channels matter where, its peak lands on the named object more "
