@@ -56,6 +56,7 @@ import dataclasses
 
 import numpy as np
 
+from mmzoo.modalities import branch_of
 # The declared modalities, in model order (the modality mask's column order).
 from mmzoo.registry import MODALITIES
 
@@ -426,16 +427,6 @@ def _scorer(task, targets):
     return numpy_score
 
 
-def _branch(model, modality):
-    import keras
-
-    for layer in model.layers:
-        if layer.name.startswith(f"{modality}_") and isinstance(layer, keras.Model):
-            return layer
-    raise ValueError(f"Found no {modality} branch (a nested model named '{modality}_...') "
-                     f"in model {model.name!r}.")
-
-
 def _outer_output(layer):
     """The tensor a nested layer produces in the outer graph (it is called once)."""
     return layer._inbound_nodes[-1].output_tensors[0]
@@ -451,7 +442,7 @@ def _grad_cam(model, inputs, score, method="grad_cam"):
     import keras
     import tensorflow as tf
 
-    branch = _branch(model, "image")
+    branch = branch_of(model, "image")
     probe = _watch(model, branch)
     x = {k: tf.constant(v) for k, v in inputs.items()}
     with tf.GradientTape() as tape:

@@ -14,7 +14,7 @@ same code path as image + text.
 The order of declaration is the model's: its inputs, the fused features and
 the columns of the `"modality_mask"` input follow it (image, text, audio,
 then the modalities registered since). Audio has no default branch: it is in
-a model only when `audio_branch` is given (`"cnn"` or `"gru"`).
+a model only when `audio_branch` is given (`"cnn"`, `"gru"` or `"crnn"`).
 
 Adding a modality is one declaration and its branch registry:
 
@@ -130,6 +130,24 @@ class Modality:
 
     def __str__(self):
         return f"modality {self.name!r}"
+
+
+def branch_of(model, modality):
+    """The branch of `model` that reads `modality`: its nested model named `<modality>_...`.
+
+    `build_model` names each branch after its modality and kind (`"text_gru"`,
+    `"audio_cnn"`), so a model has at most one per modality.
+
+    Raises:
+        ValueError: the model has no such branch (named).
+    """
+    import keras
+
+    for layer in model.layers:
+        if layer.name.startswith(f"{modality}_") and isinstance(layer, keras.Model):
+            return layer
+    raise ValueError(f"Found no {modality} branch (a nested model named '{modality}_...') "
+                     f"in model {model.name!r}.")
 
 
 def image_shape(name, value):

@@ -227,3 +227,14 @@ def test_tfds_spoken_config_builds(monkeypatch, tmp_path):
         "spoken_32px", "spoken_tiny"}
     with pytest.raises(ValueError, match="Received: spoken=False, caption_audio_samples=10"):
         mmzoo.data.shapes_config(caption_audio_samples=10)
+
+
+def test_default_cache_memory_is_set_by_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MMZOO_SPEECH_CACHE", str(tmp_path))
+    monkeypatch.delenv("MMZOO_SPEECH_MEMORY_MB", raising=False)
+    assert speech.default_cache().memory_bytes == 512 * 2**20
+    monkeypatch.setenv("MMZOO_SPEECH_MEMORY_MB", "4096")
+    assert speech.default_cache().memory_bytes == 4096 * 2**20
+    monkeypatch.setenv("MMZOO_SPEECH_MEMORY_MB", "lots")
+    with pytest.raises(ValueError, match=r"Received: MMZOO_SPEECH_MEMORY_MB='lots'"):
+        speech.default_cache()

@@ -373,3 +373,50 @@ def audio_gru_branch(audio_samples, *, audio_sample_rate=SAMPLE_RATE, audio_mel_
                                           name=f"{name}_time_pool")(x)
     x = keras.layers.GRU(audio_units, name=f"{name}_gru")(x)
     return keras.Model(inputs, x, name=name)
+
+
+@AUDIO_BRANCHES.register("crnn", validators={
+    **FRONT_END_VALIDATORS, "audio_filters": positive_int, "audio_blocks": positive_int,
+    "audio_units": positive_int})
+def audio_crnn_branch(audio_samples, *, audio_sample_rate=SAMPLE_RATE, audio_mel_bins=40,
+                      audio_normalization="utterance", audio_filters=64, audio_blocks=2,
+                      audio_units=128, name="audio_crnn"):
+    """Log-mel front end + 1-D convolutions over time, then a GRU: a convolutional recurrent network.
+
+    The CRNN of keyword spotting (Arik et al. 2017, "Convolutional recurrent
+    neural networks for small-footprint keyword spotting"; the front of Deep
+    Speech 2, Amodei et al. 2016): blocks of Conv1D over the frames (kernel
+    5, the mel bands as channels) + BatchNorm + ReLU + MaxPool 2, block `i`
+    with `audio_filters * 2**i` filters, find local sound patterns (two
+    blocks see 130 ms) and halve time; a GRU then reads the remaining steps
+    in order, so its last state depends on what was said and in which order
+    ("is the red circle left of the blue square?" is not "is the blue square
+    left of the red circle?"). With 2 blocks a 3 s waveform is 75 GRU steps
+    of 40 ms. Convolving over time only (not time and frequency, as the
+    `"cnn"` branch does) makes it about 2x cheaper to train on a CPU.
+
+    Args:
+        audio_samples: samples per waveform (48000 = 3 s at 16 kHz).
+        audio_sample_rate: Hz of the waveforms (the preprocessor resamples to it).
+        audio_mel_bins: mel bands of the front end.
+        audio_normalization: `"utterance"` or `None` (see `LogMelSpectrogram`).
+        audio_filters: filters of the first block.
+        audio_blocks: number of convolution blocks.
+        audio_units: GRU units (the size of the audio feature).
+        name: the branch model's name.
+
+    Returns:
+        A `keras.Model` from float32 waveforms `(batch, audio_samples)` to
+        `(batch, audio_units)`.
+    """
+    inputs, x = front_end(audio_samples, audio_sample_rate, audio_mel_bins,
+                          audio_normalization, name)
+    for i in range(audio_blocks):
+        prefix = f"{name}_block{i + 1}"
+        x = keras.layers.Conv1D(audio_filters * 2**i, 5, padding="same", use_bias=False,
+                                name=f"{prefix}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
+        x = keras.layers.MaxPooling1D(2, padding="same", name=f"{prefix}_pool")(x)
+    x = keras.layers.GRU(audio_units, name=f"{name}_gru")(x)
+    return keras.Model(inputs, x, name=name)

@@ -78,6 +78,8 @@ class TrainingResult:
         epochs_run: epochs trained (fewer than asked after early stopping).
         best_epoch: the best epoch (1-based) by `training.monitor`.
         warm_start: the `WarmStart` of `training.init_from` (or `None`).
+        distillation: the `mmzoo.training.distill.Distillation` stage of
+            `training.distill_*` (or `None`); its time is in `training_seconds`.
     """
 
     recipe: Recipe
@@ -90,6 +92,7 @@ class TrainingResult:
     epochs_run: int
     best_epoch: int
     warm_start: object = None
+    distillation: object = None
 
     @property
     def tokenizer(self):
@@ -141,7 +144,10 @@ class TrainingResult:
             training["warm_start"] = {"source": ws.source, "copied": list(ws.copied),
                                       "fresh": list(ws.skipped),
                                       "copied_weights": ws.copied_weights,
-                                      "total_weights": ws.total_weights}
+                                      "total_weights": ws.total_weights,
+                                      "frozen": ws.frozen}
+        if self.distillation is not None:
+            training["distillation"] = self.distillation.to_dict()
         return {"description": self.recipe.description, "recipe": recipe,
                 "dataset": dataset, "metrics": dict(self.metrics), "training": training}
 
@@ -256,6 +262,16 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     if run.warm_start is not None:
         say(f"mmzoo train: {run.warm_start.summary()}")
     start = time.perf_counter()
+    distillation = None
+    if recipe.training["distill_epochs"]:
+        from mmzoo.training.distill import distill_run
+
+        say(f"mmzoo train: distilling {recipe.training['init_from']}'s "
+            f"{recipe.training['distill_from']} branch into the new "
+            f"{recipe.training['distill_to']} branch ({recipe.training['distill_epochs']} epochs)")
+        distillation = distill_run(run, out, data_dir=data_dir, verbose=verbose,
+                                   strategy=strategy if stepwise else None)
+        say(f"mmzoo train: {distillation.summary()}")
     if stepwise:
         history, state = distribute.fit_steps(run, out, strategy=strategy,
                                               resume=resume is not False,
@@ -290,4 +306,4 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     return TrainingResult(recipe=recipe, model=run.model, info=run.info, history=history,
                           metrics=metrics, paths=paths, training_seconds=seconds,
                           epochs_run=state.epochs_done, best_epoch=state.best_epoch,
-                          warm_start=run.warm_start)
+                          warm_start=run.warm_start, distillation=distillation)

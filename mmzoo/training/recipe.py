@@ -67,6 +67,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # with AVX512-BF16), "mixed_float16" is for GPUs.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DECODINGS = ("greedy", "beam")
+# What `training.freeze` can hold fixed: nothing, or the layers `init_from` started.
+FREEZE = ("none", "copied")
 EVAL_SPLITS = ("test", "validation")
 
 # Measurable on the test split, per task (the first ones are the defaults):
@@ -147,6 +149,19 @@ def _optional_source(v):
     return v
 
 
+def _optional_modality(v):
+    names = tuple(m.name for m in MODALITIES.all())
+    if v is not None and v not in names:
+        raise _Bad("one of " + ", ".join(repr(n) for n in names))
+    return v
+
+
+def _optional_positive(v):
+    if v is None:
+        return v
+    return _number(0, strict=True)(v)
+
+
 def _bool(v):
     if not isinstance(v, bool):
         raise _Bad("true or false")
@@ -205,6 +220,11 @@ SCHEMA = {
         "deterministic_ops": (_bool, False),
         "precision": (_choice(*PRECISIONS), "float32"),
         "init_from": (_optional_source, None),
+        "freeze": (_choice(*FREEZE), "none"),
+        "distill_from": (_optional_modality, None),
+        "distill_to": (_optional_modality, None),
+        "distill_epochs": (_int(0), 0),
+        "distill_learning_rate": (_optional_positive, None),
     },
     "evaluation": {
         "split": (_choice(*EVAL_SPLITS), "test"),
@@ -244,7 +264,13 @@ class Recipe:
             `deterministic_ops`, `precision` (the Keras dtype policy the model
             is built in: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`),
             `init_from` (a zoo entry, entry folder or `.keras` file whose
-            weights start the layers that fit: `mmzoo.training.warm_start`).
+            weights start the layers that fit: `mmzoo.training.warm_start`),
+            `freeze` (`"copied"`: the layers `init_from` started are not
+            trained), `distill_from`, `distill_to`, `distill_epochs`,
+            `distill_learning_rate` (first, `distill_epochs` epochs in which
+            the new `distill_to` branch learns the features `init_from`'s
+            `distill_from` branch gives the same rows:
+            `mmzoo.training.distill`).
         evaluation: `split`, `metrics`, `batch_size`, and for captioning
             `decoding`, `beam_width`, `length_penalty`.
         path: the file it was read from (or `None`).
@@ -548,6 +574,41 @@ def _check_model(model, task, dataset, source):
     return options
 
 
+def _check_transfer(recipe, modalities, source):
+    """`freeze` and the distillation keys need `init_from` and inputs the rows carry."""
+    tr = recipe.training
+    if tr["freeze"] != "none" and not tr["init_from"]:
+        raise RecipeError(f"{source}: training.freeze={tr['freeze']!r} freezes the layers "
+                          f"`init_from` starts: set training.init_from. Received: init_from=None")
+    keys = ("distill_from", "distill_to", "distill_epochs")
+    given = [k for k in keys if tr[k]]
+    if not given:
+        return
+    if len(given) < len(keys):
+        raise RecipeError(f"{source}: distillation needs training.distill_from, distill_to and "
+                          f"distill_epochs (>= 1) together. Received: "
+                          + ", ".join(f"{k}={tr[k]!r}" for k in keys))
+    if not tr["init_from"]:
+        raise RecipeError(f"{source}: training.distill_from names a branch of the "
+                          f"`init_from` model (the teacher): set training.init_from. "
+                          f"Received: init_from=None")
+    if tr["distill_from"] == tr["distill_to"]:
+        raise RecipeError(f"{source}: training.distill_from and distill_to must be different "
+                          f"modalities (the teacher reads one, the student the other). "
+                          f"Received: distill_from={tr['distill_from']!r}, "
+                          f"distill_to={tr['distill_to']!r}")
+    if tr["distill_to"] not in modalities:
+        raise RecipeError(f"{source}: training.distill_to must be a modality of the model "
+                          f"({', '.join(map(repr, modalities))}). Received: "
+                          f"distill_to={tr['distill_to']!r}")
+    problem = problems.get(recipe.problem)
+    carried = ("image", "text") + (("audio",) if problem.spoken else ())
+    if tr["distill_from"] not in carried:
+        raise RecipeError(f"{source}: the rows of problem={problem.name!r} carry "
+                          f"{', '.join(map(repr, carried))}: training.distill_from must be one "
+                          f"of them. Received: distill_from={tr['distill_from']!r}")
+
+
 def _check_model_options(recipe, source):
     """Runs build_model's own option validation (no layers built)."""
     try:
@@ -567,6 +628,7 @@ def _check_model_options(recipe, source):
             f"problem={recipe.problem!r} has no audio. Received: "
             f"audio_branch={resolved['audio_branch']!r}")
     object.__setattr__(recipe, "modalities", modalities)
+    _check_transfer(recipe, modalities, source)
     # Normalised (e.g. hidden_units as a tuple), so to_dict() is stable.
     for key in recipe.model:
         if key in resolved:

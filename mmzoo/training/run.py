@@ -145,7 +145,8 @@ def build_run(recipe, *, epochs=None, seed=None, data_dir=None):
         from mmzoo.training.warm_start import warm_start
 
         try:
-            start = warm_start(model, recipe.training["init_from"])
+            start = warm_start(model, recipe.training["init_from"],
+                               freeze=recipe.training["freeze"] == "copied")
         except ValueError as e:
             raise RecipeError(f"{recipe.path or '<recipe>'}: [training] {e}") from e
     data = load_training_data(recipe, data_dir=data_dir)

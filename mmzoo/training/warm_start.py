@@ -9,6 +9,11 @@ initialisation. It is transfer learning by layer names: e.g. an image-text
 matching model (sigmoid head) starts from `shapes_vqa`'s image branch, question
 encoder and FiLM blocks, which already find and compare objects.
 
+With `freeze=True` (a recipe's `training.freeze = "copied"`) the copied
+layers are not trained further (`trainable = False`; their batch
+normalisation keeps its statistics): only the fresh layers learn, e.g. a new
+audio branch under `shapes_vqa`'s FiLM blocks (`mmzoo.training.distill`).
+
 A resumed run restores its own backup over these weights, so the warm start
 only decides where the first step begins.
 """
@@ -28,6 +33,7 @@ class WarmStart:
             (no layer of that path in the source, or other shapes).
         copied_weights: number of weight values copied.
         total_weights: number of weight values of the model.
+        frozen: the copied layers were frozen (`trainable = False`).
     """
 
     source: str
@@ -35,13 +41,16 @@ class WarmStart:
     skipped: tuple
     copied_weights: int
     total_weights: int
+    frozen: bool = False
 
     def summary(self):
         """One line, e.g. "warm start from shapes_vqa: 14 of 15 layers (99.6% of weights)"."""
         share = self.copied_weights / max(self.total_weights, 1)
         kept = f"; fresh: {', '.join(self.skipped)}" if self.skipped else ""
+        frozen = ", frozen" if self.frozen else ""
         return (f"warm start from {self.source}: {len(self.copied)} of "
-                f"{len(self.copied) + len(self.skipped)} layers ({share:.1%} of weights){kept}")
+                f"{len(self.copied) + len(self.skipped)} layers ({share:.1%} of weights"
+                f"{frozen}){kept}")
 
 
 def layers_by_path(model, prefix=""):
@@ -92,12 +101,13 @@ def load_source(source):
                          f"file: {e}") from None
 
 
-def warm_start(model, source):
+def warm_start(model, source, freeze=False):
     """Copies into `model` the weights of every layer of `source` that fits.
 
     Args:
         model: the new Keras model (built).
         source: a zoo entry name or folder, a `.keras` file, or a Keras model.
+        freeze: set the copied layers' `trainable` to `False`.
 
     Returns:
         A `WarmStart` listing what was copied.
@@ -117,6 +127,8 @@ def warm_start(model, source):
             skipped.append(path)
             continue
         layer.set_weights(other.get_weights())
+        if freeze:
+            layer.trainable = False
         copied.append(path)
         copied_weights += size
     name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "model")
@@ -124,4 +136,4 @@ def warm_start(model, source):
         raise ValueError(f"`init_from` shares no layer (same name and weight shapes) with the "
                          f"new model, so nothing could be copied. Received: init_from={name!r}")
     return WarmStart(source=str(name), copied=tuple(copied), skipped=tuple(skipped),
-                     copied_weights=copied_weights, total_weights=total)
+                     copied_weights=copied_weights, total_weights=total, frozen=bool(freeze))

@@ -163,8 +163,18 @@ def model_card(meta):
         if isinstance(start, dict) and start.get("total_weights"):
             share = start.get("copied_weights", 0) / start["total_weights"]
             fresh = ", ".join(start.get("fresh") or ()) or "none"
+            frozen = " and kept them fixed" if start.get("frozen") else ""
             lines += [f"Started from `{start.get('source')}`'s weights ({share:.1%} of the "
-                      f"weights; freshly initialised layers: {fresh}).", ""]
+                      f"weights; freshly initialised layers: {fresh}){frozen}.", ""]
+        distilled = meta["training"].get("distillation")
+        if isinstance(distilled, dict) and distilled.get("history"):
+            last = {k: v[-1] for k, v in distilled["history"].items() if v}
+            scores = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+            lines += [f"First, its `{distilled.get('student')}` branch learned the features "
+                      f"`{distilled.get('teacher')}` gives the same rows (cross-modal "
+                      f"distillation, {distilled.get('epochs')} epochs, "
+                      f"{distilled.get('seconds', 0) / 60:.1f} minutes of the training "
+                      f"time; last epoch: {scores}).", ""]
         # Scalars and small dicts only; long records (history) stay in metadata.json.
         items = [(k, v) for k, v in meta["training"].items() if not isinstance(v, list)
                  and not (isinstance(v, dict) and any(isinstance(x, (list, dict))
