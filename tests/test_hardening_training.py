@@ -196,3 +196,31 @@ def test_marker_is_json_that_names_its_kind(tmp_path):
     claim_folder(tmp_path / "x", "demo")
     data = json.loads((tmp_path / "x" / MARKER).read_text())
     assert data["format"] == "mmzoo-output" and data["kind"] == "demo"
+
+
+TORN = b"PK\x03\x04 torn"
+
+
+def test_a_checkpoint_killed_while_saving_leaves_the_last_complete_one(tmp_path, monkeypatch):
+    from mmzoo.training.callbacks import AtomicModelCheckpoint, partial_path
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
+    path = tmp_path / "checkpoints" / "last.keras"
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[AtomicModelCheckpoint(str(path))])
+    saved = [w.copy() for w in keras.saving.load_model(path).get_weights()]
+    assert not os.path.exists(partial_path(path))
+
+    def killed_halfway(filepath, *args, **kwargs):  # a save that dies mid-file
+        with open(filepath, "wb") as f:
+            f.write(TORN)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[AtomicModelCheckpoint(str(path))])
+    # The checkpoint is still the last complete one; the torn file is beside it.
+    for a, b in zip(keras.saving.load_model(path).get_weights(), saved):
+        np.testing.assert_array_equal(a, b)
+    assert open(partial_path(path), "rb").read() == TORN

@@ -1,4 +1,4 @@
-"""The Keras callbacks of a training run: TensorBoard scalars and the run's state file.
+"""The Keras callbacks of a training run: TensorBoard scalars, the state file, checkpoints.
 
 Both loops use them: Keras `fit` (`mmzoo.training.loop`) and the distributed
 step loop (`mmzoo.training.distribute`).
@@ -12,6 +12,36 @@ import pathlib
 import keras
 
 from mmzoo.training.recipe import monitor_mode
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint` that never leaves a torn checkpoint.
+
+    Keras writes the `.keras` file in place: a run killed while it saves
+    (a preempted machine, Ctrl-C) leaves a truncated `best.keras` that no
+    longer loads, and the best epoch is lost. This writes
+    `<name>.partial.keras` beside it and renames it over the checkpoint
+    (`os.replace`, atomic on one file system), so the checkpoint is always
+    the last complete one. Same arguments as `ModelCheckpoint`.
+    """
+
+    def _get_file_path(self, epoch, batch, logs):
+        self._final_path = super()._get_file_path(epoch, batch, logs)
+        return partial_path(self._final_path)
+
+    def _save_model(self, epoch, batch, logs):
+        self._final_path = None
+        super()._save_model(epoch, batch, logs)
+        if self._final_path is not None:
+            partial = partial_path(self._final_path)
+            if os.path.exists(partial):
+                os.replace(partial, self._final_path)
+
+
+def partial_path(path):
+    """Where `AtomicModelCheckpoint` writes `path` first: `<stem>.partial<suffix>`."""
+    path = pathlib.Path(path)
+    return str(path.with_name(f"{path.stem}.partial{path.suffix}"))
 
 
 class ScalarLogger(keras.callbacks.Callback):

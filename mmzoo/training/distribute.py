@@ -28,7 +28,7 @@ import sys
 
 import keras
 
-from mmzoo.training.callbacks import RunState, ScalarLogger
+from mmzoo.training.callbacks import AtomicModelCheckpoint, RunState, ScalarLogger
 from mmzoo.training.resume import Backup, truncate_step_log
 from mmzoo.training.run import build_run, claim_run_folder
 
@@ -275,11 +275,11 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
     # backup restores, so a resumed run stops where an uninterrupted one would.
     state = RunState(mine / "state.json", monitor, run.recipe.to_dict(),
                      patience=tr["early_stopping_patience"])
-    best_checkpoint = keras.callbacks.ModelCheckpoint(
+    best_checkpoint = AtomicModelCheckpoint(
         str(mine / "checkpoints" / "best.keras"), monitor=monitor, mode=state.mode,
         save_best_only=True)
     all_callbacks = [best_checkpoint,
-                     keras.callbacks.ModelCheckpoint(str(mine / "checkpoints" / "last.keras")),
+                     AtomicModelCheckpoint(str(mine / "checkpoints" / "last.keras")),
                      keras.callbacks.TerminateOnNaN(), state]
     if chief:
         all_callbacks.append(ScalarLogger(mine / "logs"))

@@ -43,7 +43,7 @@ import keras
 from mmzoo.training import distribute
 # The run's set-up and callbacks, shared with the distributed loop, live in
 # their own modules; their names are importable from here too.
-from mmzoo.training.callbacks import RunState, ScalarLogger
+from mmzoo.training.callbacks import AtomicModelCheckpoint, RunState, ScalarLogger
 from mmzoo.training.data import load_evaluation_data
 from mmzoo.training.evaluate import evaluate_model
 from mmzoo.training.plot import plot_history
@@ -174,9 +174,9 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
     state = RunState(out / "state.json", monitor, run.recipe.to_dict(),
                      patience=tr["early_stopping_patience"])
     all_callbacks = [
-        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "best.keras"),
+        AtomicModelCheckpoint(str(out / "checkpoints" / "best.keras"),
                                         monitor=monitor, mode=state.mode, save_best_only=True),
-        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
+        AtomicModelCheckpoint(str(out / "checkpoints" / "last.keras")),
         ScalarLogger(out / "logs"),
         keras.callbacks.TerminateOnNaN(),
         state,
