@@ -25,7 +25,10 @@ SAMPLES = 8000  # 0.5 s: 48 frames of 25 ms every 10 ms
 IMAGE = dict(image_branch="convnet", image_shape=(16, 16, 3), image_filters=4, image_blocks=2)
 TEXT = dict(text_branch="embedding", vocab_size=20, sequence_length=5, embedding_dim=4)
 AUDIO_OPTIONS = {"cnn": dict(audio_filters=4, audio_blocks=2),
-                 "gru": dict(audio_units=8, audio_time_pool=4)}
+                 "gru": dict(audio_units=8, audio_time_pool=4),
+                 "crnn": dict(audio_filters=4, audio_blocks=2, audio_units=8)}
+# Every registered branch is tested (a new one needs its small options here).
+BRANCHES = AUDIO_BRANCHES.names()
 
 
 def tone(frequency, seconds=0.5, amplitude=0.5, rate=RATE):
@@ -114,8 +117,8 @@ def test_the_front_end_round_trips_and_refuses_what_it_cannot_compute():
 
 
 def test_the_audio_branches_are_registered_functional_models():
-    assert AUDIO_BRANCHES.names() == ["cnn", "gru"] and mmzoo.branches.AUDIO_BRANCHES is \
-        AUDIO_BRANCHES
+    assert set(AUDIO_BRANCHES.names()) == set(AUDIO_OPTIONS)
+    assert mmzoo.branches.AUDIO_BRANCHES is AUDIO_BRANCHES
     assert MODALITIES.names()[:3] == ["image", "text", "audio"] and AUDIO.argument == "audio"
     cnn = AUDIO_BRANCHES.get("cnn").builder(SAMPLES, audio_filters=4, audio_blocks=3)
     assert cnn.name == "audio_cnn" and cnn.input.shape == (None, SAMPLES)
@@ -131,6 +134,11 @@ def test_the_audio_branches_are_registered_functional_models():
     slow = AUDIO_BRANCHES.get("gru").builder(4000, audio_sample_rate=8000, audio_units=4)
     logmel = slow.get_layer("audio_gru_logmel")
     assert (logmel.frame_length, logmel.frame_step, logmel.sample_rate) == (200, 80, 8000)
+    crnn = AUDIO_BRANCHES.get("crnn").builder(SAMPLES, audio_filters=4, audio_blocks=2,
+                                              audio_units=8)
+    assert crnn.name == "audio_crnn" and crnn.output.shape == (None, 8)
+    # 48 frames halved twice: the GRU reads 12 steps of 8 features.
+    assert crnn.get_layer("audio_crnn_gru").input.shape == (None, 12, 8)
     np.testing.assert_array_equal(AUDIO.remove(np.ones((2, 5), "float32")), 0)  # silence
 
 
@@ -141,6 +149,8 @@ def test_the_audio_branches_are_registered_functional_models():
     ({"audio_branch": "cnn", "audio_pooling": "flat"}, "Received: audio_pooling='flat'"),
     ({"audio_branch": "gru", "audio_units": 1.5}, "Received: audio_units=1.5"),
     ({"audio_branch": "gru", "audio_time_pool": 0}, "Received: audio_time_pool=0"),
+    ({"audio_branch": "crnn", "audio_blocks": 0}, "Received: audio_blocks=0"),
+    ({"audio_branch": "crnn", "audio_pooling": "max"}, "audio_pooling"),
     ({"audio_branch": "gru", "audio_samples": 0}, "Received: audio_samples=0"),
     ({"audio_branch": "gru", "audio_samples": 300}, "must be at least 400. Received: "
                                                     "audio_samples=300"),
@@ -160,7 +170,7 @@ def test_the_audio_options_are_validated(options, words):
     assert words in str(error.value), str(error.value)
 
 
-@pytest.mark.parametrize("branch", ["cnn", "gru"])
+@pytest.mark.parametrize("branch", BRANCHES)
 def test_an_image_and_audio_model_fits_saves_and_reloads_safely(branch, tmp_path):
     model = build(branch)
     assert list(model.input) == ["image", "audio"]
@@ -229,7 +239,7 @@ def test_film_conditions_the_image_map_on_audio_alone():
     assert not np.allclose(y, changed, atol=1e-5)  # the audio changes the answer
 
 
-@pytest.mark.parametrize("branch", ["cnn", "gru"])
+@pytest.mark.parametrize("branch", BRANCHES)
 def test_export_saved_model_and_tflite_with_builtin_ops_and_parity(branch, tmp_path):
     model = build(branch)
     bound = THRESHOLDS["float32"][1]
