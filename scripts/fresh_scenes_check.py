@@ -2,15 +2,18 @@
 
 Generates mmzoo-shapes test scenes from a seed the project never used for
 training or measuring, writes each image as a PNG file and each question (or
-caption, for matching) as a plain string, runs them through
-`mmzoo.load(NAME).predict(images=paths, texts=strings)` exactly as a user
-would, and compares the accuracy (overall and per question type or per kind of
+caption, for matching) as a plain string, or, for an entry that hears, as a
+WAV file at 22.05 kHz spoken by each of the 12 voices in turn (espeak-ng at
+the voice's own rate and pitch, no added noise), runs them through
+`mmzoo.load(NAME).predict(images=paths, texts=strings)` (or `audio=wav_paths`)
+exactly as a user would, and compares the accuracy (overall and per question type or per kind of
 false caption) with the entry's card. Exits with status 1 when the overall
 accuracy is more than `--tolerance` points away from the card's.
 
 Usage:
     python scripts/fresh_scenes_check.py shapes_vqa
     python scripts/fresh_scenes_check.py shapes_matching --num 2000 --seed 424242
+    python scripts/fresh_scenes_check.py shapes_spoken_vqa
 """
 
 import argparse
@@ -46,10 +49,30 @@ def fresh_check(name, num_examples=2000, seed=UNUSED_SEED, folder=None):
         path = os.path.join(folder, f"scene_{i:05d}.png")
         Image.fromarray(image).save(path)
         paths.append(path)
+    hears = "audio" in entry.metadata.get("inputs", ())
+    voices = None
+    if hears:
+        if entry.task != "classification":
+            raise ValueError(f"The fresh-scene check hears spoken questions (VQA) only. "
+                             f"Received: {name!r} (task {entry.task!r})")
+        import soundfile
+
+        from mmzoo.data import speech
+
+        wavs, voices = [], []
+        for i, question in enumerate(data["question"]):
+            voice = speech.VOICE_NAMES[i % len(speech.VOICE_NAMES)]
+            path = os.path.join(folder, f"question_{i:05d}.wav")
+            soundfile.write(path, speech.synthesize(str(question), voice=voice,
+                                                    sample_rate=22050), 22050)
+            wavs.append(path)
+            voices.append(voice)
+        voices = np.array(voices)
     if entry.task == "classification":
         texts = [str(q) for q in data["question"]]
         truth = [shapes.ANSWERS[int(a)] for a in data["answer"]]
-        answers = entry.predict(images=paths, texts=texts, top_k=1)
+        inputs = {"audio": wavs} if hears else {"texts": texts}
+        answers = entry.predict(images=paths, **inputs, top_k=1)
         right = np.array([label == t for ((label, _),), t in zip(answers, truth)])
         groups, names, prefix = data["question_type"], shapes.QUESTION_TYPES, "accuracy_"
     else:
@@ -63,6 +86,12 @@ def fresh_check(name, num_examples=2000, seed=UNUSED_SEED, folder=None):
     for i, group in enumerate(names):
         if np.any(groups == i):
             measured[prefix + group] = float(right[groups == i].mean())
+    if voices is not None:
+        from mmzoo.data import speech
+
+        for key, names_ in (("accuracy_train_voices", speech.TRAIN_VOICES),
+                            ("accuracy_held_out_voices", speech.HELD_OUT_VOICES)):
+            measured[key] = float(right[np.isin(voices, names_)].mean())
     card = entry.metadata.get("metrics", {})
     return {"entry": name, "seed": seed, "num_examples": num_examples, "folder": folder,
             "measured": measured, "card": {k: card.get(k) for k in measured}}
@@ -85,8 +114,9 @@ def main(argv=None):
     if args.json:
         print(json.dumps(result, indent=1))
     else:
+        given = "WAV files" if "accuracy_held_out_voices" in result["measured"] else "strings"
         print(f"{args.name} on {args.num} fresh scenes (seed {args.seed}) given as PNG files "
-              f"and strings, in {result['folder']}:")
+              f"and {given}, in {result['folder']}:")
         for key, value in result["measured"].items():
             card = result["card"].get(key)
             print(f"  {key:<36} {value:.4f}   card {card:.4f}" if card is not None

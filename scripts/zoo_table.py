@@ -1,7 +1,7 @@
 """The README's zoo table, written from the shipped entries' metadata (nothing typed in).
 
 For every entry: task, parameters, size on disk, the test metrics of its card
-(per question type for VQA, per kind of false caption for matching, BLEU and
+(per question type for VQA, per voice set for spoken VQA, per kind of false caption for matching, BLEU and
 CIDEr-D for captioning) and its measured training time on the recorded machine.
 
 Usage:
@@ -21,9 +21,11 @@ def _metrics(task, m):
     def f(key):
         return f"{m[key]:.3f}" if isinstance(m.get(key), (int, float)) else "n/a"
 
+    voices = (f"; voices: training {f('accuracy_train_voices')}, held out "
+              f"{f('accuracy_held_out_voices')}") if "accuracy_held_out_voices" in m else ""
     if task == "classification":
         return (f"accuracy {f('accuracy')} (" +
-                ", ".join(f"{t} {f('accuracy_' + t)}" for t in TYPES) + ")")
+                ", ".join(f"{t} {f('accuracy_' + t)}" for t in TYPES) + voices + ")")
     if task == "binary":
         kinds = sorted(k for k in m if k.startswith("accuracy_perturbation_"))
         return (f"accuracy {f('accuracy')}, AUC {f('auc')} (" +
@@ -47,6 +49,9 @@ def zoo_table():
         machine = training.get("machine") or {}
         minutes = (f"{training['seconds'] / 60:.0f} min on {machine.get('cpus', '?')} CPU cores"
                    if isinstance(training.get("seconds"), (int, float)) else "not recorded")
+        start = training.get("warm_start") or {}
+        if start.get("source"):  # the time is this run's; the source's is in its own row
+            minutes += f", from `{start['source']}`" + (" (frozen)" if start.get("frozen") else "")
         metrics = meta.get("metrics") or {}
         lines.append(
             f"| `{name}` | {meta['task']} | {meta['parameters']['total']:,} | "
