@@ -142,6 +142,10 @@ def test_a_spoken_model_is_distilled_from_a_written_one_and_the_copied_layers_st
                metadata=result.entry_metadata())
     card = (tmp_path / "entry" / "README.md").read_text()
     assert "and kept them fixed" in card and "cross-modal distillation, 2 epochs" in card
+    # The training curve shows the distillation first: three panels of 500 px.
+    from PIL import Image
+
+    assert Image.open(result.paths["plot"]).size[0] == 1500
     # Run again in the same folder: the finished stage is read back, not run again.
     again = training.train(recipe, tmp_path / "run", verbose=0, resume="auto")
     assert again.distillation.resumed

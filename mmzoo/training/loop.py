@@ -301,7 +301,8 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
     main_metric = next((m for m in FIT_METRICS[recipe.task] if m != "loss"), None)
     plot_history(history, paths["plot"], metric=main_metric,
                  title=f"{recipe.name}: {recipe.task} on mmzoo-shapes",
-                 best_epoch=state.best_epoch if recipe.training["restore_best"] else None)
+                 best_epoch=state.best_epoch if recipe.training["restore_best"] else None,
+                 distillation=distillation.history if distillation is not None else None)
     say("mmzoo train: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return TrainingResult(recipe=recipe, model=run.model, info=run.info, history=history,
                           metrics=metrics, paths=paths, training_seconds=seconds,

@@ -1,7 +1,7 @@
 """The training-curve plot: loss and one metric per epoch, train vs validation."""
 
 
-def plot_history(history, path, metric=None, title=None, best_epoch=None):
+def plot_history(history, path, metric=None, title=None, best_epoch=None, distillation=None):
     """Writes a PNG with the loss and `metric` per epoch, train and validation.
 
     Args:
@@ -11,6 +11,9 @@ def plot_history(history, path, metric=None, title=None, best_epoch=None):
             metric missing from `history` draws the loss only.
         title: the figure title.
         best_epoch: marks this epoch (1-based), e.g. the restored checkpoint.
+        distillation: the history of a distillation stage before training
+            (`mmzoo.training.distill`: `cosine`, `val_cosine`, ...): a first
+            panel shows its feature cosine similarity per epoch.
 
     Returns:
         `path`.
@@ -21,22 +24,26 @@ def plot_history(history, path, metric=None, title=None, best_epoch=None):
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    panels = ["loss"] + ([metric] if metric and metric in history else [])
+    panels = [("loss", history)] + ([(metric, history)] if metric and metric in history else [])
+    if distillation and distillation.get("cosine"):
+        panels.insert(0, ("cosine", distillation))
     fig = Figure(figsize=(5 * len(panels), 3.6), dpi=100)
     FigureCanvasAgg(fig)
-    for i, key in enumerate(panels):
+    for i, (key, record) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
+        if record is not history:
+            ax.set_title("distillation: student vs teacher features", fontsize=9)
         for name, style in ((key, "-o"), (f"val_{key}", "--s")):
-            values = history.get(name)
+            values = record.get(name)
             if values:
                 epochs = range(1, len(values) + 1)
                 label = "validation" if name.startswith("val_") else "train"
                 ax.plot(epochs, values, style, markersize=3, label=label)
-        if best_epoch:
+        if best_epoch and record is history:
             ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
+        ax.set_xlabel("distillation epoch" if record is not history else "epoch")
+        ax.set_ylabel("cosine similarity" if record is not history else key.replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
