@@ -92,7 +92,8 @@ def test_json_recipe_and_bare_name(tmp_path, monkeypatch):
 def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
     message = _error(tmp_path, TINY.replace("epochs = 1", "epochz = 1"))
     assert "unknown key 'epochz' in [training]" in message
-    assert "Allowed keys: batch_size, deterministic_ops, early_stopping_patience, epochs" in message
+    assert ("Allowed keys: batch_size, deterministic_ops, distill_epochs, distill_from, "
+            "distill_learning_rate, distill_to, early_stopping_patience, epochs") in message
     assert "Received: epochz=1" in message
     top = _error(tmp_path, TINY.replace('task = "classification"',
                                         'task = "classification"\nseeed = 3'))
