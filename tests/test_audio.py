@@ -18,7 +18,7 @@ from mmzoo.branches.audio import LogMelSpectrogram, band_centres
 from mmzoo.data import Preprocessor, Tokenizer
 from mmzoo.export.parity import THRESHOLDS
 from mmzoo.modalities import AUDIO
-from mmzoo.registry import AUDIO_BRANCHES, MODALITIES
+from mmzoo.registry import AUDIO_BRANCHES, FUSIONS, MODALITIES
 
 RATE = 16000
 SAMPLES = 8000  # 0.5 s: 48 frames of 25 ms every 10 ms
@@ -195,11 +195,12 @@ def test_an_image_and_audio_model_fits_saves_and_reloads_safely(branch, tmp_path
                                                    num_classes=3).get_config()
 
 
-@pytest.mark.parametrize("fusion", ["concat", "film", "sum"])
+@pytest.mark.parametrize("fusion", FUSIONS.names())
 def test_image_text_and_audio_with_each_modality_masked(fusion):
-    options = dict(fusion=fusion, compile=False, pooling="avg", fusion_dim=8)
-    if fusion == "concat":
-        del options["fusion_dim"]
+    """Every registered fusion takes three modalities, any subset present (issue 16)."""
+    options = dict(fusion=fusion, compile=False, pooling="avg")
+    if "fusion_dim" in FUSIONS.get(fusion).options:
+        options["fusion_dim"] = 8
     masked = build("cnn", text=True, modality_mask=True, **options)
     plain = build("cnn", text=True, **options)
     assert list(masked.input) == ["image", "text", "audio", "modality_mask"]

@@ -8,8 +8,8 @@ import mmzoo
 from mmzoo.fusion import ModalityDropout
 from mmzoo.registry import FUSIONS
 
-CATALOGUE = ["concat", "sum", "product", "weighted", "late", "hybrid", "layer",
-             "attention", "gated", "bilinear", "film"]
+# Every registered fusion (a new one is tested without being listed here).
+CATALOGUE = FUSIONS.names()
 SMALL = dict(image_branch="cnn", text_branch="embedding", image_shape=(32, 32, 3),
              image_filters=4, pooling="avg", vocab_size=30, sequence_length=6,
              embedding_dim=4, num_classes=3, compile=False)
