@@ -112,6 +112,35 @@ def test_the_front_end_round_trips_and_refuses_what_it_cannot_compute():
         LogMelSpectrogram()(np.zeros((1, 300), "float32"))
 
 
+def test_the_normalised_front_end_converts_to_tflite_without_losing_digits(tmp_path):
+    """3 s of quiet noise with loud bursts: log-mels near -13, frames 10 sigma out.
+
+    A float32 mean of 300 such values taken as they are loses digits that the
+    division by the spread then magnifies, and LiteRT adds in another order
+    than TensorFlow (5.6e-5 apart here, 1e-4 on the spoken-VQA entry's test
+    questions, before the mean was taken around the first frame).
+    """
+    from mmzoo.export.tflite import run_tflite
+
+    rng = np.random.default_rng(0)
+    t = np.arange(48000) / RATE
+    waves = []
+    for i in range(8):
+        wave = rng.normal(0, 0.003, 48000)
+        burst = slice(8000 + 2000 * i, 11200 + 2000 * i)
+        wave[burst] += 0.3 * sum(np.sin(2 * np.pi * f * t[burst]) for f in (300 + 50 * i, 2500,
+                                                                          6100))
+        waves.append(wave)
+    audio = np.stack(waves).astype(np.float32)
+    x = keras.Input((48000,), name="audio")
+    model = keras.Model({"audio": x}, LogMelSpectrogram(normalization="utterance")(x))
+    mmzoo.export(model, tmp_path / "front.tflite", format="tflite", parity=None, verbose=False)
+    (lite,) = run_tflite(tmp_path / "front.tflite", {"audio": audio}).values()
+    reference = model.predict({"audio": audio}, verbose=0)
+    assert np.abs(reference).max() > 9  # the bursts stand far out
+    assert np.abs(lite - reference).max() < 3e-5
+
+
 # ----------------------------------------------------------------------------
 # Branches and models
 
@@ -371,6 +400,15 @@ def test_an_audio_entry_predicts_from_wav_files_and_arrays(tmp_path):
     assert from_file[0][0][1] == pytest.approx(float(expected.max()), abs=1e-5)
     # A missing image is masked, not refused (the model was built for it).
     assert len(entry.predict(audio=[tone(300), tone(600)])) == 2
+    # An entry that hears exports, even with a tokenizer it does not use (as the
+    # spoken entries trained from recipes carry: their rows had the question written).
+    worded = Preprocessor("classification", Tokenizer.from_texts(["a b"], sequence_length=4),
+                          image_size=(16, 16, 3), label_names=("a", "b", "c"),
+                          audio_samples=SAMPLES)
+    heard = zoo.load(str(zoo.save_entry(tmp_path / "worded", model, worded,
+                                        metadata={"description": "tiny spoken"})))
+    report = mmzoo.export(heard, tmp_path / "served", verbose=False)
+    assert report.passed, report
     with pytest.raises(AudioReadError, match="not_audio"):
         entry.predict(images=image, audio=str(tmp_path / "not_audio.wav"))
 

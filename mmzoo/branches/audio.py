@@ -12,7 +12,7 @@ convolution with fixed DFT kernels (the way `keras.layers.STFTSpectrogram`
 computes it), then triangular mel filters (Davis & Mermelstein 1980), a
 logarithm and a per-utterance normalisation. It converts to TFLite builtin
 ops only (CONV_2D, MUL, FULLY_CONNECTED, LOG, MEAN, SQUARED_DIFFERENCE,
-RSQRT); `keras.layers.MelSpectrogram` does not: it calls `tf.signal.stft`
+RSQRT, SUB, STRIDED_SLICE); `keras.layers.MelSpectrogram` does not: it calls `tf.signal.stft`
 (RFFT) and scales decibels relative to the loudest value of the whole
 batch, so one example's features would depend on the others.
 
@@ -228,7 +228,13 @@ class LogMelSpectrogram(keras.layers.Layer):
         power = ops.matmul(ops.square(spectrum), ops.convert_to_tensor(self._filters))
         logmel = ops.log(power + self.log_offset)
         if self.normalization == "utterance":
-            mean = ops.mean(logmel, axis=1, keepdims=True)
+            # The mean of values near the first frame's, plus that frame: log-mels
+            # sit around -13 with a spread of ~0.4, and a float32 sum of 300 such
+            # values loses digits that the division by the spread then magnifies
+            # (LiteRT's MEAN adds in another order than TensorFlow's: 1e-4 apart on
+            # a 7-sigma frame without the shift, float32 rounding with it).
+            shift = logmel[:, :1, :]
+            mean = shift + ops.mean(logmel - shift, axis=1, keepdims=True)
             variance = ops.mean(ops.square(logmel - mean), axis=1, keepdims=True)
             logmel = (logmel - mean) * ops.rsqrt(variance + self.VARIANCE_FLOOR)
         return ops.cast(logmel, self.compute_dtype)

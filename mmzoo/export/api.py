@@ -131,7 +131,10 @@ def export(
     """
     start = time.perf_counter()
     model, entry_tokenizer = _resolve_model(model_or_entry)
-    tokenizer = tokenizer if tokenizer is not None else entry_tokenizer
+    if tokenizer is None and _reads_token_ids(model):
+        # An entry's preprocessor may hold a tokenizer its model does not use
+        # (a spoken-question entry: its rows had the question written too).
+        tokenizer = entry_tokenizer
     # A zoo entry knows what its outputs mean; the client files say it too.
     labels = getattr(getattr(model_or_entry, "preprocessor", None), "label_names", None)
     task = TASKS.of(model)
@@ -343,6 +346,12 @@ def _resolve_model(model_or_entry):
         "`model_or_entry` must be a Keras model, the path of a '.keras' file or a "
         f"zoo entry. Received: model_or_entry of type {type(model_or_entry).__name__}"
     )
+
+
+def _reads_token_ids(model):
+    """The model has a `"text"` input (the token ids a tokenizer makes)."""
+    inputs = model.input if isinstance(model.input, dict) else {}
+    return "text" in inputs
 
 
 def _encoder(tokenizer, specs):
