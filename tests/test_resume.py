@@ -164,3 +164,26 @@ def test_resume_settings_are_checked(tmp_path):
         training.train(TINY, tmp_path, resume=True, verbose=0)
     with pytest.raises(ValueError, match="Received: resume='yes'"):
         training.train(TINY, tmp_path, resume="yes", verbose=0)
+
+
+def test_a_resumed_run_counts_the_time_of_its_earlier_processes(tmp_path):
+    """The card's training time is the whole run's, not the last process's."""
+    import keras
+
+    from mmzoo.training import distribute
+
+    class SlowThenStopped(keras.callbacks.Callback):  # 0.2 s a step; interrupted at step 5
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.2)
+            if int(self.model.optimizer.iterations.numpy()) == 5:
+                raise KeyboardInterrupt
+
+    strategy = distribute.get_strategy("default")
+    run = distribute.build_distributed_run(str(TINY), strategy, epochs=EPOCHS)
+    with pytest.raises(KeyboardInterrupt):
+        distribute.fit_steps(run, tmp_path, strategy=strategy, verbose=0, backup_every=2,
+                             callbacks=[SlowThenStopped()])
+    run = distribute.build_distributed_run(str(TINY), strategy, epochs=EPOCHS)
+    _, state = distribute.fit_steps(run, tmp_path, strategy=strategy, verbose=0, backup_every=2)
+    # The backup of step 4 holds four slow steps of the first process.
+    assert state.earlier_seconds >= 0.8 and state.epochs_done == EPOCHS

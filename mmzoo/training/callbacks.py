@@ -122,6 +122,8 @@ class RunState(keras.callbacks.Callback):
         self.best = None
         self.best_epoch = None
         self.epochs_done = 0
+        # Seconds the fit spent in earlier processes of a resumed run (their backup's).
+        self.earlier_seconds = 0.0
 
     def _better(self, value):
         if self.best is None:

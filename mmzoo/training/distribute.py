@@ -25,6 +25,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 
 import keras
 
@@ -321,6 +322,8 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
         state.history = meta["history"]
         state.best, state.best_epoch = meta["best"], meta["best_epoch"]
         state.epochs_done = meta["epochs_done"]
+        # Backups written before the field existed count from this process on.
+        state.earlier_seconds = float(meta.get("seconds", 0.0))
         if meta["best"] is not None:
             best_checkpoint.best = meta["best"]
         truncate_step_log(step_log, step)
@@ -335,10 +338,15 @@ def fit_steps(run, out_dir, *, strategy=None, resume=True, backup_every=1, verbo
     train = _distribute(run.data.train_from(step), strategy, global_batch)
     train_step, test_step = make_step_functions(model, strategy, jit_compile=jit_compile)
 
+    started = time.perf_counter()
+
     def save_backup():
+        # The fit's seconds so far, this process and the ones before: a resumed
+        # run's card reports all its training time, not the last part.
         backup.save(model, step=step, meta={
             "epochs_done": state.epochs_done, "history": state.history, "best": state.best,
-            "best_epoch": state.best_epoch})
+            "best_epoch": state.best_epoch,
+            "seconds": state.earlier_seconds + time.perf_counter() - started})
 
     model.stop_training = False
     callback_list.on_train_begin()

@@ -74,7 +74,8 @@ class TrainingResult:
         metrics: the measured evaluation metrics (see `mmzoo.training.evaluate`).
         paths: `{"out_dir", "best_checkpoint", "last_checkpoint", "state",
             "logs", "history", "plot", "metrics", "recipe"}`.
-        training_seconds: wall time of `fit`.
+        training_seconds: wall time of the training (distillation and `fit`),
+            summed over the processes of a resumed run.
         epochs_run: epochs trained (fewer than asked after early stopping).
         best_epoch: the best epoch (1-based) by `training.monitor`.
         warm_start: the `WarmStart` of `training.init_from` (or `None`).
@@ -278,7 +279,11 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
                                               backup_every=backup_every, verbose=verbose)
     else:
         history, state = fit(run, out, verbose=verbose)
-    seconds = time.perf_counter() - start
+    # A resumed run adds the time its earlier processes spent: the fit's, from
+    # the backup, and a distillation stage finished before and read back.
+    seconds = time.perf_counter() - start + state.earlier_seconds
+    if distillation is not None and distillation.resumed:
+        seconds += distillation.seconds
 
     say(f"mmzoo train: evaluating on the {recipe.evaluation['split']} split")
     data = load_evaluation_data(recipe, data_dir=data_dir)
