@@ -200,28 +200,27 @@ def distill_run(run, out_dir, *, data_dir=None, verbose="auto", strategy=None):
     folder.mkdir(parents=True, exist_ok=True)
     weights, record = folder / "student.weights.h5", folder / "distillation.json"
     student = branch_of(run.model, tr["distill_to"])
-    source = tr["init_from"]
-    teacher = branch_of(load_source(source), tr["distill_from"])
-    teacher_name = f"{pathlib.Path(str(source)).name}/{teacher.name}"
-    if weights.exists() and record.exists():
+    if weights.exists() and record.exists():  # finished before: read back, teacher unneeded
         student.load_weights(weights)
         done = json.loads(record.read_text())
         return Distillation(teacher=done["teacher"], student=done["student"],
                             epochs=done["epochs"], seconds=done["seconds"],
                             history=done["history"], resumed=True)
+    source = tr["init_from"]
+    teacher = branch_of(load_source(source), tr["distill_from"])
+    teacher_name = f"{pathlib.Path(str(source)).name}/{teacher.name}"
     staged = dataclasses.replace(
         recipe, training={**tr, "epochs": tr["distill_epochs"],
                           "learning_rate": tr["distill_learning_rate"] or tr["learning_rate"]},
         modalities=tuple(dict.fromkeys((*recipe.modalities, tr["distill_from"]))))
     data = load_training_data(staged, data_dir=data_dir)
-    for batch, _ in data.validation.take(1):
-        x = batch
-        have, want = tuple(x[tr["distill_from"]].shape[1:]), tuple(teacher.inputs[0].shape[1:])
-        if any(w is not None and h != w for h, w in zip(have, want)) or len(have) != len(want):
-            raise ValueError(
-                f"The teacher {teacher_name!r} reads {tr['distill_from']} inputs of shape "
-                f"{want}; the recipe's rows give {have}: set dataset.sequence_length (or the "
-                f"input size) to the teacher's.")
+    x, _ = next(iter(data.validation.take(1)))
+    have, want = tuple(x[tr["distill_from"]].shape[1:]), tuple(teacher.inputs[0].shape[1:])
+    if len(have) != len(want) or any(w is not None and h != w for h, w in zip(have, want)):
+        raise ValueError(
+            f"The teacher {teacher_name!r} reads {tr['distill_from']} inputs of shape "
+            f"{want}; the recipe's rows give {have}: set dataset.sequence_length (or the "
+            f"input size) to the teacher's.")
     start = time.perf_counter()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
