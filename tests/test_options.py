@@ -55,6 +55,8 @@ BAD_VALUES = [
     ("film_blocks", 0, "positive integer"),
     ("film_output_dim", -4, "None or a positive integer"),
     ("relation_layers", 0, "positive integer"),
+    ("attention_layers", 0, "positive integer"),
+    ("attention_heads", 2.0, "positive integer"),
     ("film_readout", "rn", "one of 'pool', 'relation', 'spatial_softmax'"),
     ("text_layers", 0, "positive integer"),
     ("text_kernel_size", 0, "positive integer"),

@@ -292,3 +292,62 @@ def test_cnn_text_branch_sees_phrases_within_its_receptive_field():
     assert not np.allclose(keras.ops.convert_to_numpy(branch(swapped)), base)  # word order counts
     with pytest.raises(ValueError, match=r"Received: text_layers=0"):
         mmzoo.build_model("classification", **{**OPTIONS, "text_branch": "cnn"}, text_layers=0)
+
+
+# ---- Cross-attention (co-attention) -------------------------------------------
+
+def test_cross_attention_gets_the_map_and_the_tokens_and_ignores_padding(tmp_path):
+    """The text branch gives one vector per token; padding takes no part anywhere."""
+    options = {**OPTIONS, "fusion": "cross_attention", "fusion_dim": 8, "attention_heads": 2}
+    model = mmzoo.build_model("classification", **options)
+    assert model.get_layer("text_gru").output.shape == (None, 6, 8)      # per token
+    assert model.get_layer("image_convnet").output.shape == (None, 4, 4, 16)  # the cells
+    assert model.get_layer("fusion_cross_attention").output.shape == (None, 8)
+    longer = mmzoo.build_model("classification", **{**options, "sequence_length": 9})
+    randomize(model, seed=2)
+    longer.set_weights(model.get_weights())
+    x = inputs(4)
+    x["text"][:, 4:] = 0  # two real tokens fewer, padded
+    padded = {**x, "text": np.pad(x["text"], ((0, 0), (0, 3)))}
+    np.testing.assert_allclose(probabilities(longer, padded), probabilities(model, x),
+                               rtol=1e-5, atol=1e-6)
+    changed = {**x, "text": x["text"].copy()}
+    changed["text"][:, 1] = (changed["text"][:, 1] % 29) + 1  # one real token differs
+    assert not np.allclose(probabilities(model, changed), probabilities(model, x), atol=1e-5)
+    model.fit(x, np.arange(4) % 3, epochs=1, verbose=0)
+    expected = probabilities(model, x)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(probabilities(again, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_attention_layer_masks_tokens_and_takes_vectors_as_one_token():
+    from mmzoo.fusion import CrossAttentionFusion
+
+    fmap = RNG.normal(size=(3, 2, 3, 5)).astype("float32")
+    tokens = RNG.normal(size=(3, 4, 6)).astype("float32")
+    vector = RNG.normal(size=(3, 6)).astype("float32")
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], bool)
+    layer = CrossAttentionFusion(8, attention_layers=2, attention_heads=2)
+    out = keras.ops.convert_to_numpy(layer([fmap, tokens], mask=[None, mask]))
+    assert out.shape == (3, 8)
+    garbage = np.where(mask[..., None], tokens, 1e3).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer([fmap, garbage], mask=[None, mask])), out,
+        rtol=1e-5, atol=1e-5)
+    # A vector is one token: the same as a sequence of length one.
+    both = CrossAttentionFusion(8, attention_heads=2)
+    one = keras.ops.convert_to_numpy(both([fmap, vector]))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(both([fmap, vector[:, None, :]])), one,
+                               rtol=1e-6, atol=1e-6)
+    # Cells carry their coordinates: the same features at other places give another answer.
+    moved = np.roll(fmap, 1, axis=2)
+    assert not np.allclose(keras.ops.convert_to_numpy(both([moved, vector])), one, atol=1e-5)
+    with pytest.raises(ValueError, match=r"divisible by `attention_heads`.*fusion_dim=10"):
+        CrossAttentionFusion(10, attention_heads=4)
+    with pytest.raises(ValueError, match=r"Received: attention_layers=0"):
+        mmzoo.build_model("classification", **OPTIONS, fusion="cross_attention",
+                          attention_layers=0)
+    with pytest.raises(ValueError, match=r"needs the image feature map"):
+        mmzoo.build_model("classification", **{**OPTIONS, "image_branch": "tfhub"},
+                          image_handle="https://example.com/m", fusion="cross_attention")

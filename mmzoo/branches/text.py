@@ -2,6 +2,12 @@
 
 Each branch is a functional `keras.Model` named `text_<branch>`. Token id 0 is
 padding.
+
+A branch registered with `unpooled={"return_sequences": True}` can also give
+one feature vector per token, `(batch, sequence_length, text_units)`, for a
+fusion that attends over the tokens (registered with `sequences=("text",)`,
+e.g. `"cross_attention"`): `build_model` passes `return_sequences=True`,
+which is not a user option.
 """
 
 import keras
@@ -11,24 +17,30 @@ from mmzoo.validators import at_least, positive_int
 
 # The `vocab_size` option, shared with the captioning decoder.
 VOCAB_SIZE = at_least(2, "the vocabulary includes padding")
+# How a branch that can give per-token features is built that way (registration info).
+SEQUENCES = {"return_sequences": True}
 # The options of a recurrent text branch.
 RECURRENT_VALIDATORS = {
     "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int, "text_units": positive_int}
 
 
-def _recurrent(layer_class, kind, sequence_length, vocab_size, embedding_dim, text_units, name):
-    """Embedding (padding id 0 masked) + one recurrent layer reading the last state."""
+def _recurrent(layer_class, kind, sequence_length, vocab_size, embedding_dim, text_units, name,
+               return_sequences=False):
+    """Embedding (padding id 0 masked) + one recurrent layer reading the last state
+    (or every state, with the padding mask attached)."""
     inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
     x = keras.layers.Embedding(
         vocab_size, embedding_dim, mask_zero=True, name=f"text_{kind}_embedding"
     )(inputs)
-    x = layer_class(text_units, name=f"text_{kind}_{kind}")(x)
+    x = layer_class(text_units, return_sequences=return_sequences, name=f"text_{kind}_{kind}")(x)
     return keras.Model(inputs, x, name=name)
 
 
-@TEXT_BRANCHES.register("lstm", input_dtype="int32", validators=RECURRENT_VALIDATORS)
+@TEXT_BRANCHES.register("lstm", input_dtype="int32", unpooled=SEQUENCES,
+                        validators=RECURRENT_VALIDATORS)
 def lstm_branch(
     sequence_length,
+    return_sequences=False,
     *,
     vocab_size=10000,
     embedding_dim=64,
@@ -39,6 +51,8 @@ def lstm_branch(
 
     Args:
         sequence_length: number of token ids per example.
+        return_sequences: give every state (not an option: `build_model`
+            sets it for a fusion that attends over tokens).
         vocab_size: size of the token vocabulary, padding included.
         embedding_dim: size of each token embedding.
         text_units: LSTM units (the size of the text feature).
@@ -46,15 +60,19 @@ def lstm_branch(
 
     Returns:
         A `keras.Model` from int token ids `(batch, sequence_length)` to
-        `(batch, text_units)`.
+        `(batch, text_units)`, or `(batch, sequence_length, text_units)`
+        with `return_sequences` (padding masked: a padded step repeats the
+        last state).
     """
     return _recurrent(keras.layers.LSTM, "lstm", sequence_length, vocab_size, embedding_dim,
-                      text_units, name)
+                      text_units, name, return_sequences)
 
 
-@TEXT_BRANCHES.register("gru", input_dtype="int32", validators=RECURRENT_VALIDATORS)
+@TEXT_BRANCHES.register("gru", input_dtype="int32", unpooled=SEQUENCES,
+                        validators=RECURRENT_VALIDATORS)
 def gru_branch(
     sequence_length,
+    return_sequences=False,
     *,
     vocab_size=10000,
     embedding_dim=64,
@@ -69,6 +87,8 @@ def gru_branch(
 
     Args:
         sequence_length: number of token ids per example.
+        return_sequences: give every state (not an option: `build_model`
+            sets it for a fusion that attends over tokens).
         vocab_size: size of the token vocabulary, padding included.
         embedding_dim: size of each token embedding.
         text_units: GRU units (the size of the text feature).
@@ -76,17 +96,20 @@ def gru_branch(
 
     Returns:
         A `keras.Model` from int token ids `(batch, sequence_length)` to
-        `(batch, text_units)`.
+        `(batch, text_units)`, or `(batch, sequence_length, text_units)`
+        with `return_sequences` (padding masked: a padded step repeats the
+        last state).
     """
     return _recurrent(keras.layers.GRU, "gru", sequence_length, vocab_size, embedding_dim,
-                      text_units, name)
+                      text_units, name, return_sequences)
 
 
-@TEXT_BRANCHES.register("cnn", input_dtype="int32", validators={
+@TEXT_BRANCHES.register("cnn", input_dtype="int32", unpooled=SEQUENCES, validators={
     "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int, "text_units": positive_int,
     "text_layers": positive_int, "text_kernel_size": positive_int})
 def cnn_text_branch(
     sequence_length,
+    return_sequences=False,
     *,
     vocab_size=10000,
     embedding_dim=64,
@@ -112,6 +135,9 @@ def cnn_text_branch(
 
     Args:
         sequence_length: number of token ids per example.
+        return_sequences: give the last convolution's output at every
+            token instead of its maximum over time (not an option:
+            `build_model` sets it for a fusion that attends over tokens).
         vocab_size: size of the token vocabulary, padding included.
         embedding_dim: size of each token embedding.
         text_units: filters of every convolution (the size of the text feature).
@@ -121,14 +147,16 @@ def cnn_text_branch(
 
     Returns:
         A `keras.Model` from int token ids `(batch, sequence_length)` to
-        `(batch, text_units)`.
+        `(batch, text_units)`, or `(batch, sequence_length, text_units)`
+        with `return_sequences`.
     """
     inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="text_cnn_embedding")(inputs)
     for i in range(1, text_layers + 1):
         x = keras.layers.Conv1D(text_units, text_kernel_size, padding="same", activation="relu",
                                 name=f"text_cnn_conv{i}")(x)
-    x = keras.layers.GlobalMaxPooling1D(name="text_cnn_max_pool")(x)
+    if not return_sequences:
+        x = keras.layers.GlobalMaxPooling1D(name="text_cnn_max_pool")(x)
     return keras.Model(inputs, x, name=name)
 
 

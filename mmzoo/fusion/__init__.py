@@ -17,6 +17,7 @@ One module per family; each registers itself in `FUSIONS` under the name that
 | `"bilinear"` | low-rank bilinear pooling (MFB) | `fusion_dim`, `bilinear_factors` |
 | `"film"` | text scales and shifts the image feature map, at one or several depths; pooled, or read out by a relation network | `fusion_dim`, `pooling`, `film_blocks`, `coord_channels`, `film_output_dim`, `film_readout`, `relation_layers` |
 | `"relation"` | relation network over pairs of image cells and the text | `fusion_dim`, `relation_layers` |
+| `"cross_attention"` | image cells and text tokens attend to each other (co-attention), then max over each | `fusion_dim`, `attention_layers`, `attention_heads` |
 
 `z_i = W_i x_i + b_i` is each modality projected into the common embedding
 space of size `fusion_dim`. Every fusion takes an optional per-example
@@ -43,7 +44,9 @@ registry refuses another); one left undeclared takes that shared validator,
 or else one inferred from its default's type. Registration info:
 `decision_level=True` (the builder gets `head=` and returns the prediction,
 see `mmzoo.fusion.decision`) and `feature_maps=("image",)` (that branch is
-built with `pooling=None`, see `mmzoo.fusion.film`).
+built with `pooling=None`, see `mmzoo.fusion.film`) and `sequences=("text",)`
+(that branch gives one vector per step where it can, see
+`mmzoo.fusion.cross_attention`).
 """
 
 from mmzoo.fusion.arithmetic import (
@@ -58,6 +61,7 @@ from mmzoo.fusion.attention import AttentionFusion, GatedFusion, attention_fusio
 from mmzoo.fusion.base import FusionLayer
 from mmzoo.fusion.bilinear import BilinearFusion, bilinear_fusion
 from mmzoo.fusion.concat import concat_fusion
+from mmzoo.fusion.cross_attention import CrossAttentionFusion, cross_attention_fusion
 from mmzoo.fusion.decision import ProductRuleFusion, VoteFusion, hybrid_fusion, late_fusion
 from mmzoo.fusion.film import FiLMFusion, film_fusion
 from mmzoo.fusion.inspection import modality_weights
@@ -79,6 +83,7 @@ __all__ = [
     "FiLMFusion",
     "LayerFusion",
     "RelationFusion",
+    "CrossAttentionFusion",
     "VoteFusion",
     "MaskModalities",
     "ModalityDropout",
@@ -94,5 +99,6 @@ __all__ = [
     "bilinear_fusion",
     "film_fusion",
     "relation_fusion",
+    "cross_attention_fusion",
     "modality_weights",
 ]

@@ -188,13 +188,18 @@ class MultimodalModel(OptionsModel):
         fusion = FUSIONS.get(resolved["fusion"]) if len(present) > 1 else None
         # Fusions that work on feature maps (FiLM) get those branches unpooled;
         # the fusion pools after combining (it reads the `pooling` option).
+        # Fusions that attend over steps (cross-attention) get the `sequences`
+        # branches unpooled where the branch can be (`Component.unpooled`).
         feature_maps = fusion.info.get("feature_maps", ()) if fusion else ()
+        sequences = fusion.info.get("sequences", ()) if fusion else ()
         inputs, features = {}, {}
         for modality in present:
             component = modality.branches.get(resolved[modality.branch_option])
             kwargs = _kwargs(component, resolved)
             if modality.name in feature_maps:
                 kwargs["pooling"] = None
+            elif modality.name in sequences and component.unpooled() is not None:
+                kwargs.update(component.unpooled())
             branch = component.builder(resolved[modality.shape_option], **kwargs)
             inputs[modality.name] = keras.Input(
                 shape=branch.input.shape[1:], dtype=branch.input.dtype, name=modality.name
