@@ -220,7 +220,8 @@ def make_parser():
 # Python argument names that a command's flag sets under another name.
 PYTHON_NAMES = {
     "predict": {"images": "--image", "texts": "--text", "audio": "--audio"},
-    "explain": {"images": "--image", "texts": "--text", "image_method": "--image-method"},
+    "explain": {"images": "--image", "texts": "--text", "image_method": "--image-method",
+                "image_layer": "--image-layer"},
     "evaluate": {"num_examples": "--examples"},
     "tune": {"search_space": "--space"},
 }

@@ -3,14 +3,20 @@
 `explain(model_or_entry, images=..., texts=...)` returns one `Explanation` per
 example:
 
-- `image_map`: Grad-CAM (Selvaraju et al., ICCV 2017) on the image branch's
-  last feature map: the feature map's channels weighted by the spatially
-  averaged gradient of the explained score, ReLU, upsampled (bilinear) to the
-  input image's pixels and normalised to sum to 1; or, with
-  `image_method="hirescam"`, HiResCAM (Draelos & Carin 2020), which weighs
-  each position by its own gradient instead of the average. For a branch that pools or
-  flattens its map, the gradient reaches the map through that pooling (chain
-  rule), so every image branch is covered.
+- `image_map`: Grad-CAM (Selvaraju et al., ICCV 2017) on the last feature
+  map of the image's path (`image_layer="last"`): the feature map's channels
+  weighted by the spatially averaged gradient of the explained score, ReLU,
+  upsampled (bilinear) to the input image's pixels and normalised to sum to
+  1; or, with `image_method="hirescam"`, HiResCAM (Draelos & Carin 2020),
+  which weighs each position by its own gradient instead of the average.
+  Grad-CAM reads the last convolutional feature map, where semantics and
+  positions meet. In a model whose fusion transforms the image map itself
+  (`film`, `cross_attention`: the fusion's `call(..., return_map=True)`),
+  that is the fusion's last map, the one its readout pools, which has seen
+  the question; elsewhere it is the image branch's last map.
+  `image_layer="branch"` always takes the image branch's. For a branch that
+  pools or flattens its map, the gradient reaches the map through that
+  pooling (chain rule), so every image branch is covered.
 - `token_scores`: integrated gradients (Sundararajan et al., ICML 2017) on
   the text embeddings, from the all-zero embedding to the real one along a
   straight line (`steps` Riemann points, midpoint rule); one score per
@@ -80,6 +86,8 @@ class Explanation:
         target: the explained class index.
         text: the text, as the tokenizer reads it (or `None`).
         image_method: how `image_map` was made (`"grad_cam"` or `"hirescam"`).
+        image_layer: which map it was made on: `"fusion"` (the fusion's last
+            map) or `"branch"` (the image branch's last map).
         audio_scores: `(windows,)` float32, the score's drop when each window
             of the waveform is silenced (occlusion), or `None` for a model
             without audio.
@@ -98,6 +106,7 @@ class Explanation:
     image_method: str = "grad_cam"
     audio_scores: np.ndarray = None
     audio_window: float = None
+    image_layer: str = "branch"
 
     def plot(self, path=None):
         """Image with the Grad-CAM overlay, the words coloured by score, the modality shares.
@@ -121,7 +130,10 @@ class Explanation:
             ax.imshow(self.image, interpolation="nearest")
             if self.image_map is not None:
                 ax.imshow(self.image_map, cmap="jet", alpha=0.45, interpolation="bilinear")
-            ax.set_title({"grad_cam": "Grad-CAM", "hirescam": "HiResCAM"}[self.image_method])
+            method = {"grad_cam": "Grad-CAM", "hirescam": "HiResCAM"}[self.image_method]
+            where = {"fusion": "fusion's last map", "branch": "image branch's map"}.get(
+                self.image_layer)
+            ax.set_title(f"{method} ({where})" if where else method, fontsize=10)
         ax.axis("off")
         ax = axes[1]
         ax.axis("off")
@@ -230,10 +242,12 @@ class CaptionExplanation:
 
 
 IMAGE_METHODS = ("grad_cam", "hirescam")
+IMAGE_LAYERS = ("last", "branch")
 
 
 def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, tokenizer=None,
-            image_method="grad_cam", generation=None, audio_window=0.1, **raw):
+            image_method="grad_cam", image_layer="last", generation=None, audio_window=0.1,
+            **raw):
     """Explains a model's answers: Grad-CAM, integrated gradients, modality shares.
 
     Args:
@@ -253,7 +267,16 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
             position, summed over channels). When the question changes which
             channels matter *where* (FiLM), averaging the gradient over the
             map blurs that away: on `shapes_vqa`, the HiResCAM peak lies on
-            the object a colour or shape question names far more often.
+            the object a colour or shape question names far more often
+            on the image branch's map (0.90 against 0.31; on the FiLM's
+            last map both exceed 0.95).
+        image_layer: `"last"`: the last feature map of the image's path,
+            the fusion's own when it transforms the map (FiLM,
+            cross-attention), else the image branch's; `"branch"`: the
+            image branch's last feature map. On `shapes_vqa` the first
+            puts the Grad-CAM peak on the object a colour or shape question
+            names far more often (0.99 against 0.31 of 72 fresh questions):
+            the branch's map has not seen the question.
         audio_window: for a model that hears, the occlusion window of
             `audio_scores`, in seconds (> 0).
         **raw: the raw inputs of other declared modalities, e.g. `audio=`
@@ -307,6 +330,9 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
     if image_method not in IMAGE_METHODS:
         raise ValueError(f"`image_method` must be one of {IMAGE_METHODS}. "
                          f"Received: image_method={image_method!r}")
+    if image_layer not in IMAGE_LAYERS:
+        raise ValueError(f"`image_layer` must be one of {IMAGE_LAYERS}. "
+                         f"Received: image_layer={image_layer!r}")
     if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
         raise ValueError(f"`steps` must be a positive integer. Received: steps={steps!r}")
     inputs = {k: np.asarray(v) for k, v in inputs.items()}
@@ -319,7 +345,8 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
     targets = _targets(task, output, target, n)
     score = _scorer(task, targets)
     scores = score(output)
-    image_maps = _grad_cam(model, inputs, score, image_method) if "image" in inputs else None
+    image_maps, layer = (_grad_cam(model, inputs, score, image_method, image_layer)
+                         if "image" in inputs else (None, None))
     token_scores = _integrated_gradients(model, inputs, score, steps) if "text" in inputs else None
     audio_scores = (_audio_occlusion(model, inputs, score, scores, audio_window)
                     if "audio" in inputs else None)
@@ -348,7 +375,7 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=32, t
                 for m, w in fusion_weights.items()},
             answer=answer, score=float(scores[i]), target=int(targets[i]),
             text=None if tokens is None else " ".join(w for w, _ in tokens),
-            image_method=image_method,
+            image_method=image_method, image_layer=layer,
             audio_scores=None if audio_scores is None else audio_scores[i],
             audio_window=None if audio_scores is None else float(audio_window)))
     return results
@@ -438,13 +465,55 @@ def _watch(model, layer):
     return keras.Model(model.inputs, [_outer_output(layer), model.output])
 
 
-def _grad_cam(model, inputs, score, method="grad_cam"):
+def _map_fusion(model, branch):
+    """The fusion layer fed the image branch's map that can return its own last map."""
+    import inspect
+
+    import keras
+
+    from mmzoo.fusion.base import FusionLayer
+
+    image = _outer_output(branch)
+    for layer in model.layers:
+        if not (isinstance(layer, FusionLayer)
+                and "return_map" in inspect.signature(layer.call).parameters):
+            continue
+        node = layer._inbound_nodes[-1]
+        if any(t is image for t in keras.tree.flatten(node.arguments.args)):
+            return layer, node
+    return None, None
+
+
+def _fusion_map_and_gradient(model, fusion, node, x, score):
+    """The fusion's last map and the score's gradient there, `(batch, h, w, c)` each."""
+    import keras
+    import tensorflow as tf
+
+    features = list(node.arguments.args[0])
+    mask = node.arguments.kwargs.get("modality_mask")
+    probe = keras.Model(model.inputs, features + ([mask] if mask is not None else []))
+    head = keras.Model(fusion.output, model.output)
+    with tf.GradientTape() as tape:
+        # The probe's outputs carry their Keras masks (token padding) into the call.
+        got = list(probe(x, training=False))
+        kwargs = {"modality_mask": got.pop()} if mask is not None else {}
+        fused, fmap = fusion(got, return_map=True, **kwargs)
+        value = score.tensor(keras.tree.flatten(head(fused, training=False))[0])
+    return fmap, tape.gradient(value, fmap)
+
+
+def _grad_cam(model, inputs, score, method="grad_cam", layer="last"):
+    """`((batch, H, W) maps, "fusion" or "branch")`: Grad-CAM or HiResCAM."""
     import keras
     import tensorflow as tf
 
     branch = branch_of(model, "image")
-    probe = _watch(model, branch)
     x = {k: tf.constant(v) for k, v in inputs.items()}
+    fusion, node = _map_fusion(model, branch) if layer == "last" else (None, None)
+    if fusion is not None:
+        fmap, gmap = _fusion_map_and_gradient(model, fusion, node, x, score)
+        return _cam(np.asarray(fmap), np.asarray(gmap), method, inputs), "fusion"
+    probe = _watch(model, branch)
     with tf.GradientTape() as tape:
         features, output = probe(x, training=False)
         value = score.tensor(keras.tree.flatten(output)[0])
@@ -462,7 +531,12 @@ def _grad_cam(model, inputs, score, method="grad_cam"):
         with tf.GradientTape() as tape:
             fmap, pooled = inner(x["image"], training=False)
         gmap = tape.gradient(pooled, fmap, output_gradients=grads)
-    fmap, gmap = np.asarray(fmap), np.asarray(gmap)
+    return _cam(np.asarray(fmap), np.asarray(gmap), method, inputs), "branch"
+
+
+def _cam(fmap, gmap, method, inputs):
+    import tensorflow as tf
+
     weights = gmap.mean(axis=(1, 2), keepdims=True) if method == "grad_cam" else gmap
     cam = np.maximum((weights * fmap).sum(-1), 0.0)[..., None]
     height, width = inputs["image"].shape[1:3]
@@ -655,7 +729,7 @@ def _explain_generated(task, model, inputs, tok, steps, image_method, generation
     for t in range(steps_to_explain):
         score = _position_scorer(t, tokens[:, t])
         full = score(output)
-        maps = _grad_cam(model, x, score, image_method)
+        maps, _ = _grad_cam(model, x, score, image_method)  # a decoder has no map fusion
         token_scores = _integrated_gradients(model, x, score, steps)
         drops = np.maximum(np.stack([full - score(no_image), full - score(no_text)]), 0.0)
         total = drops.sum(axis=0)

@@ -63,6 +63,8 @@ class CrossAttentionFusion(FusionLayer):
             (batch, u_1), ...]`.
         modality_mask: optional `(batch, len(inputs))` mask, 1.0 = present.
         mask: set by Keras from the token features' padding masks.
+        return_map: also return the cells after the last block, as a map
+            `(batch, h, w, fusion_dim)` (for Grad-CAM, `mmzoo.explain`).
 
     Output: `(batch, fusion_dim)`.
 
@@ -144,7 +146,7 @@ class CrossAttentionFusion(FusionLayer):
         self.final_cells_norm = norm("cells_final_norm")
         self.readout = dense(d, "readout", 2 * d, "relu")
 
-    def call(self, inputs, modality_mask=None, mask=None):
+    def call(self, inputs, modality_mask=None, mask=None, return_map=False):
         inputs = [ops.cast(x, self.compute_dtype) for x in inputs]
         masks = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(inputs)
         if modality_mask is not None:
@@ -190,7 +192,10 @@ class CrossAttentionFusion(FusionLayer):
         token_max = ops.max(ops.where(token_mask[:, :, None], tokens, filler), axis=1)
         any_token = ops.any(token_mask, axis=1, keepdims=True)
         token_max = ops.where(any_token, token_max, ops.zeros_like(token_max))
-        return self.readout(ops.concatenate([token_max, ops.max(cells, axis=1)], axis=-1))
+        # The cells as a map: what the readout pools (and what Grad-CAM reads).
+        cell_map = ops.reshape(cells, (-1, height, width, self.fusion_dim))
+        out = self.readout(ops.concatenate([token_max, ops.max(cell_map, axis=(1, 2))], axis=-1))
+        return (out, cell_map) if return_map else out
 
     def compute_mask(self, inputs, mask=None):
         return None

@@ -73,6 +73,13 @@ class FiLMFusion(FusionLayer):
         relation_layers: layers of the relation readout's `g`, >= 1.
         **kwargs: base layer arguments.
 
+    Call arguments:
+        inputs: `[image_map (batch, h, w, c), condition (batch, size), ...]`.
+        modality_mask: optional `(batch, len(inputs))` mask, 1.0 = present.
+        return_map: also return the last modulated map `(batch, h, w,
+            channels)`, the one the readout reads (for Grad-CAM: the
+            network's last convolutional feature map, `mmzoo.explain`).
+
     Output: `(batch, channels)` for avg/max pooling and the relation readout,
     `(batch, 3 * channels)` for the spatial-softmax readout (pooled values,
     then the expected rows, then the expected columns), `(batch, h * w *
@@ -164,7 +171,7 @@ class FiLMFusion(FusionLayer):
         grid = ops.broadcast_to(grid[None], (ops.shape(x)[0], height, width, 2))
         return ops.concatenate([x, grid], axis=-1)
 
-    def call(self, inputs, modality_mask=None, training=None):
+    def call(self, inputs, modality_mask=None, training=None, return_map=False):
         inputs = list(inputs)
         fmap, conds = inputs[0], inputs[1:]
         fmap = ops.cast(fmap, self.compute_dtype)
@@ -192,15 +199,18 @@ class FiLMFusion(FusionLayer):
             h = ops.relu(entry(self._coords(z)))
             z = h + modulate(norm(conv(h), training=training), i)
         if self.readout is not None:
-            return self.readout([z, cond])
-        if self.output_conv is not None:
-            z = ops.relu(self.output_conv(self._coords(z)))
-        if self.pooling == "flatten":
-            return ops.reshape(z, (-1, z.shape[1] * z.shape[2] * z.shape[3]))
-        pooled = ops.mean(z, axis=(1, 2)) if self.pooling == "avg" else ops.max(z, axis=(1, 2))
-        if self.film_readout == "spatial_softmax":
-            return ops.concatenate([pooled, self._expected_coordinates(z)], axis=-1)
-        return pooled
+            out = self.readout([z, cond])
+        else:
+            if self.output_conv is not None:
+                z = ops.relu(self.output_conv(self._coords(z)))
+            if self.pooling == "flatten":
+                out = ops.reshape(z, (-1, z.shape[1] * z.shape[2] * z.shape[3]))
+            else:
+                out = (ops.mean(z, axis=(1, 2)) if self.pooling == "avg"
+                       else ops.max(z, axis=(1, 2)))
+                if self.film_readout == "spatial_softmax":
+                    out = ops.concatenate([out, self._expected_coordinates(z)], axis=-1)
+        return (out, z) if return_map else out
 
     def _expected_coordinates(self, z):
         """`(batch, 2 * channels)`: each channel's softmax-weighted mean row, then column."""

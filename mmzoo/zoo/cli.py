@@ -222,13 +222,17 @@ def add_explain(parser):
                         help="integrated-gradients steps (default: %(default)s)")
     parser.add_argument("--image-method", choices=("grad_cam", "hirescam"), default="grad_cam",
                         help="the image map: Grad-CAM or HiResCAM (default: %(default)s)")
+    parser.add_argument("--image-layer", choices=("last", "branch"), default="last",
+                        help="the feature map it is made on: the last one of the image's "
+                             "path (the fusion's own for FiLM and cross-attention) or the "
+                             "image branch's (default: %(default)s)")
 
 
 def run_explain(args):
     from mmzoo.explain import explain
 
     (why,) = explain(_load(args), images=args.image, texts=args.text, steps=args.steps,
-                     image_method=args.image_method)
+                     image_method=args.image_method, image_layer=args.image_layer)
     why.plot(args.out)
     if hasattr(why, "words"):  # a caption: one line per generated word
         print(f"caption    {why.caption}")
