@@ -118,12 +118,13 @@ def _run_train(args):
     if not args.quiet:
         print(f"mmzoo train: {recipe.name}: {result.epochs_run} epochs in "
               f"{result.training_seconds:.0f} s (best epoch {result.best_epoch})")
-        for key, value in result.metrics.items():
-            print(f"  {key:<28} {value:.4f}" if isinstance(value, float) else
-                  f"  {key:<28} {value}")
-        print(f"  training curve               {result.paths['plot']}")
-        print(f"  entry                        {entry}")
-        print(f"  publish it with              mmzoo publish {entry}")
+        rows = [(key, f"{value:.4f}" if isinstance(value, float) else value)
+                for key, value in result.metrics.items()]
+        rows += [("training curve", result.paths["plot"]), ("entry", entry),
+                 ("publish it with", f"mmzoo publish {entry}")]
+        width = max(len(key) for key, _ in rows)
+        for key, value in rows:
+            print(f"  {key:<{width}} {value}")
 
 
 def _add_publish(parser):

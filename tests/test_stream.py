@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras
-from mmzoo.data import shapes
+from mmzoo.data import shapes, shapes_arrays
 from mmzoo.training import Recipe, build_run, distribute, train
 from mmzoo.training.data import load_evaluation_data
 
@@ -105,3 +105,47 @@ def test_resumed_stream_run_ends_as_if_never_interrupted(tmp_path):
     resumed = fit(tmp_path / "resumed")
     for a, b in zip(reference, resumed):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def _matching(**dataset):
+    config = json.loads(json.dumps(STREAM))
+    config["task"] = "binary"
+    config["dataset"].update(dataset)
+    return Recipe.from_dict(config)
+
+
+def test_paired_negatives_stream_each_scene_with_its_true_and_its_one_edit_false_caption():
+    """Minimal pairs: the two rows of a scene share the image and differ by one edit."""
+    assert _matching().dataset["negatives"] == "sampled"
+    assert "negatives" not in recipe().dataset  # other tasks do not have the setting
+    paired = build_run(_matching(negatives="paired")).data
+    assert paired.num_train_examples == 80 and paired.steps_per_epoch == 5
+    images, texts, labels = (np.concatenate(a) for a in zip(*batches(paired.train.take(5))))
+    assert labels.ravel().tolist() == [1.0, 0.0] * 40
+    np.testing.assert_array_equal(images[0::2], images[1::2])
+    data = shapes.stream_scenes(40, "train", image_size=32, seed=3)
+    tok = paired.info.tokenizer
+    for k in range(40):
+        true, false = tok.decode(texts[2 * k]).split(), tok.decode(texts[2 * k + 1]).split()
+        assert true == tok.decode(tok.encode([data["match_true"][k]], 32)[0]).split()
+        assert len(true) == len(false) and sum(a != b for a, b in zip(true, false)) >= 1
+        # The sampled caption of the same scene is one side of its pair.
+        assert data["match_caption"][k] in (data["match_true"][k], data["match_false"][k])
+        assert data["match_false_perturbation"][k] >= 1
+    # The next epoch pairs fresh scenes; validation stays one row per scene.
+    later = batches(paired.train.skip(5).take(1))[0][0]
+    assert not any((later[i] == images).all(axis=(1, 2, 3)).any() for i in range(len(later)))
+    assert sum(len(y) for _, y in paired.validation) == 16
+
+
+def test_paired_negatives_are_checked():
+    with pytest.raises(ValueError, match=r"dataset.negatives applies to 'matching' only.*"
+                                         r"negatives='paired' with task='classification'"):
+        recipe(negatives="paired")
+    with pytest.raises(ValueError, match=r"source='stream' or 'memory'. Received: source='tfds'"):
+        _matching(negatives="paired", source="tfds")
+    with pytest.raises(ValueError, match=r"negatives"):
+        _matching(negatives="both")
+    with pytest.raises(ValueError, match=r"for 'matching' only. Received: negatives='paired' "
+                                         r"with task='vqa'"):
+        shapes_arrays("vqa", 4, image_size=16, negatives="paired")

@@ -44,6 +44,9 @@ TEXT_FIELDS = problems.TEXT_FIELDS
 #: `{task: default token ids per text}` of the problem that feeds each task.
 DEFAULT_SEQUENCE_LENGTH = {t: problems.get(t).sequence_length for t in TASKS}
 CAPTION_MODES = ("all", "first")
+# Matching rows: one caption per scene, true or false at random ("sampled"), or
+# both sides of its pair, next to each other ("paired": minimal pairs).
+NEGATIVE_MODES = ("sampled", "paired")
 SPLITS = ("train", "validation", "test")
 
 
@@ -177,6 +180,17 @@ def _check_captions(captions):
                          f"captions={captions!r}")
 
 
+def _check_negatives(negatives, problem):
+    if negatives not in NEGATIVE_MODES:
+        raise ValueError(f"`negatives` must be one of {NEGATIVE_MODES}. Received: "
+                         f"negatives={negatives!r}")
+    if negatives == "paired" and not problem.pairs_negatives:
+        able = [p.name for p in problems.PROBLEMS.values() if p.pairs_negatives]
+        raise ValueError(f"negatives='paired' gives both sides of a matching pair: for "
+                         f"{', '.join(map(repr, able))} only. Received: "
+                         f"negatives='paired' with task={problem.name!r}")
+
+
 def split_voices(split):
     """The voices a split is spoken by: `"train"` for training, `"all"` otherwise."""
     return "train" if split == "train" else "all"
@@ -197,7 +211,7 @@ def _check_voices(voices, problem):
 
 def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None, *,
                   split="train", sequence_length=None, text_field=None, captions="all",
-                  audio_samples=None, voices=None):
+                  audio_samples=None, voices=None, negatives="sampled"):
     """mmzoo-shapes examples for `task` as NumPy arrays, generated in memory.
 
     Fast (no TFDS, no files): 256 examples at 64x64 take about 0.1 s. The
@@ -219,6 +233,10 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
             `"match_caption"` or `"caption"` (the first reference caption).
         captions: captioning only: `"all"` (each scene once per reference
             caption) or `"first"`.
+        negatives: matching only: `"sampled"` (each scene once, with its
+            true or its false caption at random) or `"paired"` (each scene
+            twice, rows `2k` and `2k + 1`: its true caption, then its
+            one-edit false version: minimal pairs).
         audio_samples: spoken problems only: samples per waveform (default
             the problem's: 48000 = 3 s for questions, 160000 for captions).
         voices: spoken problems only: who speaks (`"train"`, `"held_out"`,
@@ -250,24 +268,27 @@ def shapes_arrays(task, num_examples=256, image_size=64, seed=0, tokenizer=None,
     info = _resolve(task, tokenizer, sequence_length, text_field, image_size, audio_samples)
     _check_captions(captions)
     _check_voices(voices, problems.get(info.problem))
-    per_scene = rows_per_scene(info.problem, captions)
+    _check_negatives(negatives, problems.get(info.problem))
+    per_scene = rows_per_scene(info.problem, captions, negatives)
     data = shapes.generate_scenes(-(-num_examples // per_scene), split=split,
                                   image_size=image_size, seed=seed)
     inputs, labels = scene_rows(data, info, np.arange(num_examples), captions=captions,
-                                split=split, seed=seed, voices=voices)
+                                split=split, seed=seed, voices=voices, negatives=negatives)
     inputs["image"] = inputs["image"].astype(np.float32)
     return inputs, labels, info
 
 
-def rows_per_scene(task, captions="all"):
-    """Rows one scene gives: 5 for captions with `captions="all"`, else 1.
+def rows_per_scene(task, captions="all", negatives="sampled"):
+    """Rows one scene gives: 5 for captions with `captions="all"`, 2 for matching
+    with `negatives="paired"`, else 1.
 
     `task`: a problem or task name (see `mmzoo.data.problems.get`).
     """
-    return problems.get(task).rows_per_scene(captions)
+    return problems.get(task).rows_per_scene(captions, negatives)
 
 
-def scene_rows(data, info, rows, captions="all", *, split=None, seed=None, voices=None):
+def scene_rows(data, info, rows, captions="all", *, split=None, seed=None, voices=None,
+               negatives="sampled"):
     """Model-ready rows from generated scenes.
 
     Args:
@@ -277,6 +298,9 @@ def scene_rows(data, info, rows, captions="all", *, split=None, seed=None, voice
             `r // rows_per_scene` (and, for captioning with `captions="all"`,
             its caption `r % 5`).
         captions: captioning only: `"all"` or `"first"`.
+        negatives: matching only: `"sampled"` or `"paired"` (row `r` is
+            scene `r // 2`'s true caption when `r` is even, its false one
+            when odd).
         split, seed: spoken problems: the split and dataset seed of the
             scenes (the speech is drawn from them and the scene ids; the
             stream's scenes are `"train"`).
@@ -289,9 +313,10 @@ def scene_rows(data, info, rows, captions="all", *, split=None, seed=None, voice
         `info.perturbations` (and `info.voices`) to the rows' values.
     """
     problem = problems.get(info.problem or info.task)
-    per_scene = problem.rows_per_scene(captions)
+    per_scene = problem.rows_per_scene(captions, negatives)
     rows = np.asarray(rows)
     scenes, which = rows // per_scene, rows % per_scene
+    paired = problem.pairs_negatives and negatives == "paired"
     images = data["image"][scenes]
     tok, length = info.tokenizer, info.sequence_length
     if problem.generates_text:
@@ -300,13 +325,19 @@ def scene_rows(data, info, rows, captions="all", *, split=None, seed=None, voice
                           add_end=True)
         text = np.where(full[:, :-1] == END, PAD, full[:, :-1]).astype(np.int32)
         labels = full[:, 1:].astype(np.int32)
+    elif paired:
+        true = which == 0
+        texts = np.where(true, data["match_true"][scenes], data["match_false"][scenes])
+        text = tok.encode(list(texts), sequence_length=length)
+        labels = true.astype(np.float32)[:, None]
     else:
         field = info.text_field
         texts = (data["captions"][scenes, 0] if field == "caption" else data[field][scenes])
         text = tok.encode(list(texts), sequence_length=length)
         labels = problem.labels_from_scenes(data, scenes)
     info.question_types = data["question_type"][scenes]
-    info.perturbations = data["match_perturbation"][scenes]
+    info.perturbations = (np.where(which == 0, 0, data["match_false_perturbation"][scenes])
+                          if paired else data["match_perturbation"][scenes])
     inputs = {"image": images, "text": text}
     if problem.spoken:
         inputs["audio"], info.voices = _spoken_rows(data, scenes, problem, info, split, seed,

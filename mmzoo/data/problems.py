@@ -132,9 +132,18 @@ class Problem:
         """The labels are the text itself, shifted by one token (captions)."""
         return self.label_format == "next_tokens"
 
-    def rows_per_scene(self, captions="all"):
-        """Rows one scene gives: every reference caption with `captions="all"`, else 1."""
-        return shapes.NUM_CAPTIONS if (self.generates_text and captions == "all") else 1
+    @property
+    def pairs_negatives(self):
+        """Its rows can come as minimal pairs: a scene's true caption and its one-edit
+        false version (`negatives="paired"`; written matching only)."""
+        return self.label_field == "match_label" and not self.spoken
+
+    def rows_per_scene(self, captions="all", negatives="sampled"):
+        """Rows one scene gives: every reference caption with `captions="all"`,
+        both sides of the matching pair with `negatives="paired"`, else 1."""
+        if self.generates_text and captions == "all":
+            return shapes.NUM_CAPTIONS
+        return 2 if (self.pairs_negatives and negatives == "paired") else 1
 
     def labels_from_scenes(self, data, scenes):
         """NumPy labels of `scenes` (indices into a `generate_scenes` dict)."""

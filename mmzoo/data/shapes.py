@@ -109,6 +109,11 @@ class Scene:
     match_caption: str = ""
     match_label: int = 1
     match_perturbation: int = 0
+    # Both sides of the matching pair: the true caption, its one-edit false
+    # version and that edit's `PERTURBATIONS` id (`match_caption` is one of them).
+    match_true: str = ""
+    match_false: str = ""
+    match_false_perturbation: int = 0
     background: tuple = (128.0, 0.0, 0.0)  # level, gradient along x, along y
     clutter: list = dataclasses.field(default_factory=list)  # (x0, y0, x1, y1, grey)
     noise_index: int = 0
@@ -584,9 +589,11 @@ def _matching_pair(rng, objs):
         false = _perturb(rng, caption, objs)
         if false is None:
             continue
+        true_text, false_text = caption_text(caption), caption_text(false[0])
+        pair = (true_text, false_text, false[1])
         if label:
-            return caption_text(caption), 1, 0
-        return caption_text(false[0]), 0, false[1]
+            return (true_text, 1, 0), pair
+        return (false_text, 0, false[1]), pair
 
 
 # ----------------------------------------------------------------------------
@@ -635,7 +642,9 @@ def sample_scene(seed, index, split=None):
     if split is not None and scene_split != split:
         return None
     scene.captions = [caption_text(c) for c in _captions(rng, objs)]
-    scene.match_caption, scene.match_label, scene.match_perturbation = _matching_pair(rng, objs)
+    sampled, pair = _matching_pair(rng, objs)
+    scene.match_caption, scene.match_label, scene.match_perturbation = sampled
+    scene.match_true, scene.match_false, scene.match_false_perturbation = pair
     scene.background = (rng.uniform(90.0, 170.0), rng.uniform(-25.0, 25.0),
                         rng.uniform(-25.0, 25.0))
     scene.clutter = []
@@ -761,6 +770,8 @@ def generate_scenes(num_scenes, split="train", image_size=64, seed=0, start=0,
         A dict of NumPy arrays, one row per scene: `image` (uint8, (N, S, S, 3)),
         `scene_id` (int64), `captions` (object, (N, 5)), `question`, `answer`,
         `question_type`, `match_caption`, `match_label`, `match_perturbation`,
+        `match_true`, `match_false`, `match_false_perturbation` (both sides of
+        the matching pair, for training on minimal pairs),
         `attributes` (uint8 multi-hot over `ATTRIBUTES`), `count`; and
         `scenes`, the list of `Scene` objects (the scene graphs).
 
@@ -802,6 +813,10 @@ def scenes_to_arrays(scenes, images):
         "match_caption": np.array([s.match_caption for s in scenes], object),
         "match_label": np.array([s.match_label for s in scenes], np.int64),
         "match_perturbation": np.array([s.match_perturbation for s in scenes], np.int64),
+        "match_true": np.array([s.match_true for s in scenes], object),
+        "match_false": np.array([s.match_false for s in scenes], object),
+        "match_false_perturbation": np.array([s.match_false_perturbation for s in scenes],
+                                             np.int64),
         "attributes": (np.stack([s.attributes() for s in scenes]) if n else
                        np.zeros((0, len(ATTRIBUTES)), np.uint8)),
         "count": np.array([s.count for s in scenes], np.int64),

@@ -112,9 +112,12 @@ class EvaluationData:
         return len(self.images if self.images is not None else self.labels)
 
 
-def rows_per_scene(recipe):
-    """Training rows one scene gives (5 for captioning with `captions="all"`)."""
-    return problems.get(recipe.problem).rows_per_scene(recipe.dataset.get("captions"))
+def rows_per_scene(recipe, split="train"):
+    """Rows one scene of `split` gives (5 for captioning with `captions="all"`; 2 for
+    training matching on `negatives="paired"`: validation and test stay one per scene)."""
+    negatives = recipe.dataset.get("negatives") if split == "train" else None
+    return problems.get(recipe.problem).rows_per_scene(recipe.dataset.get("captions"),
+                                                       negatives or "sampled")
 
 
 def tfds_config(recipe):
@@ -133,11 +136,13 @@ def _data_dir(recipe, data_dir):
     return None if folder is None else os.path.expanduser(os.fspath(folder))
 
 
-def _text_kwargs(recipe):
+def _text_kwargs(recipe, split=None):
     ds = recipe.dataset
     kwargs = {"sequence_length": ds["sequence_length"], "text_field": ds["text_field"]}
     if "captions" in ds:  # only problems that generate captions have the setting
         kwargs["captions"] = ds["captions"]
+    if split == "train" and ds.get("negatives"):  # matching's training rows only
+        kwargs["negatives"] = ds["negatives"]
     if ds.get("audio_samples"):  # only spoken problems have the setting
         kwargs["audio_samples"] = ds["audio_samples"]
     return kwargs
@@ -237,6 +242,7 @@ def _stream_training_data(recipe, tokenizer):
     batch, epochs = tr["batch_size"], tr["epochs"]
     per_scene = rows_per_scene(recipe)
     captions = ds.get("captions") or "all"
+    negatives = ds.get("negatives") or "sampled"
     rows = ds["num_train"] * per_scene
     steps = -(-rows // batch)
     seed, size = ds["seed"], ds["image_size"]
@@ -255,7 +261,8 @@ def _stream_training_data(recipe, tokenizer):
         data = shapes.stream_scenes(count, "train", image_size=size, seed=seed,
                                     start=epoch * ds["num_train"] + first_scene)
         inputs, labels = scene_rows(data, info, np.arange(first, last) - first_scene * per_scene,
-                                    captions=captions, split="train", seed=seed)
+                                    captions=captions, split="train", seed=seed,
+                                    negatives=negatives)
         return (*(inputs[k] for k in keys), labels)
 
     # The first batch gives the dtypes and shapes (its speech stays in the cache).
@@ -289,8 +296,8 @@ def _memory_split(recipe, tokenizer, split, scenes):
 
     ds = recipe.dataset
     x, y, info = shapes_arrays(
-        recipe.problem, scenes * rows_per_scene(recipe), image_size=ds["image_size"],
-        seed=ds["seed"], tokenizer=tokenizer, split=split, **_text_kwargs(recipe))
+        recipe.problem, scenes * rows_per_scene(recipe, split), image_size=ds["image_size"],
+        seed=ds["seed"], tokenizer=tokenizer, split=split, **_text_kwargs(recipe, split))
     x = _model_inputs(recipe, x)
     # uint8 in the dataset (4x less memory), float32 per batch; audio as int16 PCM.
     x["image"] = x["image"].astype(np.uint8)

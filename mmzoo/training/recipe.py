@@ -54,7 +54,7 @@ import os
 import pathlib
 
 from mmzoo.data import problems
-from mmzoo.data.pipeline import CAPTION_MODES, TASKS, TEXT_FIELDS
+from mmzoo.data.pipeline import CAPTION_MODES, NEGATIVE_MODES, TASKS, TEXT_FIELDS
 from mmzoo.registry import MODALITIES
 from mmzoo.registry import TASKS as _TASKS
 from mmzoo.shipped import shipped_dir
@@ -202,6 +202,7 @@ SCHEMA = {
         "text_field": (_choice(*TEXT_FIELDS), None),
         "sequence_length": (_int(1), None),
         "captions": (_choice(*CAPTION_MODES), None),
+        "negatives": (_choice(*NEGATIVE_MODES), None),
         "audio_samples": (_int(1), None),
     },
     "model": None,  # build_model options, checked by build_model's validation
@@ -255,6 +256,7 @@ class Recipe:
         dataset: mmzoo-shapes settings (`source`, `image_size`, `num_train`,
             `num_validation`, `num_test`, `seed`, `text_field`,
             `sequence_length`, `data_dir`; `captions` for captioning;
+            `negatives` for written matching;
             `problem` when it is not the task's own, and `audio_samples` for
             a spoken problem).
         model: `build_model` options (architecture only).
@@ -529,6 +531,21 @@ def _fill_task_defaults(task, dataset, training, evaluation, source):
         del dataset["captions"]
         for key in ("decoding", "beam_width", "length_penalty"):
             del evaluation[key]
+
+    # Matching's training rows: sampled, or minimal pairs (generated sources only).
+    if problem.pairs_negatives:
+        dataset["negatives"] = dataset["negatives"] or "sampled"
+        if dataset["negatives"] == "paired" and dataset["source"] == "tfds":
+            raise RecipeError(f"{source}: dataset.negatives='paired' needs the scenes "
+                              "generated as training runs: source='stream' or 'memory'. "
+                              f"Received: source={dataset['source']!r}")
+    elif dataset["negatives"] is not None:
+        able = [p.name for p in problems.PROBLEMS.values() if p.pairs_negatives]
+        raise RecipeError(f"{source}: dataset.negatives applies to "
+                          f"{', '.join(map(repr, able))} only. Received: "
+                          f"negatives={dataset['negatives']!r} with {subject}")
+    else:
+        del dataset["negatives"]
 
     # A per-group metric is the problem's to report (per voice: spoken only).
     own = {g.metric for g in problem.group_metrics}
