@@ -35,7 +35,7 @@ def _add_demo(parser):
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     parser.add_argument("--entry", default="mobile_vqa",
                         help="zoo entry to load and export (default: %(default)s)")
-    parser.add_argument("--captioner", default="small_captioner",
+    parser.add_argument("--captioner", default="shapes_captioner",
                         help="captioning zoo entry that captions the scenes; 'none' skips "
                              "it (default: %(default)s)")
     parser.add_argument("--no-export", action="store_true",

@@ -38,7 +38,7 @@ _DEMO_FILES = ("demo_model.keras", "answers.png", "training_curve.png", "export"
 def _is_legacy_demo_folder(path):
     names = {p.name for p in path.iterdir()}
     return bool(names) and names <= set(_DEMO_FILES)
-DEFAULT_CAPTIONER = "small_captioner"
+DEFAULT_CAPTIONER = "shapes_captioner"
 
 
 # The demo's small model: the zoo's VQA design (CoordConv convnet, GRU, FiLM

@@ -52,13 +52,15 @@ entry = mmzoo.load("shapes_vqa")
 e.answer, e.modality_scores, e.token_scores[:3]
 e.plot("why.png")
 
-(c,) = mmzoo.explain(mmzoo.load("small_captioner"), images="scene.png")
+(c,) = mmzoo.explain(mmzoo.load("shapes_captioner"), images="scene.png")
 c.caption, [(w.answer, round(w.modality_scores["image"], 2)) for w in c.words]
 c.plot("caption_why.png")  # one heat map per word
 ```
 """
 
 import dataclasses
+import sys
+import types
 
 import numpy as np
 
@@ -762,3 +764,15 @@ def _tokens(vocabulary, ids):
     if vocabulary is not None:
         return [vocabulary[i] if 0 <= i < len(vocabulary) else f"<{i}>" for i in ids]
     return [f"<{int(i)}>" for i in ids]
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as `explain()`: `import mmzoo.explain` (or `from
+    mmzoo.explain import ...`) binds `mmzoo.explain` to the module, and
+    `mmzoo.explain(...)` must still explain."""
+
+    def __call__(self, *args, **kwargs):
+        return explain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

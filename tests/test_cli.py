@@ -56,7 +56,7 @@ def test_demo_trains_reports_and_saves(tmp_path):
     assert "zoo entry        mobile_vqa:" in result.stdout
     assert (out / "answers.png").read_bytes()[:4] == b"\x89PNG"
     # The captioner captioned the same 8 scenes: a sentence of shape words each.
-    assert "captioner        small_captioner: card BLEU-4" in result.stdout
+    assert "captioner        shapes_captioner: card BLEU-4" in result.stdout
     part = result.stdout.split("captions the same scenes")[1].split("Exporting")[0]
     captions = [line.strip() for line in part.splitlines()[1:] if line.startswith("  ")
                 and not line.strip().startswith("a reference:")]

@@ -284,3 +284,27 @@ def test_cli_explain_writes_the_figure(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "answer" in result.stdout and "modality   image" in result.stdout
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("first", ["", "import mmzoo.explain", "from mmzoo.explain import Explanation"])
+def test_mmzoo_explain_is_callable_however_the_module_was_imported(first):
+    """`mmzoo.explain(...)` explains even before any other API name is used, or after
+    the `mmzoo.explain` module was imported (which binds the name to the module)."""
+    import subprocess
+    import sys
+
+    code = (f"import mmzoo\n{first}\nimport numpy as np\n"
+            "model = mmzoo.build_model('classification', image_branch='cnn', image_filters=2, "
+            "text_branch='embedding', embedding_dim=2, image_shape=(16, 16, 3), vocab_size=9, "
+            "sequence_length=3, num_classes=2, compile=False)\n"
+            "(e,) = mmzoo.explain(model, images=np.zeros((1, 16, 16, 3)), "
+            "texts=np.ones((1, 3), 'int32'), steps=1)\n"
+            "print(type(e).__name__)")
+    if not first:  # before anything else of the API: mmzoo.explain itself is first
+        code = code.replace("model = mmzoo.build_model", "explain = mmzoo.explain\n"
+                            "model = mmzoo.build_model").replace("= mmzoo.explain(model",
+                                                                 "= explain(model")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("Explanation")

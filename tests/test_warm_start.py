@@ -60,7 +60,7 @@ def test_sources_that_do_not_fit_are_named(tmp_path):
     with pytest.raises(RecipeError, match=r"\[training\].*no_such_entry"):
         build_run(_recipe("tiny_vqa", init_from="no_such_entry"))
     with pytest.raises(RecipeError, match=r"shares no layer"):
-        build_run(_recipe("tiny_vqa", init_from="small_captioner"))
+        build_run(_recipe("tiny_vqa", init_from="shapes_captioner"))
     with pytest.raises(RecipeError, match=r"does not exist"):
         build_run(_recipe("tiny_vqa", init_from=str(tmp_path / "missing.keras")))
 
