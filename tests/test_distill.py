@@ -73,8 +73,6 @@ def _spoken(**training_keys):
     ({"distill_from": "text"}, "needs training.distill_from, distill_to and distill_epochs"),
     ({"distill_from": "text", "distill_to": "audio", "distill_epochs": 1},
      "names a branch of the `init_from` model"),
-    ({"distill_from": "audio", "distill_to": "audio", "distill_epochs": 1,
-      "init_from": "shapes_vqa"}, "must be different modalities"),
     ({"distill_from": "audio", "distill_to": "text", "distill_epochs": 1,
       "init_from": "shapes_vqa"}, "training.distill_to must be a modality of the model "
                                   "('image', 'audio'). Received: distill_to='text'"),

@@ -17,6 +17,11 @@ Hints for thin deep nets") across modalities, as in Gupta, Hoffman & Malik
 data of two modalities carry a trained network's supervision from one to the
 other.
 
+The same stage replaces a branch of one modality by a branch of another
+design: `distill_from = distill_to = "text"` teaches a text CNN, which
+exports to int8 TFLite as a few convolutions, the features a GRU gives (the
+`mobile_vqa` entry: `shapes_vqa` with a phone-sized question encoder).
+
 In a recipe (`mmzoo.training.recipe`):
 
 ```toml
@@ -209,6 +214,11 @@ def distill_run(run, out_dir, *, data_dir=None, verbose="auto", strategy=None):
     source = tr["init_from"]
     teacher = branch_of(load_source(source), tr["distill_from"])
     teacher_name = f"{pathlib.Path(str(source)).name}/{teacher.name}"
+    if not student.trainable_weights:
+        raise ValueError(
+            f"The student branch {student.name!r} has nothing to learn: it is "
+            f"{teacher_name!r}'s own, copied by the warm start and frozen. Distil into "
+            f"another branch (e.g. another {tr['distill_to']}_branch than the teacher's).")
     staged = dataclasses.replace(
         recipe, training={**tr, "epochs": tr["distill_epochs"],
                           "learning_rate": tr["distill_learning_rate"] or tr["learning_rate"]},

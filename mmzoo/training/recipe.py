@@ -609,11 +609,6 @@ def _check_transfer(recipe, modalities, source):
         raise RecipeError(f"{source}: training.distill_from names a branch of the "
                           f"`init_from` model (the teacher): set training.init_from. "
                           f"Received: init_from=None")
-    if tr["distill_from"] == tr["distill_to"]:
-        raise RecipeError(f"{source}: training.distill_from and distill_to must be different "
-                          f"modalities (the teacher reads one, the student the other). "
-                          f"Received: distill_from={tr['distill_from']!r}, "
-                          f"distill_to={tr['distill_to']!r}")
     if tr["distill_to"] not in modalities:
         raise RecipeError(f"{source}: training.distill_to must be a modality of the model "
                           f"({', '.join(map(repr, modalities))}). Received: "
