@@ -13,7 +13,7 @@ which is not a user option.
 import keras
 
 from mmzoo.registry import TEXT_BRANCHES
-from mmzoo.validators import at_least, positive_int
+from mmzoo.validators import at_least, choice, positive_int
 
 # The `vocab_size` option, shared with the captioning decoder.
 VOCAB_SIZE = at_least(2, "the vocabulary includes padding")
@@ -104,9 +104,14 @@ def gru_branch(
                       text_units, name, return_sequences)
 
 
+# What the text CNN does after max-pooling: nothing, or Dense(text_units) + tanh / linear.
+TEXT_PROJECTIONS = (None, "tanh", "linear")
+
+
 @TEXT_BRANCHES.register("cnn", input_dtype="int32", unpooled=SEQUENCES, validators={
     "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int, "text_units": positive_int,
-    "text_layers": positive_int, "text_kernel_size": positive_int})
+    "text_layers": positive_int, "text_kernel_size": positive_int,
+    "text_projection": choice(*TEXT_PROJECTIONS)})
 def cnn_text_branch(
     sequence_length,
     return_sequences=False,
@@ -116,6 +121,7 @@ def cnn_text_branch(
     text_units=128,
     text_layers=2,
     text_kernel_size=3,
+    text_projection=None,
     name="text_cnn",
 ):
     """Embedding + stacked 1-D convolutions + max-over-time pooling (Kim 2014).
@@ -143,12 +149,17 @@ def cnn_text_branch(
         text_units: filters of every convolution (the size of the text feature).
         text_layers: number of stacked convolutions, >= 1.
         text_kernel_size: width of each convolution, in tokens.
+        text_projection: `None` (the max-pooled ReLU features, >= 0), or a
+            `Dense(text_units)` after the pooling with `"tanh"` (features in
+            (-1, 1), like a recurrent branch's state: a student that learns
+            a GRU's features, `mmzoo.training.distill`) or `"linear"`
+            activation.
         name: the branch model's name.
 
     Returns:
         A `keras.Model` from int token ids `(batch, sequence_length)` to
         `(batch, text_units)`, or `(batch, sequence_length, text_units)`
-        with `return_sequences`.
+        with `return_sequences` (before the pooling and projection).
     """
     inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
     x = keras.layers.Embedding(vocab_size, embedding_dim, name="text_cnn_embedding")(inputs)
@@ -157,6 +168,9 @@ def cnn_text_branch(
                                 name=f"text_cnn_conv{i}")(x)
     if not return_sequences:
         x = keras.layers.GlobalMaxPooling1D(name="text_cnn_max_pool")(x)
+        if text_projection is not None:
+            x = keras.layers.Dense(text_units, activation=text_projection,
+                                   name="text_cnn_projection")(x)
     return keras.Model(inputs, x, name=name)
 
 
