@@ -148,3 +148,63 @@ def test_a_spoken_model_is_distilled_from_a_written_one_and_the_copied_layers_st
     again = training.train(recipe, tmp_path / "run", verbose=0, resume="auto")
     assert again.distillation.resumed
     assert again.distillation.history == done.history
+
+
+WRITTEN = {
+    "name": "written", "task": "classification",
+    "dataset": {"source": "memory", "image_size": 16, "num_train": 64, "num_validation": 16,
+                "num_test": 16, "seed": 3},
+    "model": {"image_branch": "cnn", "image_filters": 2, "text_branch": "gru",
+              "embedding_dim": 4, "text_units": 8, "fusion": "concat"},
+    "training": {"epochs": 1, "batch_size": 16},
+}
+
+
+def _written(tmp_path, **changes):
+    config = json.loads(json.dumps(WRITTEN))
+    for section, values in changes.items():
+        config[section].update(values)
+    return Recipe.from_dict(config)
+
+
+@pytest.fixture(scope="module")
+def gru_teacher(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("teacher")
+    model = training.train(_written(folder), folder / "run", verbose=0).model
+    model.save(folder / "teacher.keras")
+    return model, str(folder / "teacher.keras")
+
+
+def test_a_branch_is_replaced_by_another_design_for_the_same_modality(tmp_path, gru_teacher):
+    """distill_from = distill_to: a text CNN learns the GRU's features (the mobile entry)."""
+    teacher, path = gru_teacher
+    recipe = _written(tmp_path, model={"text_branch": "cnn", "text_layers": 2,
+                                       "text_kernel_size": 3, "text_projection": "tanh"},
+                      training={"init_from": path, "freeze": "copied", "distill_from": "text",
+                                "distill_to": "text", "distill_epochs": 3,
+                                "distill_learning_rate": 1e-2})
+    result = training.train(recipe, tmp_path / "run", verbose=0)
+    done = result.distillation
+    assert done.teacher == "teacher.keras/text_gru" and done.student == "text_cnn"
+    assert "text_gru/text_gru_gru" not in result.warm_start.copied
+    ids = training.load_evaluation_data(recipe).inputs["text"]
+    target = branch_of(teacher, "text")(ids).numpy()
+    fresh = branch_of(training.build_run(recipe).model, "text")(ids).numpy()
+    learned = branch_of(result.model, "text")(ids).numpy()
+    assert np.mean((learned - target) ** 2) < np.mean((fresh - target) ** 2)
+    from mmzoo.zoo import save_entry
+
+    save_entry(tmp_path / "entry", result.model, result.preprocessor(),
+               metadata=result.entry_metadata())
+    card = (tmp_path / "entry" / "README.md").read_text()
+    assert "(feature distillation, 3 epochs" in card and "cross-modal" not in card
+
+
+def test_a_student_copied_from_the_teacher_has_nothing_to_learn(tmp_path, gru_teacher):
+    _, path = gru_teacher
+    recipe = _written(tmp_path, training={"init_from": path, "freeze": "copied",
+                                          "distill_from": "text", "distill_to": "text",
+                                          "distill_epochs": 1})
+    with pytest.raises(ValueError, match=r"'text_gru' has nothing to learn.*copied by the "
+                                         r"warm start and frozen"):
+        training.train(recipe, tmp_path / "run", verbose=0)

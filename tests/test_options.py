@@ -60,6 +60,7 @@ BAD_VALUES = [
     ("film_readout", "rn", "one of 'pool', 'relation', 'spatial_softmax'"),
     ("text_layers", 0, "positive integer"),
     ("text_kernel_size", 0, "positive integer"),
+    ("text_projection", "relu", "'tanh'"),
     ("projection_dim", 0, "positive integer"),
     ("initial_temperature", 0.0, "positive number"),
     ("coord_channels", 1, "True or False"),

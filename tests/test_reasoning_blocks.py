@@ -351,3 +351,18 @@ def test_cross_attention_layer_masks_tokens_and_takes_vectors_as_one_token():
     with pytest.raises(ValueError, match=r"needs the image feature map"):
         mmzoo.build_model("classification", **{**OPTIONS, "image_branch": "tfhub"},
                           image_handle="https://example.com/m", fusion="cross_attention")
+
+
+def test_cnn_text_projection_gives_signed_bounded_features():
+    """A GRU's state is in (-1, 1); the pooled ReLU features are >= 0 (a student of a GRU needs tanh)."""
+    from mmzoo.branches import cnn_text_branch
+
+    ids = RNG.integers(1, 30, (16, 10)).astype("int32")
+    plain = cnn_text_branch(10, vocab_size=30, embedding_dim=4, text_units=6)
+    assert keras.ops.convert_to_numpy(plain(ids)).min() >= 0
+    tanh = cnn_text_branch(10, vocab_size=30, embedding_dim=4, text_units=6,
+                           text_projection="tanh")
+    assert tanh.get_layer("text_cnn_projection").output.shape == (None, 6)
+    randomize(tanh, seed=3)
+    out = keras.ops.convert_to_numpy(tanh(ids))
+    assert out.min() < 0 < out.max() and np.abs(out).max() < 1

@@ -170,9 +170,13 @@ def model_card(meta):
         if isinstance(distilled, dict) and distilled.get("history"):
             last = {k: v[-1] for k, v in distilled["history"].items() if v}
             scores = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+            planned = (meta.get("recipe") or {}).get("training") or {}
+            kind = ("feature distillation" if planned.get("distill_from")
+                    and planned.get("distill_from") == planned.get("distill_to")
+                    else "cross-modal distillation")
             lines += [f"First, its `{distilled.get('student')}` branch learned the features "
-                      f"`{distilled.get('teacher')}` gives the same rows (cross-modal "
-                      f"distillation, {distilled.get('epochs')} epochs, "
+                      f"`{distilled.get('teacher')}` gives the same rows ({kind}, "
+                      f"{distilled.get('epochs')} epochs, "
                       f"{distilled.get('seconds', 0) / 60:.1f} minutes of the training "
                       f"time; last epoch: {scores}).", ""]
         # Scalars and small dicts only; long records (history) stay in metadata.json.
