@@ -113,7 +113,8 @@ def main(argv=None):
         if entry.task == "classification" and all(
                 dataset.get(k) == recipe.dataset[k] for k in ("seed", "num_test", "image_size")):
             model = (entry.metadata.get("recipe") or {}).get("model", {})
-            design = ", ".join(str(model[k]) for k in ("image_branch", "text_branch", "fusion")
+            design = ", ".join(str(model[k]) for k in ("image_branch", "text_branch",
+                                                       "audio_branch", "fusion")
                                if model.get(k))
             rows.append({"model": f"zoo entry `{name}` ({design})",
                          "seconds": entry.metadata.get("training", {}).get("seconds"),

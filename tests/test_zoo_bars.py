@@ -31,11 +31,7 @@ LEGACY = {}
 # Bars a shipped entry does not meet yet: (entry, metric) -> the measured shortfall. The
 # bar stays; the test is an expected failure (strict: it fails once the bar is met, so
 # the entry is then held to it).
-SHORTFALLS = {
-    ("mobile_vqa", "int8_size"):
-        "the int8 file is 0.435 of the float32 one (727 KB vs 1.67 MB): about 280 KB of "
-        "per-tensor records (the unrolled GRU's 16 steps) do not shrink with the weights",
-}
+SHORTFALLS = {}
 
 
 def _metric_bars():
@@ -90,7 +86,6 @@ def mobile_files(tmp_path_factory):
 
 
 @pytest.mark.skipif("mobile_vqa" not in SHIPPED, reason="no mobile entry shipped")
-@pytest.mark.xfail(strict=True, reason=SHORTFALLS[("mobile_vqa", "int8_size")])
 def test_mobile_int8_file_is_a_third_of_the_float32_file(mobile_files):
     _, f32, int8, _ = mobile_files
     assert os.path.getsize(int8) <= os.path.getsize(f32) / 3

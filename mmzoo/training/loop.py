@@ -153,6 +153,14 @@ class TrainingResult:
                 "dataset": dataset, "metrics": dict(self.metrics), "training": training}
 
 
+def _verbosity(verbose):
+    """Keras's `fit` verbosity for `"auto"`: a progress bar on a terminal; in a log
+    file, one line per epoch."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
 def fit(run, out_dir, *, verbose="auto", callbacks=()):
     """Trains a `TrainingRun`, with checkpoints, TensorBoard logs and a state file.
 
@@ -183,9 +191,7 @@ def fit(run, out_dir, *, verbose="auto", callbacks=()):
         state,
     ]
     all_callbacks.extend(callbacks)
-    if verbose == "auto":
-        # A progress bar on a terminal; in a log file, one line per epoch.
-        verbose = 1 if sys.stdout.isatty() else 2
+    verbose = _verbosity(verbose)
     # The streams shuffle themselves (seeded); Keras must not try.
     # A stream holds every epoch's fresh batches in a row: Keras then keeps
     # its iterator across epochs instead of restarting it.
@@ -270,7 +276,7 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
         say(f"mmzoo train: distilling {recipe.training['init_from']}'s "
             f"{recipe.training['distill_from']} branch into the new "
             f"{recipe.training['distill_to']} branch ({recipe.training['distill_epochs']} epochs)")
-        distillation = distill_run(run, out, data_dir=data_dir, verbose=verbose,
+        distillation = distill_run(run, out, data_dir=data_dir, verbose=_verbosity(verbose),
                                    strategy=strategy if stepwise else None)
         say(f"mmzoo train: {distillation.summary()}")
     if stepwise:

@@ -13,8 +13,9 @@ from notebook_io import write
 cells = [
     new_markdown_cell(
         "# From a zoo entry to a phone: TFLite export, quantization and the raw-input app\n\n"
-        "Take the shipped `mobile_vqa` entry (a CoordConv convnet + GRU VQA model with "
-        "three FiLM blocks and max-pooling, 32x32 images, 96% on its test split), export it to TFLite in all four variants "
+        "Take the shipped `mobile_vqa` entry (`shapes_vqa`'s CoordConv convnet, four FiLM "
+        "blocks and readout with a text CNN question encoder distilled from its GRU, 32x32 "
+        "images, 99.4% on its test split), export it to TFLite in all four variants "
         "(float32, float16, dynamic-range, int8), and measure what each costs and keeps: "
         "file size, batch-1 latency in the LiteRT interpreter a phone runs, agreement "
         "with the Keras model and accuracy on the test split. Then run the `.tflite` file "
@@ -101,8 +102,9 @@ cells = [
     new_markdown_cell(
         "## 3. Export the four TFLite variants\n\n"
         "One call per variant. Each conversion runs in a child process (a converter crash "
-        "becomes an `ExportError`), the file holds builtin ops only (no Flex ops: the "
-        "GRU is unrolled over the 16 tokens), and the export loads the result in "
+        "becomes an `ExportError`), the file holds builtin ops only (no Flex ops; the "
+        "question encoder is a few 1-D convolutions, where a GRU would be unrolled over "
+        "the 16 tokens), and the export loads the result in "
         "`ai_edge_litert` and compares it with the Keras model on held-back examples.\n\n"
         "We pass `parity=\"warn\"`: by default a variant that misses its gate (float32 "
         "max |diff| <= 1e-5, float16 <= 1e-2, dynamic-range top-1 agreement >= 99%, int8 "
