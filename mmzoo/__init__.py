@@ -81,10 +81,7 @@ def _import_api():
 def __getattr__(name):
     if name.startswith("__"):  # probes such as `__wrapped__` or `__path__` load nothing
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    spec = importlib.util.find_spec(f"{__name__}.{name}")
-    # An API name that is also a plain module's (`mmzoo.explain`, the function
-    # in `mmzoo/explain.py`) is the API's: a module is not what users call.
-    if spec is not None and not (name in __all__ and spec.submodule_search_locations is None):
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
         # A subpackage or module (`mmzoo.data`, `mmzoo.export`): that one only,
         # as `import mmzoo.data` would (also while mmzoo's own modules import).
         return importlib.import_module(f"{__name__}.{name}")

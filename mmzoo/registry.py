@@ -112,22 +112,6 @@ class Component:
         default = self.options[option]
         return anything if default is inspect.Parameter.empty else inferred(default)
 
-    def unpooled(self):
-        """The keyword arguments that build this branch unpooled, or `None`.
-
-        A fusion registered with `sequences=(modality, ...)` gets those
-        branches unpooled where they can be: one vector per step `(batch,
-        steps, units)` (or a feature map). A branch says how in its
-        registration info `unpooled` (e.g. `{"return_sequences": True}`); one
-        with a `pooling` option is built with `pooling=None`. `None`: it
-        cannot be.
-        """
-        if "unpooled" in self.info:
-            return dict(self.info["unpooled"])
-        if "pooling" in self.options:
-            return {"pooling": None}
-        return None
-
     def __str__(self):
         return f"{self.kind} {self.name!r}"
 

@@ -189,7 +189,7 @@ class MultimodalModel(OptionsModel):
         # Fusions that work on feature maps (FiLM) get those branches unpooled;
         # the fusion pools after combining (it reads the `pooling` option).
         # Fusions that attend over steps (cross-attention) get the `sequences`
-        # branches unpooled where the branch can be (`Component.unpooled`).
+        # branches unpooled where the branch says how (its `unpooled` info).
         feature_maps = fusion.info.get("feature_maps", ()) if fusion else ()
         sequences = fusion.info.get("sequences", ()) if fusion else ()
         inputs, features = {}, {}
@@ -198,8 +198,8 @@ class MultimodalModel(OptionsModel):
             kwargs = _kwargs(component, resolved)
             if modality.name in feature_maps:
                 kwargs["pooling"] = None
-            elif modality.name in sequences and component.unpooled() is not None:
-                kwargs.update(component.unpooled())
+            elif modality.name in sequences and component.info.get("unpooled"):
+                kwargs.update(component.info["unpooled"])
             branch = component.builder(resolved[modality.shape_option], **kwargs)
             inputs[modality.name] = keras.Input(
                 shape=branch.input.shape[1:], dtype=branch.input.dtype, name=modality.name
