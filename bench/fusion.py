@@ -25,10 +25,20 @@ Usage:
 python bench/fusion.py                      # full run (long on 2 cores)
 python bench/fusion.py --smoke --out /tmp/b # tiny budget: checks that it all runs
 python bench/fusion.py --tasks vqa --fusions concat,film --epochs 3
+python bench/fusion.py --resume             # train only the rows fusion.json lacks
 ```
+
+`--resume` keeps every row of the `fusion.json` already in `--out` (if it was
+measured with the same settings) and trains only the models it lacks: a run
+stopped part-way goes on where it stopped, and a fusion added to the registry
+since the published run is measured with the same budget and added to the
+table. Every row records the day it was measured (UTC); the table says when
+its rows come from more than one day. A resumed table lists its rows in the
+registry's order.
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -72,6 +82,9 @@ def parse_args(argv=None):
     p.add_argument("--latency-runs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows of --out/fusion.json (same settings required) and "
+                        "train only the missing ones")
     p.add_argument("--plot-only", action="store_true",
                    help="redraw fusion.png from the fusion.json in --out (no training)")
     p.add_argument("--smoke", action="store_true",
@@ -83,9 +96,16 @@ def parse_args(argv=None):
     return args
 
 
-def candidates(args):
+# The settings a row depends on: `--resume` reuses rows only when these match.
+MEASUREMENT = ("train", "test", "epochs", "batch_size", "learning_rate", "image_size",
+               "image_branch", "image_filters", "image_blocks", "pooling", "text_branch",
+               "fusion_dim", "members", "latency_runs", "seed")
+
+
+def candidates(args, fusions=None):
     """(label, build dict or "bagging") for every model of the comparison."""
-    names = mmzoo.FUSIONS.names() if args.fusions == "all" else args.fusions.split(",")
+    fusions = fusions or args.fusions
+    names = mmzoo.FUSIONS.names() if fusions == "all" else fusions.split(",")
     for name in names:
         mmzoo.FUSIONS.get(name)  # a clear error for a typo
     yield "image only", {"text_branch": None}
@@ -174,6 +194,7 @@ def run_one(label, spec, task, options, data, args):
     own_test = {k: v for k, v in xt.items() if k in model.input}
     return {
         "model": label,
+        "measured": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "accuracy": accuracy(model, task, own_test, yt),
         "params": int(model.count_params()),
         "train_images_per_s": images_per_s,
@@ -210,6 +231,15 @@ def markdown(results, args):
             acc = f"**{acc}**" if r["accuracy"] == best else acc
             lines.append(f"| {r['model']} | {acc} | {r['params']:,} | {r['train_images_per_s']:.0f} "
                          f"| {r['latency_ms_b1']:.1f} | {r['latency_ms_b64']:.1f} |")
+        lines.append("")
+    days = sorted({r.get("measured", "before rows recorded their day")
+                   for rows in results.values() for r in rows})
+    if len(days) > 1:
+        lines.append("Rows measured on different days (`--resume`), with the same settings: "
+                     + "; ".join(f"{day}: " + ", ".join(
+                         f"{task_name} {r['model']}" for task_name, rows in results.items()
+                         for r in rows if r.get("measured", "before rows recorded their day") == day)
+                         for day in days) + ".")
         lines.append("")
     return "\n".join(lines)
 
@@ -248,6 +278,32 @@ def bar_chart(results, path):
     plt.close(fig)
 
 
+def previous_results(args):
+    """The rows of `--out/fusion.json`, if its settings match this run's; else an error."""
+    path = os.path.join(args.out, "fusion.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        earlier = json.load(f)
+    differ = {k: (earlier["settings"].get(k), getattr(args, k)) for k in MEASUREMENT
+              if earlier["settings"].get(k) != getattr(args, k)}
+    if differ:
+        raise SystemExit(f"--resume: {path} was measured with other settings, so its rows "
+                         "cannot stand beside new ones: "
+                         + ", ".join(f"{k}={old!r} there, {new!r} here"
+                                     for k, (old, new) in differ.items())
+                         + ". Use another --out, or the same settings.")
+    return earlier["results"]
+
+
+def ordered(rows, args):
+    """Rows in the registry's order (baselines first, the ensemble last)."""
+    order = [label for label, _ in candidates(args, fusions="all")]
+    rank = {label: i for i, label in enumerate(order)}
+    return sorted(rows, key=lambda r: (r["model"].startswith("bagging"),
+                                       rank.get(r["model"], len(order))))
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.plot_only:
@@ -261,18 +317,30 @@ def main(argv=None):
         if t not in TASKS:
             raise SystemExit(f"Unknown task: --tasks must list {', '.join(TASKS)}. Received: {t!r}")
     os.makedirs(args.out, exist_ok=True)
-    results = {}
+    earlier = previous_results(args) if args.resume else {}
+    results = dict(earlier)  # a resumed run keeps the tasks it does not run again
     for task_name in tasks:
+        kept = {r["model"]: r for r in earlier.get(task_name, [])}
+        plan = list(candidates(args))
+        if kept and all(label in kept for label, _ in plan):
+            results[task_name] = ordered(kept.values(), args)
+            print(f"{task_name:9s} all {len(plan)} models already measured (--resume)")
+            continue
         task = TASKS[task_name]
         x, y, info = mmzoo.data.shapes_arrays(task, args.train, image_size=args.image_size,
                                               seed=args.seed, split="train")
         xt, yt, _ = mmzoo.data.shapes_arrays(task, args.test, image_size=args.image_size,
                                              seed=args.seed, split="test")
         options = base_options(args, info)
-        rows = results[task_name] = []
-        for label, spec in candidates(args):
+        rows = list(kept.values())
+        for label, spec in plan:
+            if label in kept:
+                print(f"{task_name:9s} {label:24s} measured {kept[label].get('measured', 'earlier')} "
+                      "(--resume: kept)", flush=True)
+                continue
             row = run_one(label, spec, task, options, ((x, y), (xt, yt)), args)
             rows.append(row)
+            results[task_name] = ordered(rows, args) if args.resume else rows
             print(f"{task_name:9s} {label:24s} acc={row['accuracy']:.3f} "
                   f"params={row['params']:>9,} train={row['train_images_per_s']:7.0f} img/s "
                   f"b1={row['latency_ms_b1']:6.1f} ms b64={row['latency_ms_b64']:6.1f} ms",

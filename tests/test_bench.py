@@ -1,21 +1,33 @@
-"""The fusion benchmark script runs end to end (tiny budget) and writes its three files."""
+"""The fusion benchmark script runs end to end (tiny budget), writes its three files and resumes."""
 
 import json
 import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+SMOKE = ["--smoke", "--tasks", "vqa", "--members", "2", "--image-size", "32",
+         "--image-blocks", "2"]
 
 
-def test_fusion_bench_smoke_run_writes_table_chart_and_json(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fusion.py"), "--smoke", "--tasks", "vqa",
-         "--fusions", "concat,late,film,relation", "--members", "2", "--image-size", "32",
-         "--image-blocks", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600)
+def bench(out, *args):
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "fusion.py"), *SMOKE,
+                           "--out", str(out), *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fusion")
+    result = bench(out, "--fusions", "concat,late,film,relation")
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads((tmp_path / "fusion.json").read_text())["results"]["vqa"]
+    return out
+
+
+def test_fusion_bench_smoke_run_writes_table_chart_and_json(smoke):
+    rows = json.loads((smoke / "fusion.json").read_text())["results"]["vqa"]
     # Both baselines, each fusion (late twice: mean and product rule; FiLM once more
     # with Perez et al.'s blocks), the relation network, the ensemble.
     assert [r["model"] for r in rows] == ["image only", "text only", "concat", "late",
@@ -24,6 +36,39 @@ def test_fusion_bench_smoke_run_writes_table_chart_and_json(tmp_path):
                                           "bagging (2 x concat)"]
     assert all(0 <= r["accuracy"] <= 1 and r["params"] > 0 and r["latency_ms_b64"] > 0
                for r in rows)
-    table = (tmp_path / "fusion.md").read_text()
+    table = (smoke / "fusion.md").read_text()
     assert "| late (product rule) |" in table and "image_branch='convnet'" in table
-    assert (tmp_path / "fusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "measured on different days" not in table
+    assert (smoke / "fusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fusion_bench_resume_trains_only_the_missing_rows(smoke, tmp_path):
+    for name in ("fusion.json", "fusion.md", "fusion.png"):
+        (tmp_path / name).write_bytes((smoke / name).read_bytes())
+    before = json.loads((tmp_path / "fusion.json").read_text())
+    for row in before["results"]["vqa"]:  # as if measured on another day
+        row["measured"] = "2026-01-01"
+    (tmp_path / "fusion.json").write_text(json.dumps(before))
+
+    result = bench(tmp_path, "--fusions", "concat,sum", "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "concat                   measured 2026-01-01 (--resume: kept)" in result.stdout
+    after = json.loads((tmp_path / "fusion.json").read_text())["results"]["vqa"]
+    # Every earlier row is kept as it was; only `sum` was trained, and the rows
+    # follow the registry's order.
+    assert ({r["model"]: r for r in after if r["model"] != "sum"}
+            == {r["model"]: r for r in before["results"]["vqa"]})
+    assert [r["model"] for r in after] == ["image only", "text only", "concat", "film",
+                                           "film (4 blocks, CoordConv, max-pool)", "late",
+                                           "late (product rule)", "relation", "sum",
+                                           "bagging (2 x concat)"]
+    assert next(r for r in after if r["model"] == "sum")["measured"] != "2026-01-01"
+    table = (tmp_path / "fusion.md").read_text()
+    assert "| sum |" in table and "Rows measured on different days" in table
+
+
+def test_fusion_bench_resume_refuses_other_settings(smoke, tmp_path):
+    (tmp_path / "fusion.json").write_bytes((smoke / "fusion.json").read_bytes())
+    result = bench(tmp_path, "--fusions", "concat", "--resume", "--seed", "3")
+    assert result.returncode != 0
+    assert "seed=0 there, 3 here" in result.stderr
