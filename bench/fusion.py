@@ -232,14 +232,17 @@ def markdown(results, args):
             lines.append(f"| {r['model']} | {acc} | {r['params']:,} | {r['train_images_per_s']:.0f} "
                          f"| {r['latency_ms_b1']:.1f} | {r['latency_ms_b64']:.1f} |")
         lines.append("")
-    days = sorted({r.get("measured", "before rows recorded their day")
-                   for rows in results.values() for r in rows})
-    if len(days) > 1:
+    by_day = {}
+    for task_name, rows in results.items():
+        for r in rows:
+            by_day.setdefault(r.get("measured", "an earlier day"), []).append(
+                f"{task_name} {r['model']}")
+    if len(by_day) > 1:
+        usual = max(by_day, key=lambda day: len(by_day[day]))
         lines.append("Rows measured on different days (`--resume`), with the same settings: "
-                     + "; ".join(f"{day}: " + ", ".join(
-                         f"{task_name} {r['model']}" for task_name, rows in results.items()
-                         for r in rows if r.get("measured", "before rows recorded their day") == day)
-                         for day in days) + ".")
+                     + "; ".join(f"{', '.join(rows)} on {day}" for day, rows
+                                 in sorted(by_day.items()) if day != usual)
+                     + f"; every other row on {usual}.")
         lines.append("")
     return "\n".join(lines)
 
