@@ -28,5 +28,11 @@ def test_matching_notebook_trains_evaluates_and_scores():
     # The new scene scored against its true caption and four edits, by every model.
     for what in ("true caption", "colour edited", "shape edited", "count edited", "size edited"):
         assert re.search(rf"^{what} +{NUMBER} +{NUMBER} +{NUMBER}$", outputs, re.M), what
+    # The zoo's shapes_matching: its card per kind, then the same scene and edits.
+    assert re.search(rf"^shapes_matching: test accuracy {NUMBER} on 5000 captions", outputs, re.M)
+    verdicts = dict(re.findall(r"^(true caption|colour edited|shape edited|size edited) +"
+                               r"\d\.\d{3} \((match|no match)\)$", outputs, re.M))
+    assert verdicts == {"true caption": "match", "colour edited": "no match",
+                        "shape edited": "no match", "size edited": "no match"}, outputs[-1500:]
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 5  # scenes, training curves, ROC, per-kind bars, the new scene
