@@ -230,22 +230,45 @@ def test_image_layer_is_checked():
         mmzoo.explain(small("film"), **first(1), image_layer="fused")
 
 
-@pytest.mark.xfail(strict=True, reason="measured 0.425 on shapes_vqa (the 40 colour and shape "
-                   "questions of 120 scenes, 16 steps, zero-embedding baseline; 0.675 on the "
-                   "entry before its spatial-softmax readout): the bar is 0.8")
-def test_attribute_words_outrank_function_words(vqa):
+@pytest.fixture(scope="module")
+def word_ranking(vqa):
+    """`rate(function_words)`: how often the named attribute outscores every function word."""
     from mmzoo.data import shapes
 
     images, questions, _ = _named_object_questions(120, seed=4343)
     explanations = mmzoo.explain(vqa, images=list(images), texts=questions, steps=16)
     attributes = set(shapes.COLOURS) | set(shapes.SHAPES)
-    wins = []
-    for e in explanations:
-        scores = {w: abs(s) for w, s in e.token_scores}
-        named = max(scores[w] for w in scores if w in attributes)
-        function = max(scores[w] for w in scores if w in FUNCTION_WORDS)
-        wins.append(named > function)
-    assert np.mean(wins) >= 0.8, np.mean(wins)
+
+    def rate(function_words):
+        wins = []
+        for e in explanations:
+            scores = {w: abs(s) for w, s in e.token_scores}
+            named = max(scores[w] for w in scores if w in attributes)
+            function = max(scores[w] for w in scores if w in function_words)
+            wins.append(named > function)
+        return np.mean(wins)
+
+    return rate
+
+
+@pytest.mark.xfail(strict=True, reason="measured 0.425 on shapes_vqa (the 40 colour and shape "
+                   "questions of 120 scenes, 16 steps, zero-embedding baseline; 0.675 on the "
+                   "entry before its spatial-softmax readout): the bar is 0.8. Every miss is "
+                   "a shape question whose last word, 'object', outscores the colour")
+def test_attribute_words_outrank_function_words(word_ranking):
+    assert word_ranking(FUNCTION_WORDS) >= 0.8, word_ranking(FUNCTION_WORDS)
+
+
+def test_attribute_words_outrank_closed_class_words(word_ranking):
+    """The same bar over the closed-class words alone (articles, auxiliary, wh-word, preposition).
+
+    'object' is left out here because in this benchmark's grammar it carries the
+    question: it ends every shape question ("what shape is the red object?") and no
+    colour question, so a model that reads it is right to (measured on the 5,000
+    test questions: in 969 of 969 shape questions, 0 of 999 colour questions).
+    """
+    closed_class = FUNCTION_WORDS - {"object"}
+    assert word_ranking(closed_class) >= 0.8, word_ranking(closed_class)
 
 
 def test_maps_change_when_the_weights_are_randomised(vqa):
