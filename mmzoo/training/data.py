@@ -35,6 +35,7 @@ import os
 import numpy as np
 
 from mmzoo.data import problems, shapes, speech
+from mmzoo.data.augment import word_dropout
 from mmzoo.data.mmzoo_shapes import MmzooShapesConfig, shapes_config
 from mmzoo.data.pipeline import (
     prepare_examples,
@@ -194,6 +195,7 @@ def load_training_data(recipe, data_dir=None):
     else:
         train, info = _memory_split(recipe, tokenizer, "train", ds["num_train"])
         validation, _ = _memory_split(recipe, tokenizer, "validation", ds["num_validation"])
+    train = _with_word_dropout(train, recipe)
     info.question_types = info.voices = None  # per-row groups belong to the evaluation split
     return TrainingData(train=train, validation=validation, info=info,
                         num_train_examples=num_train, steps_per_epoch=-(-num_train // batch))
@@ -276,6 +278,9 @@ def _stream_training_data(recipe, tokenizer):
             tensor.set_shape(shape)
         inputs = dict(zip(keys, outputs[:-1]))
         inputs["image"] = tf.cast(inputs["image"], tf.float32)
+        if tr["word_dropout"] and "text" in inputs:  # batch `step`'s own draw
+            inputs["text"] = word_dropout(inputs["text"], tr["word_dropout"],
+                                          tf.stack([tf.constant(tr["seed"], tf.int64), step]))
         return inputs, outputs[-1]
 
     def train_from(step):
@@ -288,6 +293,29 @@ def _stream_training_data(recipe, tokenizer):
     return TrainingData(train=train_from(0), validation=validation, info=info,
                         num_train_examples=rows, steps_per_epoch=steps,
                         fresh_each_epoch=True, _train_from=train_from)
+
+
+def _with_word_dropout(train, recipe):
+    """`train` with `training.word_dropout` applied to its text, a fresh draw every epoch.
+
+    Each batch's seed comes from `tf.data.Dataset.random`, re-drawn on every
+    pass as the seeded shuffle is, so `train.repeat()` (a resumed run)
+    replays the same draws.
+    """
+    import tensorflow as tf
+
+    rate = recipe.training["word_dropout"]
+    if not rate or "text" not in train.element_spec[0]:
+        return train
+    seeds = tf.data.Dataset.random(seed=recipe.training["seed"],
+                                   rerandomize_each_iteration=True).batch(2)
+
+    def drop(batch, seed):
+        inputs, labels = batch
+        return {**inputs, "text": word_dropout(inputs["text"], rate, seed)}, labels
+
+    return (tf.data.Dataset.zip(train, seeds).map(drop, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def _memory_split(recipe, tokenizer, split, scenes):

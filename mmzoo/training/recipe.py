@@ -162,6 +162,12 @@ def _optional_positive(v):
     return _number(0, strict=True)(v)
 
 
+def _rate(v):
+    if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v < 1):
+        raise _Bad("a number in [0, 1)")
+    return float(v)
+
+
 def _bool(v):
     if not isinstance(v, bool):
         raise _Bad("true or false")
@@ -214,6 +220,7 @@ SCHEMA = {
         "lr_schedule": (_choice(*LR_SCHEDULES), "constant"),
         "seed": (_int(0), 0),
         "shuffle_buffer": (_int(1), 10_000),
+        "word_dropout": (_rate, 0.0),
         "monitor": (_string, "val_loss"),
         "early_stopping_patience": (_int(0), 0),
         "restore_best": (_bool, True),
@@ -261,7 +268,9 @@ class Recipe:
             a spoken problem).
         model: `build_model` options (architecture only).
         training: `epochs`, `batch_size`, `optimizer`, `learning_rate`,
-            `lr_schedule`, `seed`, `shuffle_buffer`, `monitor`,
+            `lr_schedule`, `seed`, `shuffle_buffer`, `word_dropout` (the
+            probability that a training text's word is read as unknown:
+            `mmzoo.data.augment.word_dropout`), `monitor`,
             `early_stopping_patience`, `restore_best`, `jit_compile`,
             `deterministic_ops`, `precision` (the Keras dtype policy the model
             is built in: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`),
@@ -594,6 +603,10 @@ def _check_model(model, task, dataset, source):
 def _check_transfer(recipe, modalities, source):
     """`freeze` and the distillation keys need `init_from` and inputs the rows carry."""
     tr = recipe.training
+    if tr["word_dropout"] and "text" not in modalities:
+        raise RecipeError(f"{source}: training.word_dropout drops words of the text input: "
+                          f"the model reads {', '.join(map(repr, modalities))}. Received: "
+                          f"word_dropout={tr['word_dropout']!r}")
     if tr["freeze"] != "none" and not tr["init_from"]:
         raise RecipeError(f"{source}: training.freeze={tr['freeze']!r} freezes the layers "
                           f"`init_from` starts: set training.init_from. Received: init_from=None")
