@@ -127,6 +127,14 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
      "dataset.captions applies to task='captioning' only. Received: captions='first'"),
     (('name = "t"', 'name = "My Entry"'),
      "name must be a non-empty lower-case name"),
+    (("epochs = 1", "word_dropout = 1.0"),
+     "training.word_dropout must be a number in [0, 1). Received: word_dropout=1.0"),
+    (("epochs = 1", "word_dropout = -0.1"),
+     "training.word_dropout must be a number in [0, 1). Received: word_dropout=-0.1"),
+    (('text_branch = "embedding"\n\n[training]\n',
+      'text_branch = "none"\n\n[training]\nword_dropout = 0.1\n'),
+     "training.word_dropout drops words of the text input: the model reads 'image'. "
+     "Received: word_dropout=0.1"),
 ])
 def test_bad_values_name_key_value_and_allowed(tmp_path, edit, expected):
     message = _error(tmp_path, TINY.replace(*edit))

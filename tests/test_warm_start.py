@@ -29,6 +29,9 @@ def test_matching_starts_from_shapes_vqa_except_its_head():
     run = build_run(recipe)
     start = run.warm_start
     assert start.source == "shapes_vqa"
+    # The exact weights, as the entry's metadata lists them (checked on load).
+    entry_files = mmzoo.load("shapes_vqa").metadata["files"]
+    assert start.source_sha256 == entry_files["model.keras"]["sha256"]
     # The softmax head over 20 answers cannot become a sigmoid: fresh; the rest is copied.
     assert start.skipped == ("head_sigmoid",)
     assert any(p.startswith("image_convnet/") for p in start.copied)
@@ -49,7 +52,17 @@ def test_a_keras_file_starts_a_run_and_the_entry_records_it(tmp_path):
     first.model.save(path)
     result = training.train(_recipe("tiny_vqa", init_from=str(path)), tmp_path / "b", verbose=0)
     record = result.entry_metadata()["training"]["warm_start"]
+    from mmzoo.zoo.folder import sha256_file
+
     assert record["source"] == str(path) and record["fresh"] == []
+    assert record["source_sha256"] == sha256_file(path)
+    from mmzoo.zoo import save_entry
+
+    entry = save_entry(tmp_path / "tiny_vqa", result.model, result.preprocessor(),
+                       metadata=result.entry_metadata())
+    card = (entry / "README.md").read_text(encoding="utf-8")
+    assert f"Started from `{path}`'s weights (SHA-256 " \
+           f"`{sha256_file(path)[:12]}…`)" in card
     assert record["copied_weights"] == record["total_weights"] == first.model.count_params()
     json.dumps(record)  # metadata is JSON
 
@@ -72,6 +85,7 @@ def test_warm_start_copies_a_model_directly():
     fresh = mmzoo.build_model("classification", **mmzoo.load("mobile_vqa").metadata["recipe"][
         "model"], **load_recipe("mobile_vqa").data_options())
     start = warm_start(fresh, model)
+    assert start.source_sha256 is None  # a model object: no file to name
     assert start.skipped == () and start.copied_weights == start.total_weights
     x = {"image": np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("float32"),
          "text": np.ones((2, 16), "int32")}

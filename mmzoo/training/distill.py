@@ -212,7 +212,7 @@ def distill_run(run, out_dir, *, data_dir=None, verbose="auto", strategy=None):
                             epochs=done["epochs"], seconds=done["seconds"],
                             history=done["history"], resumed=True)
     source = tr["init_from"]
-    teacher = branch_of(load_source(source), tr["distill_from"])
+    teacher = branch_of(load_source(source)[0], tr["distill_from"])
     teacher_name = f"{pathlib.Path(str(source)).name}/{teacher.name}"
     if not student.trainable_weights:
         raise ValueError(

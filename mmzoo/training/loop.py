@@ -146,7 +146,8 @@ class TrainingResult:
                                       "fresh": list(ws.skipped),
                                       "copied_weights": ws.copied_weights,
                                       "total_weights": ws.total_weights,
-                                      "frozen": ws.frozen}
+                                      "frozen": ws.frozen,
+                                      "source_sha256": ws.source_sha256}
         if self.distillation is not None:
             training["distillation"] = self.distillation.to_dict()
         return {"description": self.recipe.description, "recipe": recipe,

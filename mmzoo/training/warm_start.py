@@ -34,6 +34,10 @@ class WarmStart:
         copied_weights: number of weight values copied.
         total_weights: number of weight values of the model.
         frozen: the copied layers were frozen (`trainable = False`).
+        source_sha256: SHA-256 of the source's weights file (a zoo entry's
+            `model.keras`, or the `.keras` file given), so the card names the
+            exact weights even after the entry is retrained; `None` for a
+            model object.
     """
 
     source: str
@@ -42,6 +46,7 @@ class WarmStart:
     copied_weights: int
     total_weights: int
     frozen: bool = False
+    source_sha256: str = None
 
     def summary(self):
         """One line, e.g. "warm start from shapes_vqa: 14 of 15 layers (99.6% of weights)"."""
@@ -73,15 +78,18 @@ def layers_by_path(model, prefix=""):
 
 
 def load_source(source):
-    """The Keras model `source` names: a zoo entry name or folder, or a `.keras` file.
+    """`(model, sha256)`: the Keras model `source` names and its weights file's SHA-256.
+
+    `source` is a zoo entry name or folder, a `.keras` file, or a Keras model
+    (whose SHA-256 is `None`).
 
     Raises:
-        ValueError: a source that is neither (named).
+        ValueError: a source that is none of these (named).
     """
     import keras
 
     if isinstance(source, keras.Model):
-        return source
+        return source, None
     if not isinstance(source, (str, os.PathLike)) or not str(source):
         raise ValueError("`init_from` must be a zoo entry name, an entry folder or a .keras "
                          f"file. Received: init_from={source!r}")
@@ -91,11 +99,14 @@ def load_source(source):
                              f"Received: init_from={source!r}")
         import mmzoo.components  # noqa: F401  (mmzoo's layers, for safe-mode loading)
 
-        return keras.saving.load_model(source, safe_mode=True)
+        from mmzoo.zoo.folder import sha256_file
+
+        return keras.saving.load_model(source, safe_mode=True), sha256_file(source)
     from mmzoo.zoo import load
 
     try:
-        return load(source).model
+        entry = load(source)  # its files' SHA-256 checked against its metadata
+        return entry.model, entry.metadata["files"]["model.keras"]["sha256"]
     except (ValueError, FileNotFoundError, TypeError) as e:
         raise ValueError(f"`init_from` must be a zoo entry name, an entry folder or a .keras "
                          f"file: {e}") from None
@@ -116,7 +127,8 @@ def warm_start(model, source, freeze=False):
         ValueError: `source` cannot be loaded, or no layer fits (the models
             share no layer names and shapes: almost surely the wrong source).
     """
-    source_layers = dict(layers_by_path(load_source(source)))
+    source_model, digest = load_source(source)
+    source_layers = dict(layers_by_path(source_model))
     copied, skipped, copied_weights, total = [], [], 0, 0
     for path, layer in layers_by_path(model):
         size = sum(int(w.numpy().size) for w in layer.weights)
@@ -136,4 +148,5 @@ def warm_start(model, source, freeze=False):
         raise ValueError(f"`init_from` shares no layer (same name and weight shapes) with the "
                          f"new model, so nothing could be copied. Received: init_from={name!r}")
     return WarmStart(source=str(name), copied=tuple(copied), skipped=tuple(skipped),
-                     copied_weights=copied_weights, total_weights=total, frozen=bool(freeze))
+                     copied_weights=copied_weights, total_weights=total, frozen=bool(freeze),
+                     source_sha256=digest)

@@ -164,8 +164,10 @@ def model_card(meta):
             share = start.get("copied_weights", 0) / start["total_weights"]
             fresh = ", ".join(start.get("fresh") or ()) or "none"
             frozen = " and kept them fixed" if start.get("frozen") else ""
-            lines += [f"Started from `{start.get('source')}`'s weights ({share:.1%} of the "
-                      f"weights; freshly initialised layers: {fresh}){frozen}.", ""]
+            digest = start.get("source_sha256")
+            which = f" (SHA-256 `{digest[:12]}…`)" if digest else ""
+            lines += [f"Started from `{start.get('source')}`'s weights{which} ({share:.1%} of "
+                      f"the weights; freshly initialised layers: {fresh}){frozen}.", ""]
         distilled = meta["training"].get("distillation")
         if isinstance(distilled, dict) and distilled.get("history"):
             last = {k: v[-1] for k, v in distilled["history"].items() if v}
