@@ -133,8 +133,9 @@ def main(argv=None):
     with open(os.path.join(args.out, "baselines.md"), "w") as f:
         f.write(table)
     with open(os.path.join(args.out, "baselines.json"), "w") as f:
-        json.dump({"recipe": recipe.to_dict(), "epochs": args.epochs, "rows": rows}, f,
-                  indent=1)
+        # The recipe the single-modality rows were trained from (a reused run's own).
+        trained = earlier["recipe"] if args.reuse else recipe.to_dict()
+        json.dump({"recipe": trained, "epochs": args.epochs, "rows": rows}, f, indent=1)
     print(table)
     return 0
 
