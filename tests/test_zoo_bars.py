@@ -165,15 +165,24 @@ def test_spoken_vqa_is_within_5_points_of_shapes_vqa_on_every_question_type():
     assert {"accuracy_train_voices", "accuracy_held_out_voices"} <= set(heard)
 
 
-@pytest.mark.parametrize("paraphrase", ["thing", "one"])
-def test_shapes_vqa_reads_the_attribute_asked_for_not_the_last_word(paraphrase):
+# The entry trained before word dropout read the question type from the last word.
+_SHORTCUT = ("measured 0.037 ('thing') and 0.074 ('one') on shapes_vqa: its GRU reads the "
+             "question type from 'object' alone (issue 15); a retrain with word dropout is "
+             "pending (recipes/shapes_vqa.toml)")
+
+
+@pytest.mark.parametrize("name,paraphrase", [
+    pytest.param("shapes_vqa", word, id=f"shapes_vqa-{word}",
+                 marks=pytest.mark.xfail(strict=True, reason=_SHORTCUT))
+    for word in ("thing", "one")
+] + [pytest.param("mobile_vqa", word, id=f"mobile_vqa-{word}") for word in ("thing", "one")])
+def test_vqa_reads_the_attribute_asked_for_not_the_last_word(name, paraphrase):
     """"what shape is the red thing?": the question word, not "object", says what to report.
 
     Every shape question of the benchmark ends in "object" and no colour question
-    does. The entry trained before word dropout read the question type from that
-    word alone: on these scenes it answered 0.037 of the questions with "thing"
-    (a word it never saw), 0.074 with "one" (issue 15's attribution check found
-    it).
+    does, so a model can read the question type from that word alone; asked with
+    "thing" (a word it never saw) or "one" instead, such a model answers at chance.
+    `mobile_vqa`'s text CNN, distilled from that GRU, reads "shape" and passes.
     """
     from mmzoo.data import shapes
 
@@ -182,8 +191,8 @@ def test_shapes_vqa_reads_the_attribute_asked_for_not_the_last_word(paraphrase):
     questions = [str(q) for q in data["question"][keep]]
     assert len(questions) >= 250 and all(q.endswith(" object?") for q in questions)
     asked = [q.replace(" object?", f" {paraphrase}?") for q in questions]
-    predictions = mmzoo.load("shapes_vqa").predict(images=list(data["image"][keep]), texts=asked,
-                                                   top_k=1, batch_size=256)
+    predictions = mmzoo.load(name).predict(images=list(data["image"][keep]), texts=asked,
+                                           top_k=1, batch_size=256)
     answers = [shapes.ANSWERS[a] for a in data["answer"][keep]]
     accuracy = np.mean([p[0][0] == a for p, a in zip(predictions, answers)])
     assert accuracy >= 0.95, accuracy

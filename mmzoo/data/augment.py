@@ -3,11 +3,13 @@
 Each word of a batch of token ids is replaced, with probability `rate`, by
 the out-of-vocabulary id, so a model cannot lean on one word when the
 sentence says the same thing twice. In mmzoo-shapes every shape question ends
-in "object" ("what shape is the red object?") and no colour question does; a
-GRU trained without word dropout reads the question type from that last word
-alone, answers "what shape is the red thing?" at chance, and integrated
-gradients rank "object" above the colour that picks the object. Word dropout
-makes "shape" carry the question type too.
+in "object" ("what shape is the red object?") and no colour question does;
+`shapes_vqa`'s GRU, trained without word dropout, reads the question type from
+that last word alone and answers "what shape is the red thing?" at chance
+(0.037). The same recipe at `word_dropout = 0.15` answers it at 0.998, as
+well as the question asked with "object". Each dropped word can make a
+training question unanswerable, so long questions pay most: that run lost 12
+points on the relational questions.
 
 Replacing by the unknown word (rather than deleting the word) keeps every
 other word in its place, as in Kiperwasser & Goldberg (2016, "Simple and
