@@ -603,10 +603,6 @@ def _check_model(model, task, dataset, source):
 def _check_transfer(recipe, modalities, source):
     """`freeze` and the distillation keys need `init_from` and inputs the rows carry."""
     tr = recipe.training
-    if tr["word_dropout"] and "text" not in modalities:
-        raise RecipeError(f"{source}: training.word_dropout drops words of the text input: "
-                          f"the model reads {', '.join(map(repr, modalities))}. Received: "
-                          f"word_dropout={tr['word_dropout']!r}")
     if tr["freeze"] != "none" and not tr["init_from"]:
         raise RecipeError(f"{source}: training.freeze={tr['freeze']!r} freezes the layers "
                           f"`init_from` starts: set training.init_from. Received: init_from=None")
@@ -652,6 +648,11 @@ def _check_model_options(recipe, source):
             f"{', '.join(repr(p.name) for p in problems.PROBLEMS.values() if p.spoken)}): "
             f"problem={recipe.problem!r} has no audio. Received: "
             f"audio_branch={resolved['audio_branch']!r}")
+    rate = recipe.training["word_dropout"]
+    if rate and "text" not in modalities:
+        raise RecipeError(f"{source}: training.word_dropout drops words of the text input: "
+                          f"the model reads {', '.join(map(repr, modalities))}. Received: "
+                          f"word_dropout={rate!r}")
     object.__setattr__(recipe, "modalities", modalities)
     _check_transfer(recipe, modalities, source)
     # Normalised (e.g. hidden_units as a tuple), so to_dict() is stable.
