@@ -135,6 +135,12 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
       'text_branch = "none"\n\n[training]\nword_dropout = 0.1\n'),
      "training.word_dropout drops words of the text input: the model reads 'image'. "
      "Received: word_dropout=0.1"),
+    (("epochs = 1", "word_subsampling = 1"),
+     "training.word_subsampling must be a number in [0, 1). Received: word_subsampling=1"),
+    (('text_branch = "embedding"\n\n[training]\n',
+      'text_branch = "none"\n\n[training]\nword_subsampling = 0.02\n'),
+     "training.word_subsampling drops words of the text input: the model reads 'image'. "
+     "Received: word_subsampling=0.02"),
 ])
 def test_bad_values_name_key_value_and_allowed(tmp_path, edit, expected):
     message = _error(tmp_path, TINY.replace(*edit))

@@ -1,12 +1,13 @@
-"""Word dropout (training.word_dropout): training texts' words read as unknown."""
+"""Word dropout and frequent-word subsampling (training.word_dropout, word_subsampling)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 import tensorflow as tf
-from mmzoo.data.augment import word_dropout
+from mmzoo.data.augment import dropout_rates, subsampling_rates, word_dropout
 from mmzoo.data.tokenizer import END, OOV, PAD, START
 from mmzoo.training import Recipe, build_run
 
@@ -48,17 +49,76 @@ def test_drops_words_at_the_rate_and_keeps_the_special_ids():
     np.testing.assert_array_equal(word_dropout(ids, 0.0, seed=[0, 0]), ids)
 
 
-@pytest.mark.parametrize("rate", [1.0, -0.1])
-def test_rate_outside_zero_one_is_refused(rate):
-    with pytest.raises(ValueError, match=rf"`rate` must be in \[0, 1\). Received: rate={rate}"):
+@pytest.mark.parametrize("rate, shown", [(1.0, "1.0"), (-0.1, "-0.1"),
+                                         ([0.0, 1.0], "an array of shape (2,)"),
+                                         ([[0.1]], "an array of shape (1, 1)")])
+def test_rate_outside_zero_one_is_refused(rate, shown):
+    with pytest.raises(ValueError, match=r"`rate` must be in \[0, 1\), a number or one per id "
+                       rf"\(1-D\). Received: rate={re.escape(shown)}"):
         word_dropout(tf.constant([[5, 6]]), rate, seed=[0, 0])
 
 
-@pytest.mark.parametrize("source", ["stream", "memory"])
-def test_training_texts_lose_words_and_a_resumed_run_replays_the_draws(source):
+def test_per_id_rates_drop_each_word_at_its_own_rate():
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 8, size=(400, 40)).astype(np.int64)
+    rates = np.zeros(8)
+    rates[[0, 1, 2, 3]] = 0.9  # special ids: never dropped whatever their rate
+    rates[4], rates[6] = 0.8, 0.2
+    out = word_dropout(tf.constant(ids), rates, seed=tf.constant([5, 5])).numpy()
+    for i in range(8):
+        changed = (out != ids)[ids == i].mean()
+        assert abs(changed - (rates[i] if i > END else 0.0)) < 0.02, (i, changed)
+    assert (out[out != ids] == OOV).all()
+
+
+def test_subsampling_rates_follow_mikolov():
+    # Shares among words: id 4 one half, 5 and 6 a quarter each; specials not counted.
+    ids = np.array([[4, 4, 5, 6, END, PAD], [START, 4, 4, 5, 6, OOV]])
+    rates = subsampling_rates(ids, threshold=0.25, vocab_size=9)
+    expected = np.zeros(9)
+    expected[4] = 1 - np.sqrt(0.25 / 0.5)  # 0.293: above the threshold
+    np.testing.assert_allclose(rates, expected)  # at or below it (and unseen): kept
+    both = dropout_rates(0.1, 0.25, ids, 9)
+    np.testing.assert_allclose(both, 1 - 0.9 * (1 - expected))
+    assert dropout_rates(0.1) == 0.1
+    with pytest.raises(ValueError, match=r"`threshold` must be in \(0, 1\). Received: threshold=1"):
+        subsampling_rates(ids, 1, 9)
+    with pytest.raises(ValueError, match=r"Every id must be in \[0, vocab_size=6\). Received: "
+                       r"ids in \[0, 6\]"):
+        subsampling_rates(ids, 0.1, 6)
+    with pytest.raises(ValueError, match="`ids` holds no word to count"):
+        subsampling_rates([[START, END, PAD]], 0.1, 6)
+
+
+def test_subsampling_drops_the_frame_words_of_shapes_questions_and_never_the_names():
+    from mmzoo.data import shapes
+
+    def run(**training):
+        config = recipe(word_dropout=0.0, batch_size=64, **training).to_dict()
+        config["dataset"]["num_train"] = 1200
+        return build_run(Recipe.from_dict(config)).data
+
+    data, plain = run(word_subsampling=0.025), run()
+    vocabulary = data.info.tokenizer.vocabulary
+    dropped, seen = np.zeros(len(vocabulary)), np.zeros(len(vocabulary))
+    for noisy, words in zip(texts(data.train), texts(plain.train), strict=True):
+        np.add.at(seen, words.ravel(), 1)
+        np.add.at(dropped, words[noisy != words], 1)
+    rate = {w: dropped[i] / seen[i] for i, w in enumerate(vocabulary) if seen[i] >= 20}
+    assert rate["the"] > rate["what"] > 0.2, rate
+    names = [w for w in (*shapes.COLOURS, *shapes.SHAPES) if w in rate]
+    assert len(names) >= 8 and all(rate[w] == 0 for w in names), {w: rate[w] for w in rate}
+
+
+@pytest.mark.parametrize("source, options", [
+    ("stream", {}), ("memory", {}),
+    ("stream", {"word_dropout": 0.1, "word_subsampling": 0.05}),
+    ("memory", {"word_dropout": 0.1, "word_subsampling": 0.05}),
+])
+def test_training_texts_lose_words_and_a_resumed_run_replays_the_draws(source, options):
     # One row order every epoch (a shuffle buffer of 1), so epochs compare row by row.
     plain = build_run(recipe(source, word_dropout=0.0, shuffle_buffer=1)).data
-    data = build_run(recipe(source, shuffle_buffer=1)).data
+    data = build_run(recipe(source, shuffle_buffer=1, **options)).data
     steps = data.steps_per_epoch
     # Two epochs in a row, as Keras iterates them (a stream holds both in one pass).
     run = texts(data.train) if source == "stream" else texts(data.train) + texts(data.train)
@@ -76,7 +136,7 @@ def test_training_texts_lose_words_and_a_resumed_run_replays_the_draws(source):
     # A run resumed at any step (a new process: the data built again) gets the
     # batches an uninterrupted run trains on.
     for step in (1, steps + 1):
-        resumed = build_run(recipe(source, shuffle_buffer=1)).data
+        resumed = build_run(recipe(source, shuffle_buffer=1, **options)).data
         again = texts(resumed.train_from(step).take(2 * steps - step))
         for a, b in zip(again, run[step:], strict=True):
             np.testing.assert_array_equal(a, b)

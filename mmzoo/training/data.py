@@ -35,7 +35,7 @@ import os
 import numpy as np
 
 from mmzoo.data import problems, shapes, speech
-from mmzoo.data.augment import word_dropout
+from mmzoo.data.augment import dropout_rates, word_dropout
 from mmzoo.data.mmzoo_shapes import MmzooShapesConfig, shapes_config
 from mmzoo.data.pipeline import (
     prepare_examples,
@@ -195,7 +195,7 @@ def load_training_data(recipe, data_dir=None):
     else:
         train, info = _memory_split(recipe, tokenizer, "train", ds["num_train"])
         validation, _ = _memory_split(recipe, tokenizer, "validation", ds["num_validation"])
-    train = _with_word_dropout(train, recipe)
+    train = _with_word_dropout(train, recipe, tokenizer)
     info.question_types = info.voices = None  # per-row groups belong to the evaluation split
     return TrainingData(train=train, validation=validation, info=info,
                         num_train_examples=num_train, steps_per_epoch=-(-num_train // batch))
@@ -269,6 +269,10 @@ def _stream_training_data(recipe, tokenizer):
 
     # The first batch gives the dtypes and shapes (its speech stays in the cache).
     first = make_batch(0)
+    rates = 0.0
+    if "text" in keys:
+        rates = _word_rates(recipe, tokenizer, (
+            make_batch(step)[keys.index("text")] for step in range(min(steps, _SAMPLE_BATCHES))))
     dtypes = [a.dtype for a in first]
     shapes_ = [(None, *a.shape[1:]) for a in first]
 
@@ -278,8 +282,8 @@ def _stream_training_data(recipe, tokenizer):
             tensor.set_shape(shape)
         inputs = dict(zip(keys, outputs[:-1]))
         inputs["image"] = tf.cast(inputs["image"], tf.float32)
-        if tr["word_dropout"] and "text" in inputs:  # batch `step`'s own draw
-            inputs["text"] = word_dropout(inputs["text"], tr["word_dropout"],
+        if np.any(rates):  # batch `step`'s own draw
+            inputs["text"] = word_dropout(inputs["text"], rates,
                                           tf.stack([tf.constant(tr["seed"], tf.int64), step]))
         return inputs, outputs[-1]
 
@@ -295,18 +299,41 @@ def _stream_training_data(recipe, tokenizer):
                         fresh_each_epoch=True, _train_from=train_from)
 
 
-def _with_word_dropout(train, recipe):
-    """`train` with `training.word_dropout` applied to its text, a fresh draw every epoch.
+# Batches of training text whose words give the frequencies of
+# `training.word_subsampling` (2,048 rows at the default batch size).
+_SAMPLE_BATCHES = 32
 
-    Each batch's seed comes from `tf.data.Dataset.random`, re-drawn on every
-    pass as the seeded shuffle is, so `train.repeat()` (a resumed run)
-    replays the same draws.
+
+def _word_rates(recipe, tokenizer, text_batches):
+    """Each word id's drop probability under `training.word_dropout` and `word_subsampling`.
+
+    A number when no subsampling is asked for (`text_batches` is then not
+    read); otherwise one rate per id, the frequencies counted on
+    `text_batches` (the run's first `_SAMPLE_BATCHES` training batches, so a
+    resumed run counts the same).
+    """
+    tr = recipe.training
+    if not tr["word_subsampling"]:
+        return tr["word_dropout"]
+    ids = np.concatenate([np.asarray(t).ravel() for t in text_batches])
+    return dropout_rates(tr["word_dropout"], tr["word_subsampling"], ids,
+                         tokenizer.vocab_size)
+
+
+def _with_word_dropout(train, recipe, tokenizer):
+    """`train` with `training.word_dropout` (and subsampling) applied to its text.
+
+    A fresh draw every epoch: each batch's seed comes from
+    `tf.data.Dataset.random`, re-drawn on every pass as the seeded shuffle
+    is, so `train.repeat()` (a resumed run) replays the same draws.
     """
     import tensorflow as tf
 
-    rate = recipe.training["word_dropout"]
-    if not rate or "text" not in train.element_spec[0]:
+    tr = recipe.training
+    if not (tr["word_dropout"] or tr["word_subsampling"]) or "text" not in train.element_spec[0]:
         return train
+    rate = _word_rates(recipe, tokenizer, (x["text"].numpy()
+                                           for x, _ in train.take(_SAMPLE_BATCHES)))
     seeds = tf.data.Dataset.random(seed=recipe.training["seed"],
                                    rerandomize_each_iteration=True).batch(2)
 

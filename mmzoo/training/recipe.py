@@ -221,6 +221,7 @@ SCHEMA = {
         "seed": (_int(0), 0),
         "shuffle_buffer": (_int(1), 10_000),
         "word_dropout": (_rate, 0.0),
+        "word_subsampling": (_rate, 0.0),
         "monitor": (_string, "val_loss"),
         "early_stopping_patience": (_int(0), 0),
         "restore_best": (_bool, True),
@@ -270,7 +271,9 @@ class Recipe:
         training: `epochs`, `batch_size`, `optimizer`, `learning_rate`,
             `lr_schedule`, `seed`, `shuffle_buffer`, `word_dropout` (the
             probability that a training text's word is read as unknown:
-            `mmzoo.data.augment.word_dropout`), `monitor`,
+            `mmzoo.data.augment.word_dropout`), `word_subsampling` (the
+            threshold of frequent-word subsampling, Mikolov et al. 2013:
+            `mmzoo.data.augment.subsampling_rates`), `monitor`,
             `early_stopping_patience`, `restore_best`, `jit_compile`,
             `deterministic_ops`, `precision` (the Keras dtype policy the model
             is built in: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`),
@@ -648,11 +651,12 @@ def _check_model_options(recipe, source):
             f"{', '.join(repr(p.name) for p in problems.PROBLEMS.values() if p.spoken)}): "
             f"problem={recipe.problem!r} has no audio. Received: "
             f"audio_branch={resolved['audio_branch']!r}")
-    rate = recipe.training["word_dropout"]
-    if rate and "text" not in modalities:
-        raise RecipeError(f"{source}: training.word_dropout drops words of the text input: "
-                          f"the model reads {', '.join(map(repr, modalities))}. Received: "
-                          f"word_dropout={rate!r}")
+    for key in ("word_dropout", "word_subsampling"):
+        rate = recipe.training[key]
+        if rate and "text" not in modalities:
+            raise RecipeError(f"{source}: training.{key} drops words of the text input: "
+                              f"the model reads {', '.join(map(repr, modalities))}. "
+                              f"Received: {key}={rate!r}")
     object.__setattr__(recipe, "modalities", modalities)
     _check_transfer(recipe, modalities, source)
     # Normalised (e.g. hidden_units as a tuple), so to_dict() is stable.
