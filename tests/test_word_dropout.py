@@ -108,6 +108,11 @@ def test_subsampling_drops_the_frame_words_of_shapes_questions_and_never_the_nam
     assert rate["the"] > rate["what"] > 0.2, rate
     names = [w for w in (*shapes.COLOURS, *shapes.SHAPES) if w in rate]
     assert len(names) >= 8 and all(rate[w] == 0 for w in names), {w: rate[w] for w in rate}
+    # The rates the run reports (`mmzoo train` prints them), most dropped first.
+    reported = data.word_rates
+    assert list(reported)[0] == "the" and "what" in reported and not set(names) & set(reported)
+    assert list(reported.values()) == sorted(reported.values(), reverse=True)
+    assert plain.word_rates == {}
 
 
 @pytest.mark.parametrize("source, options", [
@@ -143,3 +148,17 @@ def test_training_texts_lose_words_and_a_resumed_run_replays_the_draws(source, o
     # Validation is never augmented.
     for a, b in zip(texts(data.validation), texts(plain.validation), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_train_says_which_words_it_drops(tmp_path, capsys):
+    from mmzoo.training import train
+
+    train(recipe(word_dropout=0.0, word_subsampling=0.05, epochs=1), tmp_path / "run", verbose=2)
+    said = [line for line in capsys.readouterr().out.splitlines()
+            if "words dropped" in line]
+    assert len(said) == 1, said
+    assert said[0].startswith("mmzoo train: training text read with words dropped "
+                              "(word_dropout 0.0, word_subsampling 0.05): 'the' 0.")
+    train(recipe(epochs=1), tmp_path / "uniform", verbose=2)
+    assert ("mmzoo train: training text read with words dropped (word_dropout 0.25, "
+            "word_subsampling 0.0): every word 0.25") in capsys.readouterr().out

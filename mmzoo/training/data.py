@@ -44,7 +44,7 @@ from mmzoo.data.pipeline import (
     shapes_dataset,
     shapes_tokenizer,
 )
-from mmzoo.data.tokenizer import split_words
+from mmzoo.data.tokenizer import END, split_words
 
 # Settings of the predefined TFDS configs: a recipe that matches one reuses its
 # build instead of generating the same scenes again under another name.
@@ -65,6 +65,9 @@ class TrainingData:
         fresh_each_epoch: whether `train` holds every epoch's batches one
             after the other (source `"stream"`: fit with `steps_per_epoch`)
             rather than one epoch to repeat.
+        word_rates: `{word: probability}` of the words that
+            `training.word_dropout` and `word_subsampling` drop from the
+            training text, most dropped first (empty without them).
     """
 
     train: object
@@ -74,6 +77,7 @@ class TrainingData:
     steps_per_epoch: int
     fresh_each_epoch: bool = False
     _train_from: object = None
+    word_rates: dict = dataclasses.field(default_factory=dict)
 
     def train_from(self, step):
         """The training batches from global step `step` on, endlessly or to the run's end.
@@ -195,10 +199,11 @@ def load_training_data(recipe, data_dir=None):
     else:
         train, info = _memory_split(recipe, tokenizer, "train", ds["num_train"])
         validation, _ = _memory_split(recipe, tokenizer, "validation", ds["num_validation"])
-    train = _with_word_dropout(train, recipe, tokenizer)
+    train, rates = _with_word_dropout(train, recipe, tokenizer)
     info.question_types = info.voices = None  # per-row groups belong to the evaluation split
     return TrainingData(train=train, validation=validation, info=info,
-                        num_train_examples=num_train, steps_per_epoch=-(-num_train // batch))
+                        num_train_examples=num_train, steps_per_epoch=-(-num_train // batch),
+                        word_rates=_named_rates(rates, tokenizer))
 
 
 def load_evaluation_data(recipe, data_dir=None):
@@ -296,7 +301,8 @@ def _stream_training_data(recipe, tokenizer):
     info.question_types = None
     return TrainingData(train=train_from(0), validation=validation, info=info,
                         num_train_examples=rows, steps_per_epoch=steps,
-                        fresh_each_epoch=True, _train_from=train_from)
+                        fresh_each_epoch=True, _train_from=train_from,
+                        word_rates=_named_rates(rates, tokenizer))
 
 
 # Batches of training text whose words give the frequencies of
@@ -320,6 +326,14 @@ def _word_rates(recipe, tokenizer, text_batches):
                          tokenizer.vocab_size)
 
 
+def _named_rates(rates, tokenizer):
+    """`{word: rate}` of the dropped words, most dropped first (all of them at one rate)."""
+    words = tokenizer.vocabulary[END + 1:]
+    rates = np.broadcast_to(np.asarray(rates, dtype=float), (tokenizer.vocab_size,))[END + 1:]
+    order = sorted((i for i in range(len(words)) if rates[i] > 0), key=lambda i: -rates[i])
+    return {words[i]: round(float(rates[i]), 3) for i in order}
+
+
 def _with_word_dropout(train, recipe, tokenizer):
     """`train` with `training.word_dropout` (and subsampling) applied to its text.
 
@@ -331,7 +345,7 @@ def _with_word_dropout(train, recipe, tokenizer):
 
     tr = recipe.training
     if not (tr["word_dropout"] or tr["word_subsampling"]) or "text" not in train.element_spec[0]:
-        return train
+        return train, 0.0
     rate = _word_rates(recipe, tokenizer, (x["text"].numpy()
                                            for x, _ in train.take(_SAMPLE_BATCHES)))
     seeds = tf.data.Dataset.random(seed=recipe.training["seed"],
@@ -342,7 +356,7 @@ def _with_word_dropout(train, recipe, tokenizer):
         return {**inputs, "text": word_dropout(inputs["text"], rate, seed)}, labels
 
     return (tf.data.Dataset.zip(train, seeds).map(drop, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)), rate
 
 
 def _memory_split(recipe, tokenizer, split, scenes):

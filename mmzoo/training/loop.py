@@ -269,6 +269,16 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
         f"epochs of {run.data.steps_per_epoch} steps, seed {recipe.training['seed']}")
     if run.warm_start is not None:
         say(f"mmzoo train: {run.warm_start.summary()}")
+    rates = run.data.word_rates
+    if rates:
+        if len(set(rates.values())) == 1:
+            shown, more = f"every word {next(iter(rates.values())):.2f}", ""
+        else:
+            shown = ", ".join(f"{w!r} {r:.2f}" for w, r in list(rates.items())[:8])
+            more = f" and {len(rates) - 8} more words" if len(rates) > 8 else ""
+        say(f"mmzoo train: training text read with words dropped (word_dropout "
+            f"{recipe.training['word_dropout']}, word_subsampling "
+            f"{recipe.training['word_subsampling']}): {shown}{more}")
     start = time.perf_counter()
     distillation = None
     if recipe.training["distill_epochs"]:
