@@ -277,7 +277,8 @@ def _stream_training_data(recipe, tokenizer):
     rates = 0.0
     if "text" in keys:
         rates = _word_rates(recipe, tokenizer, (
-            make_batch(step)[keys.index("text")] for step in range(min(steps, _SAMPLE_BATCHES))))
+            (first if step == 0 else make_batch(step))[keys.index("text")]
+            for step in range(min(steps, _SAMPLE_BATCHES))))
     dtypes = [a.dtype for a in first]
     shapes_ = [(None, *a.shape[1:]) for a in first]
 
