@@ -293,7 +293,9 @@ def main(argv=None):
         return 2
     try:
         with _quiet_tensorflow():
-            args.run(args)
+            # A command returns an exit status of its own when its check fails
+            # (`mmzoo evaluate`: the card is not reproduced).
+            status = args.run(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
         # Mistakes the user can fix: one clear line, no traceback, in the
         # command's flags rather than the Python API's argument names.
@@ -303,4 +305,4 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"mmzoo {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status if isinstance(status, int) else 0

@@ -425,9 +425,32 @@ def test_cli_list_info_predict_evaluate(trained, tmp_path):
     line = next(ln for ln in evaluated.stdout.splitlines() if ln.startswith("accuracy_colour"))
     card, measured = line.split()[1:3]
     assert card == measured == f"{trained['metrics']['accuracy_colour']:.4f}"
+    low, _, high = line.split()[4:7]  # the near-tie range
+    assert float(low) <= float(measured) <= float(high)
+    assert "near ties: " in evaluated.stdout.lower() and "(the model computes in float32)" \
+        in evaluated.stdout
+    assert evaluated.stdout.strip().splitlines()[-1].startswith("Reproduced: every number")
 
     assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
     assert "Did you mean 'vqa_tiny'" in unknown.stderr.strip().splitlines()[-1]
+
+
+def test_cli_evaluate_fails_on_a_card_it_does_not_reproduce(trained, tmp_path, capsys):
+    from mmzoo.cli import main
+
+    metrics = dict(trained["metrics"])
+    metrics["accuracy"] = min(1.0, metrics["accuracy"] + 0.25) if metrics["accuracy"] < 0.5 \
+        else metrics["accuracy"] - 0.25  # a card that claims what the model does not do
+    path = zoo.save_entry(tmp_path / "claims", trained["model"], trained["preprocessor"],
+                          metadata={"dataset": zoo.shapes_dataset_metadata(image_size=32,
+                                                                           num_test=48),
+                                    "metrics": metrics})
+    assert main(["evaluate", str(path)]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"Not reproduced: accuracy {metrics['accuracy']:.4f} on the card")
+    # On fewer examples than the card's, nothing is claimed either way.
+    assert main(["evaluate", str(path), "--examples", "8"]) == 0
+    assert "reproduced" not in capsys.readouterr().out.lower()
 
 
 # -- export --------------------------------------------------------------------------
@@ -477,4 +500,10 @@ def test_other_tasks_round_trip(task, tmp_path):
         assert all(isinstance(v, float) for v in results)
     else:
         assert all(isinstance(c, str) for c in results)
-    assert entry.evaluate() == pytest.approx(metrics)
+    measured, ranges = entry.evaluate(ranges=True)
+    assert measured == pytest.approx(metrics)
+    assert not zoo.card_differences(metrics, measured, ranges)
+    # Every metric of a task that decides (not a captioner's) has a near-tie range around it.
+    assert bool(ranges) == (task != "captioning")
+    for key, (low, high) in ((k, v) for k, v in ranges.items() if k != "near_ties"):
+        assert low <= measured[key] <= high, key

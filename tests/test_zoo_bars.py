@@ -8,6 +8,7 @@ import pytest
 
 import mmzoo
 from mmzoo.zoo import entry as entry_lib
+from mmzoo.zoo.evaluation import card_differences
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.name for p in (ROOT / "saved_models").iterdir()
@@ -25,6 +26,11 @@ BARS = {
     "shapes_retrieval": ({}, 1000, 3600),
     # Issue 16: within 5 points of shapes_vqa per question type (its own test below).
     "shapes_spoken_vqa": ({}, 5000, 5400),
+}
+# Card numbers other CPUs measured differently: each must lie in its near-tie range here.
+MEASURED_ELSEWHERE = {
+    # CI's CPU, stop 25 (the card: 0.5425, measured on an AVX-512 machine in bfloat16).
+    "document_vqa": {"accuracy_colour": 0.5435435435435435},
 }
 # Entries kept from before the bars, each for a stated reason.
 LEGACY = {}
@@ -68,10 +74,14 @@ def test_card_is_measured_within_budget_and_reproduced(name):
     assert "![training curve](training_curve.png)" in card
     for key in minimum:
         assert f"| {key} | {metrics[key]:.4f} |" in card
-    # `mmzoo evaluate NAME` reproduces the card: the same scenes, the same numbers.
-    again = entry.evaluate()
-    for key, value in again.items():
-        assert value == pytest.approx(metrics[key], abs=2e-4), key
+    # `mmzoo evaluate NAME` reproduces the card: the same scenes, the same numbers, up
+    # to the answers another CPU may round the other way (tests/test_near_ties.py).
+    again, ranges = entry.evaluate(ranges=True)
+    assert again.keys() == metrics.keys()
+    assert not card_differences(metrics, again, ranges)
+    for key, value in MEASURED_ELSEWHERE.get(name, {}).items():
+        low, high = ranges[key]
+        assert low <= value <= high, (key, value, low, high)
 
 
 @pytest.fixture(scope="module")

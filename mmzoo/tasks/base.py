@@ -349,6 +349,27 @@ class Task:
             (outputs,) = outputs.values()
         return self.measure(outputs, y, wanted=wanted, groups=groups)
 
+    def nudge(self, pred, y, amount):
+        """`pred` moved by `amount` towards the labels `y` (away from them if negative).
+
+        Each of the task's metrics is monotone under the move, so the metrics
+        of `nudge(pred, y, eps)` and `nudge(pred, y, -eps)` bound those of any
+        outputs within `eps / 2` of `pred`: what another machine's float
+        rounding can make of the same examples (`mmzoo.zoo.measure_metrics`,
+        `ranges=True`).
+
+        Args:
+            pred: the model's output, `(N, outputs)`, float64.
+            y: the labels, in the formats of `mmzoo.data.pipeline`.
+            amount: in the output's units (probabilities; counts scale it by
+                their size).
+
+        Returns:
+            The moved copy, or `None` where the metrics cannot be bounded
+            this way (generated captions, retrieval rankings).
+        """
+        return None
+
     def compute_metrics(self, pred, y, wanted, groups):
         """`{name: float}` for the `wanted` metrics; see `measure`."""
         raise ValueError(
@@ -385,6 +406,12 @@ class NamedLabelsTask(Task):
             return ["  (no label at or above 0.5)"]
         width = max(len(label) for label, _ in result)
         return [f"  {label:<{width}}  {score:.3f}" for label, score in result]
+
+
+def nudge_sigmoids(pred, y, amount):
+    """Sigmoid outputs `pred` moved by `amount` towards their 0/1 labels `y`, within [0, 1]."""
+    sign = np.where(np.asarray(y).reshape(pred.shape) >= 0.5, 1.0, -1.0)
+    return np.clip(pred + amount * sign, 0.0, 1.0)
 
 
 def per_group(correct, groups, prefix, aggregate_prefix="accuracy_"):

@@ -31,6 +31,7 @@ from mmzoo.zoo.registry import list_models, load, mmzoo_home, search_paths
 __all__ = [
     "EntryVerificationError",
     "ZooEntry",
+    "card_differences",
     "compare_metrics",
     "evaluation_settings",
     "flatten_metrics",
@@ -39,6 +40,7 @@ __all__ = [
     "measure_metrics",
     "mmzoo_home",
     "model_card",
+    "near_tie",
     "publish_entry",
     "read_metadata",
     "save_entry",
@@ -52,8 +54,8 @@ __all__ = [
 def __getattr__(name):
     if name in ("ZooEntry", "save_entry"):
         from mmzoo.zoo import entry as module
-    elif name in ("compare_metrics", "evaluation_settings", "measure_metrics",
-                  "shapes_dataset_metadata"):
+    elif name in ("card_differences", "compare_metrics", "evaluation_settings",
+                  "measure_metrics", "near_tie", "shapes_dataset_metadata"):
         from mmzoo.zoo import evaluation as module
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,8 @@ import sys
 LIST_HELP = "list the zoo entries (saved_models/ and the MMZOO_HOME cache)"
 INFO_HELP = "print a zoo entry's model card (after checking its files)"
 PREDICT_HELP = "predict on image files and texts with a zoo entry"
-EVALUATE_HELP = "re-measure a zoo entry's metrics and compare them with its card"
+EVALUATE_HELP = ("re-measure a zoo entry's metrics and compare them with its card, within "
+                 "the range near ties allow on another CPU (exit status 1 if not reproduced)")
 EXPLAIN_HELP = ("explain a zoo entry's answer (or each word of a caption): Grad-CAM map, "
                 "word attributions and modality shares, drawn into one figure")
 
@@ -182,30 +183,54 @@ def add_evaluate(parser):
 
 def run_evaluate(args):
     from mmzoo.zoo.card import format_metric
-    from mmzoo.zoo.evaluation import compare_metrics
+    from mmzoo.zoo.evaluation import card_differences, compare_metrics, near_tie
 
     if args.examples is not None and args.examples < 1:
         raise ValueError(f"--examples must be a positive integer. Received: "
                          f"--examples={args.examples}")
     entry = _load(args)
-    measured = entry.evaluate(num_examples=args.examples, batch_size=args.batch_size)
-    rows = compare_metrics(entry.metadata.get("metrics"), measured)
+    measured, ranges = entry.evaluate(num_examples=args.examples, batch_size=args.batch_size,
+                                      ranges=True)
+    card = entry.metadata.get("metrics")
+    rows = compare_metrics(card, measured)
+    # The card is a claim about the examples it was measured on: compare only those.
+    differences = None if args.examples else card_differences(card, measured, ranges)
     if args.json:
-        print(json.dumps({"entry": entry.name, "card": entry.metadata.get("metrics"),
-                          "measured": measured}, indent=2))
+        print(json.dumps({"entry": entry.name, "card": card, "measured": measured,
+                          "ranges": {k: v for k, v in ranges.items() if k != "near_ties"},
+                          "near_ties": ranges.get("near_ties"),
+                          "reproduced": None if differences is None else not differences},
+                         indent=2))
         return
     width = max([len("metric")] + [len(name) for name, _, _ in rows])
     print(f"{entry.name}: card vs measured on mmzoo-shapes"
           + (f" ({args.examples} examples)" if args.examples else ""))
-    print(f"{'metric':<{width}}  {'card':>10}  {'measured':>10}  {'difference':>10}")
-    for name, card, now in rows:
+    print(f"{'metric':<{width}}  {'card':>10}  {'measured':>10}  {'difference':>10}"
+          + ("  near-tie range" if "near_ties" in ranges else ""))
+    for name, was, now in rows:
         diff = "-"
-        if isinstance(card, int) and isinstance(now, int):
-            diff = f"{now - card:+d}"
-        elif isinstance(card, (int, float)) and isinstance(now, (int, float)):
-            diff = f"{now - card:+.4f}"
-        card, now = format_metric(card, "-"), format_metric(now, "-")
-        print(f"{name:<{width}}  {card:>10}  {now:>10}  {diff:>10}")
+        if isinstance(was, int) and isinstance(now, int):
+            diff = f"{now - was:+d}"
+        elif isinstance(was, (int, float)) and isinstance(now, (int, float)):
+            diff = f"{now - was:+.4f}"
+        span = ranges.get(name)
+        span = f"  {span[0]:.4f} - {span[1]:.4f}" if span else ""
+        print(f"{name:<{width}}  {format_metric(was, '-'):>10}  {format_metric(now, '-'):>10}"
+              f"  {diff:>10}{span}")
+    if "near_ties" in ranges:
+        gap, dtype = near_tie(entry.model)
+        print(f"Near ties: {ranges['near_ties']} of {measured['num_examples']} answers are "
+              f"right or wrong by less than {gap:g} (the model computes in {dtype}), so "
+              "another CPU, rounding differently, may answer them the other way; each "
+              "range is what they allow.")
+    if differences:
+        print("Not reproduced: " + "; ".join(
+            f"{key} {value:.4f} on the card, {low:.4f} - {high:.4f} measured"
+            for key, value, low, high in differences))
+        return 1
+    elif differences is not None:
+        print("Reproduced: every number on the card lies in its range"
+              if "near_ties" in ranges else "Reproduced: every number on the card, to 2e-4")
 
 
 # -- explain --------------------------------------------------------------------

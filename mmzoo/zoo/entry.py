@@ -688,7 +688,7 @@ class ZooEntry:
                                            num_examples=num_examples)
         return inputs, labels
 
-    def evaluate(self, num_examples=None, batch_size=None):
+    def evaluate(self, num_examples=None, batch_size=None, *, ranges=False):
         """Re-measures the card's metrics on the mmzoo-shapes test split.
 
         Uses the settings recorded in the metadata (`dataset`: image size,
@@ -699,9 +699,14 @@ class ZooEntry:
         Args:
             num_examples: examples to use (default: the number recorded).
             batch_size: examples per model call (default: the recipe's, or 64).
+            ranges: also return the range of each metric that near ties allow:
+                what another CPU, rounding differently, may measure
+                (`mmzoo.zoo.measure_metrics`). The card is reproduced when
+                each of its numbers lies in its range.
 
         Returns:
-            The measured metrics, a flat dict of floats.
+            The measured metrics, a flat dict of floats; with `ranges=True`,
+            `(metrics, {metric: (low, high), "near_ties": count})`.
         """
         batch_size = check_batch_size(batch_size, allow_none=True)
         if num_examples is not None and not (is_int(num_examples) and num_examples > 0):
@@ -711,6 +716,6 @@ class ZooEntry:
         if batch_size is not None:
             settings["batch_size"] = batch_size
         return measure_metrics(self.model, self.preprocessor, self.metadata.get("dataset"),
-                               num_examples=num_examples, **settings)
+                               num_examples=num_examples, ranges=ranges, **settings)
 
 

@@ -167,8 +167,33 @@ def example_inputs(model, preprocessor, dataset, *, split="validation", num_exam
     return _inputs_for(model, preprocessor, x), y, info
 
 
+# Near ties: how far apart two answers' scores may be and still come out either way on
+# another CPU, by the precision the model computes in. Different CPUs run different
+# kernels (AVX2 or AVX-512, native or emulated bfloat16), which round differently: in
+# float32 the outputs differ by about 1e-6, in bfloat16 by far more (document_vqa's
+# probabilities lie a median 5e-4 from those of the same weights run in float32). One
+# colour answer of document_vqa, 2.6e-5 from a tie, came out differently on CI's CPU.
+NEAR_TIE = {"float32": 1e-5, "float64": 1e-5, "float16": 1e-4, "bfloat16": 1e-3}
+
+
+def near_tie(model):
+    """The score gap below which `model`'s answers may go either way on another CPU.
+
+    Reads the lowest precision any layer computes in (see `NEAR_TIE`).
+
+    Returns:
+        `(gap, compute dtype)`, e.g. `(1e-3, "bfloat16")` for a model built
+        with `precision = "mixed_bfloat16"`.
+    """
+    dtypes = {getattr(layer, "compute_dtype", None) or "float32"
+              for layer in model._flatten_layers(include_self=True)}
+    dtype = max(dtypes & set(NEAR_TIE), key=NEAR_TIE.get, default="float32")
+    return NEAR_TIE[dtype], dtype
+
+
 def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=None,
-                    batch_size=64, decoding="greedy", beam_width=3, length_penalty=0.0):
+                    batch_size=64, decoding="greedy", beam_width=3, length_penalty=0.0,
+                    ranges=False):
     """Measures a model's metrics on an mmzoo-shapes evaluation split.
 
     Args:
@@ -182,9 +207,17 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
             `num_validation`).
         batch_size: examples per model call.
         decoding, beam_width, length_penalty: captioning's search.
+        ranges: also return, per metric, the range that the near ties allow
+            (`near_tie`): the numbers another CPU, rounding differently, may
+            measure on the same examples. A card measured elsewhere is
+            reproduced when each of its numbers lies in its range.
 
     Returns:
-        A flat dict of floats (see the module table).
+        A flat dict of floats (see the module table); with `ranges=True`,
+        `(metrics, ranges)`, `ranges` a dict `{metric: (low, high)}` for the
+        metrics that can be bounded (not captioning's or retrieval's, which
+        are compared as they are) and `ranges["near_ties"]` the number of
+        examples whose answer is right or wrong by less than the gap.
 
     Example:
 
@@ -197,13 +230,59 @@ def measure_metrics(model, preprocessor, dataset, *, split="test", num_examples=
     task = preprocessor.task
     image_size, seed = int(dataset["image_size"]), int(dataset["seed"])
     if preprocessor.task_object.generative:
-        return _captioning(model, preprocessor, n, split, image_size, seed, batch_size,
-                           decoding, beam_width, length_penalty)
+        metrics = _captioning(model, preprocessor, n, split, image_size, seed, batch_size,
+                              decoding, beam_width, length_penalty)
+        return (metrics, {}) if ranges else metrics
     inputs, y, info = example_inputs(model, preprocessor, dataset, split=split, num_examples=n)
     outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
     # Each task reads the groups it reports per (question types, perturbations).
-    return task_metrics(task, outputs, y, question_types=info.question_types,
-                        perturbations=info.perturbations, voices=info.voices)
+    groups = {"question_types": info.question_types, "perturbations": info.perturbations,
+              "voices": info.voices}
+    metrics = task_metrics(task, outputs, y, **groups)
+    if not ranges:
+        return metrics
+    return metrics, tie_ranges(preprocessor.task_object, outputs, y, near_tie(model)[0],
+                               **groups)
+
+
+def tie_ranges(task, outputs, y, gap, **groups):
+    """Each metric's range over all outputs within `gap / 2` of `outputs`.
+
+    Args:
+        task: a `mmzoo.tasks` task object.
+        outputs: the model's outputs as `predict` returns them.
+        y: the labels.
+        gap: the near-tie gap (`near_tie(model)[0]`).
+        **groups: `question_types`, `perturbations`, `voices`, as
+            `mmzoo.metrics.task_metrics` takes them.
+
+    Returns:
+        `{metric: (low, high), "near_ties": count}`, or `{}` for a task
+        whose metrics `Task.nudge` cannot bound.
+    """
+    if isinstance(outputs, dict):
+        if len(outputs) != 1:
+            return {}
+        (outputs,) = outputs.values()
+    pred = np.asarray(outputs, np.float64)
+    up, down = task.nudge(pred, y, gap), task.nudge(pred, y, -gap)
+    if up is None:
+        return {}
+    high = task_metrics(task.name, up, y, **groups)
+    low = task_metrics(task.name, down, y, **groups)
+    ranges = {key: (min(low[key], high[key]), max(low[key], high[key]))
+              for key in high if key != "num_examples"}
+    ranges["near_ties"] = int(np.sum(_decisions_differ(task, up, down)))
+    return ranges
+
+
+def _decisions_differ(task, up, down):
+    """Examples whose answer is right one way and wrong the other: the near ties."""
+    if task.decision == "argmax":
+        return up.argmax(-1) != down.argmax(-1)
+    if task.decision == "threshold":
+        return np.any((up >= 0.5) != (down >= 0.5), axis=-1)
+    return np.any(np.round(up) != np.round(down), axis=-1)  # counts
 
 
 def _captioning(model, preprocessor, n, split, image_size, seed, batch_size, decoding,
@@ -237,6 +316,34 @@ def evaluation_settings(metadata):
         if ev.get(key) is not None:
             settings[key] = ev[key]
     return settings
+
+
+def card_differences(card, measured, ranges, *, tolerance=2e-4):
+    """The metrics a re-measurement does not reproduce: `[(metric, card value, low, high)]`.
+
+    A metric with a near-tie range (`measure_metrics(..., ranges=True)`) is
+    reproduced when the card's value lies in it; any other within
+    `tolerance` of the value measured now. Metrics on one side only are
+    left out (`compare_metrics` lists them).
+
+    Example:
+
+    ```python
+    measured, ranges = entry.evaluate(ranges=True)
+    assert not mmzoo.zoo.card_differences(entry.metadata["metrics"], measured, ranges)
+    ```
+    """
+    card, measured = flatten_metrics(card), flatten_metrics(measured)
+    out = []
+    for key, value in card.items():
+        if key not in measured or not isinstance(value, (int, float)):
+            continue
+        now = measured[key]
+        low, high = (ranges or {}).get(key, (now - tolerance, now + tolerance))
+        # The range's ends are float64 sums, as exact as the card's value.
+        if not low - 1e-9 <= value <= high + 1e-9:
+            out.append((key, value, low, high))
+    return out
 
 
 def compare_metrics(card, measured):
