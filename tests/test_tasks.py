@@ -130,7 +130,7 @@ HOOKS = ("register_components", "head_component", "output_name", "model_class",
          "num_outputs", "data_options", "scores", "decode", "decode_scores", "describe",
          "generate", "measure", "compute_metrics", "explain_targets", "target_count",
          "predicted_targets", "target_score", "answer", "class_votes", "example_labels",
-         "measure_outputs", "predict_entry", "export_parts")
+         "measure_outputs", "nudge", "predict_entry", "export_parts")
 
 
 @pytest.mark.parametrize("name", TASKS.names())

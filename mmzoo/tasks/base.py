@@ -368,6 +368,8 @@ class Task:
             The moved copy, or `None` where the metrics cannot be bounded
             this way (generated captions, retrieval rankings).
         """
+        if self.decision == "threshold":  # sigmoid outputs, each decided at 0.5
+            return nudge_sigmoids(pred, y, amount)
         return None
 
     def compute_metrics(self, pred, y, wanted, groups):

@@ -7,7 +7,7 @@ the image?) feed it.
 import numpy as np
 
 from mmzoo.registry import TASKS
-from mmzoo.tasks.base import ClassTask, auc, binary_crossentropy, nudge_sigmoids, per_group
+from mmzoo.tasks.base import ClassTask, auc, binary_crossentropy, per_group
 
 
 @TASKS.register
@@ -31,9 +31,6 @@ class BinaryTask(ClassTask):
     def describe(self, result):
         probability, decision = result
         return [f"  {'yes' if decision else 'no'}  (probability {probability:.3f})"]
-
-    def nudge(self, pred, y, amount):
-        return nudge_sigmoids(pred, y, amount)
 
     def compute_metrics(self, pred, y, wanted, groups):
         metrics = {}

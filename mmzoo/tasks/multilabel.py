@@ -7,7 +7,7 @@ scene?) feeds it.
 import numpy as np
 
 from mmzoo.registry import TASKS
-from mmzoo.tasks.base import NamedLabelsTask, auc, binary_crossentropy, nudge_sigmoids
+from mmzoo.tasks.base import NamedLabelsTask, auc, binary_crossentropy
 
 
 @TASKS.register
@@ -31,9 +31,6 @@ class MultilabelTask(NamedLabelsTask):
             idx = [j for j in np.argsort(-row, kind="stable") if row[j] >= threshold]
             results.append([(label_names[j], float(row[j])) for j in idx])
         return results
-
-    def nudge(self, pred, y, amount):
-        return nudge_sigmoids(pred, y, amount)
 
     def compute_metrics(self, pred, y, wanted, groups):
         metrics = {}
