@@ -130,7 +130,7 @@ HOOKS = ("register_components", "head_component", "output_name", "model_class",
          "num_outputs", "data_options", "scores", "decode", "decode_scores", "describe",
          "generate", "measure", "compute_metrics", "explain_targets", "target_count",
          "predicted_targets", "target_score", "answer", "class_votes", "example_labels",
-         "measure_outputs", "nudge", "predict_entry", "export_parts")
+         "measure_outputs", "nudge", "decide", "predict_entry", "export_parts")
 
 
 @pytest.mark.parametrize("name", TASKS.names())
@@ -356,3 +356,27 @@ def test_a_problem_name_and_its_task_name_give_the_same_data(problem):
     assert info1.task == info2.task == task and info1.problem == info2.problem == problem
     assert json.dumps(info1.model_options(), default=list) == json.dumps(
         info2.model_options(), default=list)
+
+
+def test_a_probability_of_one_half_is_a_yes_wherever_a_decision_is_made():
+    """One decision rule (`Task.decide`): metrics, votes, explanations and export
+    parity all read 0.5 as yes (parity and the votes read it as no before)."""
+    from mmzoo.export.parity import _agreement
+    from mmzoo.fusion.decision import VoteFusion
+
+    binary, multilabel = TASKS.get("binary"), TASKS.get("multilabel")
+    p = np.array([[0.5], [0.4999]])
+    y = np.array([[1.0], [0.0]])
+    assert binary.decide(p)[:, 0].tolist() == [True, False]
+    assert binary.measure(p, y, wanted=["accuracy"])["accuracy"] == 1.0
+    assert binary.class_votes(p)[1].tolist() == [1, 0]
+    assert binary.predicted_targets(p).tolist() == [1, 0]
+    votes = VoteFusion([1.0])([keras.ops.convert_to_tensor(p, "float32")])
+    assert keras.ops.convert_to_numpy(votes)[:, 0].tolist() == [1.0, 0.0]
+    assert _agreement("threshold", p, p + 5e-5) == 1.0
+    assert multilabel.measure(np.array([[0.5, 0.2]]), np.array([[1.0, 0.0]]),
+                              wanted=["micro_f1"])["micro_f1"] == 1.0
+    # Counts are answered by rounding; classes by the top one.
+    regression = TASKS.get("regression")
+    assert regression.decide(np.array([[2.4], [2.6]]))[:, 0].tolist() == [2.0, 3.0]
+    assert TASKS.get("classification").decide(np.array([[0.2, 0.8]])).tolist() == [1]

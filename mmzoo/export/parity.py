@@ -35,8 +35,9 @@ import keras
 import numpy as np
 
 from mmzoo.export.prepare import walk_layers
-from mmzoo.registry import TASKS
 from mmzoo.export.report import Check
+from mmzoo.registry import TASKS
+from mmzoo.tasks.base import decide
 
 THRESHOLDS = {
     "float32": ("max_abs_diff", 1e-5),
@@ -206,11 +207,8 @@ def decision_kind(model, reference):
 
 
 def _agreement(kind, ref, got):
-    if kind == "argmax":
-        return float(np.mean(ref.argmax(-1) == got.argmax(-1)))
-    if kind == "threshold":
-        return float(np.mean((ref > 0.5) == (got > 0.5)))
-    return None
+    ref, got = decide(kind, ref), decide(kind, got)
+    return None if ref is None else float(np.mean(ref == got))
 
 
 def compare(name, runtime, reference, outputs, kind, quantization):

@@ -174,7 +174,7 @@ class VoteFusion(keras.layers.Layer):
     """Weighted hard votes of several classifiers (the SAMME combination).
 
     Each input is one classifier's probabilities: `(batch, k)` softmax outputs
-    vote for their argmax, `(batch, 1)` sigmoid outputs vote 1 when above 0.5.
+    vote for their argmax, `(batch, 1)` sigmoid outputs vote 1 from 0.5 up.
     The output is each class's share of the weighted vote, `sum_t a_t
     onehot_t / sum_t a_t`: rows sum to 1 (the `(batch, 1)` case gives the
     share voting 1), so the argmax is the ensemble's class.
@@ -201,7 +201,8 @@ class VoteFusion(keras.layers.Layer):
         out = 0.0
         for w, p in zip(self.input_weights, inputs):
             if p.shape[-1] == 1:
-                vote = ops.cast(p > 0.5, self.compute_dtype)
+                # At 0.5 a yes, as the binary task decides (`Task.decide`).
+                vote = ops.cast(p >= 0.5, self.compute_dtype)
             else:
                 vote = ops.one_hot(ops.argmax(p, axis=-1), p.shape[-1], dtype=self.compute_dtype)
             out = out + w * vote

@@ -349,6 +349,24 @@ class Task:
             (outputs,) = outputs.values()
         return self.measure(outputs, y, wanted=wanted, groups=groups)
 
+    def decide(self, pred):
+        """The answers the task's metrics score, one per output of each example.
+
+        The one place a task's decision rule is written: `compute_metrics`
+        scores these, and `mmzoo.zoo.tie_ranges` counts the examples whose
+        answers two nearby outputs decide differently (the near ties).
+
+        Args:
+            pred: the model's output, `(N, outputs)`, NumPy.
+
+        Returns:
+            An array whose first axis is the examples: the top class
+            `(N,)` for `decision="argmax"`, a boolean `(N, outputs)` (at 0.5)
+            for `"threshold"`; `None` where the task answers with no decision
+            (generated captions, retrieval rankings).
+        """
+        return decide(self.decision, pred)
+
     def nudge(self, pred, y, amount):
         """`pred` moved by `amount` towards the labels `y` (away from them if negative).
 
@@ -408,6 +426,20 @@ class NamedLabelsTask(Task):
             return ["  (no label at or above 0.5)"]
         width = max(len(label) for label, _ in result)
         return [f"  {label:<{width}}  {score:.3f}" for label, score in result]
+
+
+def decide(decision, pred):
+    """The answers of outputs `pred` under a `Task.decision` rule.
+
+    `"argmax"`: the top class, `(N,)`; `"threshold"`: each output at 0.5,
+    boolean, the shape of `pred`; `None` (or any other rule): `None`. Export
+    parity (`mmzoo.export.parity`) compares runtimes with the same rules.
+    """
+    if decision == "argmax":
+        return np.asarray(pred).argmax(-1)
+    if decision == "threshold":
+        return np.asarray(pred) >= 0.5
+    return None
 
 
 def nudge_sigmoids(pred, y, amount):

@@ -35,7 +35,7 @@ class BinaryTask(ClassTask):
     def compute_metrics(self, pred, y, wanted, groups):
         metrics = {}
         p, t = pred[:, 0], y[:, 0]
-        correct = (p >= 0.5) == (t >= 0.5)
+        correct = self.decide(pred)[:, 0] == (t >= 0.5)
         if "accuracy" in wanted:
             metrics["accuracy"] = float(correct.mean())
         if "auc" in wanted:
@@ -49,13 +49,13 @@ class BinaryTask(ClassTask):
         return metrics
 
     def class_votes(self, probabilities):
-        return 2, (np.asarray(probabilities)[:, 0] > 0.5).astype("int64")
+        return 2, self.decide(probabilities)[:, 0].astype("int64")
 
     def target_count(self, output):
         return 2
 
     def predicted_targets(self, output):
-        return (output[:, 0] >= 0.5).astype(int)
+        return self.decide(output)[:, 0].astype(int)
 
     def target_score(self, output, index):
         from keras import ops

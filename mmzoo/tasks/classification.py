@@ -45,7 +45,7 @@ class ClassificationTask(NamedLabelsTask, ClassTask):
 
     def compute_metrics(self, pred, y, wanted, groups):
         metrics = {}
-        correct = pred.argmax(-1) == y
+        correct = self.decide(pred) == y
         if "accuracy" in wanted:
             metrics["accuracy"] = float(correct.mean())
         if "per_question_type" in wanted and "per_question_type" in groups:

@@ -34,7 +34,7 @@ class MultilabelTask(NamedLabelsTask):
 
     def compute_metrics(self, pred, y, wanted, groups):
         metrics = {}
-        hits, truth = pred >= 0.5, y >= 0.5
+        hits, truth = self.decide(pred), y >= 0.5
         if "micro_f1" in wanted:
             tp = np.sum(hits & truth)
             metrics["micro_f1"] = float(2 * tp / max(hits.sum() + truth.sum(), 1))

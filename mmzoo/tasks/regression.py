@@ -28,6 +28,10 @@ class RegressionTask(Task):
         values = result if isinstance(result, list) else [result]
         return ["  " + ", ".join(f"{v:.3f}" for v in values)]
 
+    def decide(self, pred):
+        # A count is answered by rounding the regressed number.
+        return np.round(np.asarray(pred))
+
     def nudge(self, pred, y, amount):
         # Rounding moves a count in proportion to its size; never past the label.
         gap = np.asarray(y, np.float64).reshape(pred.shape) - pred
@@ -42,7 +46,7 @@ class RegressionTask(Task):
         if "mae" in wanted:
             metrics["mae"] = float(np.abs(p - t).mean())
         if "count_accuracy" in wanted:
-            metrics["count_accuracy"] = float((np.round(p) == t).mean())
+            metrics["count_accuracy"] = float((self.decide(pred)[:, 0] == t).mean())
         if "loss" in wanted:
             metrics["loss"] = float(((p - t) ** 2).mean())
         return metrics

@@ -272,17 +272,10 @@ def tie_ranges(task, outputs, y, gap, **groups):
     low = task_metrics(task.name, down, y, **groups)
     ranges = {key: (min(low[key], high[key]), max(low[key], high[key]))
               for key in high if key != "num_examples"}
-    ranges["near_ties"] = int(np.sum(_decisions_differ(task, up, down)))
+    # Near ties: examples whose answer the two nudged outputs decide differently.
+    up, down = task.decide(up), task.decide(down)
+    ranges["near_ties"] = int(np.sum((up != down).reshape(len(up), -1).any(axis=1)))
     return ranges
-
-
-def _decisions_differ(task, up, down):
-    """Examples whose answer is right one way and wrong the other: the near ties."""
-    if task.decision == "argmax":
-        return up.argmax(-1) != down.argmax(-1)
-    if task.decision == "threshold":
-        return np.any((up >= 0.5) != (down >= 0.5), axis=-1)
-    return np.any(np.round(up) != np.round(down), axis=-1)  # counts
 
 
 def _captioning(model, preprocessor, n, split, image_size, seed, batch_size, decoding,
