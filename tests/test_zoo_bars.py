@@ -1,5 +1,6 @@
 """Every shipped entry meets the bars its issue set, on its card and in what it measures again."""
 
+import json
 import os
 import pathlib
 
@@ -82,6 +83,37 @@ def test_card_is_measured_within_budget_and_reproduced(name):
     for key, value in MEASURED_ELSEWHERE.get(name, {}).items():
         low, high = ranges[key]
         assert low <= value <= high, (key, value, low, high)
+
+
+def _warm_started():
+    for name in SHIPPED:
+        metadata = json.loads((ROOT / "saved_models" / name / "metadata.json").read_text())
+        record = metadata["training"].get("warm_start")
+        if record and (record.get("frozen") or record.get("source_sha256")):
+            yield name
+
+
+@pytest.mark.parametrize("name", list(_warm_started()))
+def test_a_warm_started_entry_still_matches_the_entry_it_started_from(name):
+    """Republishing an entry leaves the ones trained from it stale: they must be retrained.
+
+    A frozen copy still holds the source's weights layer by layer; a recorded
+    source hash must be the source's weights today.
+    """
+    from mmzoo.training.warm_start import layers_by_path
+
+    entry = mmzoo.load(name)
+    record = entry.metadata["training"]["warm_start"]
+    source = mmzoo.load(record["source"])
+    retrain = f"{name} was trained from another {record['source']}: retrain it from its recipe"
+    if record.get("source_sha256"):
+        assert record["source_sha256"] == source.metadata["files"]["model.keras"]["sha256"], retrain
+    if record.get("frozen"):
+        ours, theirs = dict(layers_by_path(entry.model)), dict(layers_by_path(source.model))
+        assert record["copied"]
+        for path in record["copied"]:
+            for a, b in zip(ours[path].get_weights(), theirs[path].get_weights(), strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=f"{retrain} ({path})")
 
 
 @pytest.fixture(scope="module")
