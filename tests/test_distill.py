@@ -208,3 +208,54 @@ def test_a_student_copied_from_the_teacher_has_nothing_to_learn(tmp_path, gru_te
     with pytest.raises(ValueError, match=r"'text_gru' has nothing to learn.*copied by the "
                                          r"warm start and frozen"):
         training.train(recipe, tmp_path / "run", verbose=0)
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("source", ["stream", "memory"])
+def test_a_distillation_killed_after_an_epoch_resumes_bit_for_bit(tmp_path, gru_teacher,
+                                                                   monkeypatch, source):
+    """The stage continues from its last finished epoch with the batches an uninterrupted
+    run trains on next (it replayed the first epoch's before), so the student ends the same."""
+    _, path = gru_teacher
+    recipe = _written(tmp_path, dataset={"source": source},
+                      model={"text_branch": "cnn", "text_layers": 1, "text_kernel_size": 3,
+                             "text_projection": "tanh"},
+                      training={"init_from": path, "freeze": "copied", "distill_from": "text",
+                                "distill_to": "text", "distill_epochs": 3,
+                                "distill_learning_rate": 1e-2, "epochs": 1})
+    whole = training.train(recipe, tmp_path / "whole", verbose=0)
+
+    save = keras.callbacks.BackupAndRestore._save_model
+    calls = []
+
+    def save_then_die(self):  # the process dies right after epoch 2's backup
+        save(self)
+        calls.append(self._current_epoch)
+        if self._current_epoch == 2 and len(calls) == 2:
+            raise _Killed
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "_save_model", save_then_die)
+    with pytest.raises(_Killed):
+        training.train(recipe, tmp_path / "killed", verbose=0)
+    monkeypatch.undo()
+    resumed = training.train(recipe, tmp_path / "killed", verbose=0, resume="auto")
+    assert not resumed.distillation.resumed  # the stage ran on, it was not read back
+    assert resumed.distillation.epochs == 3
+
+    def student(run):  # the weights the stage ended with, before the main training
+        import h5py
+
+        arrays = []
+        with h5py.File(tmp_path / run / "distill" / "student.weights.h5", "r") as f:
+            f.visititems(lambda name, item: arrays.append((name, item[()]))
+                         if isinstance(item, h5py.Dataset) else None)
+        return arrays
+
+    expected = student("whole")
+    assert expected
+    for (name, a), (other, b) in zip(expected, student("killed"), strict=True):
+        assert name == other
+        np.testing.assert_array_equal(a, b, err_msg=name)

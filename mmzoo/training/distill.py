@@ -239,10 +239,17 @@ def distill_run(run, out_dir, *, data_dir=None, verbose="auto", strategy=None):
                                      name=f"distill_{student.name}")
         distiller(x)  # built before fit: BackupAndRestore needs it
         distiller.compile(optimizer=make_optimizer(staged, data.steps_per_epoch))
+    # A killed stage's backup holds its last finished epoch; Keras restores the
+    # weights and the optimizer and goes on from that epoch, and the batches
+    # must go on from there too (not from the first epoch's again).
+    backup = keras.callbacks.BackupAndRestore(str(folder / "backup"))
+    done_epochs = _backed_up_epochs(folder / "backup")
+    train = (data.train_from(done_epochs * data.steps_per_epoch) if done_epochs
+             else data.train)
     fitted = distiller.fit(
-        data.train, epochs=tr["distill_epochs"], steps_per_epoch=data.steps_per_epoch,
+        train, epochs=tr["distill_epochs"], steps_per_epoch=data.steps_per_epoch,
         validation_data=data.validation, verbose=verbose, shuffle=False,
-        callbacks=[keras.callbacks.BackupAndRestore(str(folder / "backup"))])
+        callbacks=[backup])
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     result = Distillation(teacher=teacher_name, student=student.name,
@@ -250,3 +257,11 @@ def distill_run(run, out_dir, *, data_dir=None, verbose="auto", strategy=None):
     student.save_weights(weights)
     record.write_text(json.dumps(result.to_dict(), indent=1))
     return result
+
+
+def _backed_up_epochs(backup_dir):
+    """Epochs a killed stage finished, from Keras's `BackupAndRestore` record (0 if none)."""
+    record = pathlib.Path(backup_dir) / "training_metadata.json"
+    if not record.exists():
+        return 0
+    return int(json.loads(record.read_text())["epoch"])
