@@ -573,9 +573,9 @@ def _text_embedding(model):
             with tf.GradientTape() as tape:
                 embedded, output = probe(x, training=False)
                 value = score.tensor(keras.tree.flatten(output)[0])
-            return np.asarray(tape.gradient(value, embedded))
+            return tape.gradient(value, embedded)
 
-        return embedding, gradient
+        return embedding, _compiled(gradient)
     embedding = next((layer for layer in branch.layers
                       if isinstance(layer, keras.layers.Embedding)), None)
     if embedding is None:
@@ -591,9 +591,28 @@ def _text_embedding(model):
         g_features = tape.gradient(value, features)
         with tf.GradientTape() as tape:
             embedded, encoded = inner(x["text"], training=False)
-        return np.asarray(tape.gradient(encoded, embedded, output_gradients=g_features))
+        return tape.gradient(encoded, embedded, output_gradients=g_features)
 
-    return embedding, gradient
+    return embedding, _compiled(gradient)
+
+
+def _compiled(gradient):
+    """`gradient(x, score)` as one TensorFlow graph, traced once for all the steps.
+
+    Integrated gradients runs it once per step with the same shapes (only the
+    embedding table's values change), so graph mode replaces `steps` eager
+    passes through the model (a recurrent branch is slowest eagerly).
+    """
+    import tensorflow as tf
+
+    traced = {}
+
+    def run(x, score):
+        if traced.get("score") is not score:  # `score` is Python: a graph per score
+            traced.update(score=score, graph=tf.function(lambda x: gradient(x, score)))
+        return np.asarray(traced["graph"](x))
+
+    return run
 
 
 def _integrated_gradients(model, inputs, score, steps):
