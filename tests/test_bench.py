@@ -72,3 +72,46 @@ def test_fusion_bench_resume_refuses_other_settings(smoke, tmp_path):
     result = bench(tmp_path, "--fusions", "concat", "--resume", "--seed", "3")
     assert result.returncode != 0
     assert "seed=0 there, 3 here" in result.stderr
+
+
+def _training_step_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("training_step",
+                                                  ROOT / "bench" / "training_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_step_bench_times_the_recipe_and_its_variants_side_by_side(capsys):
+    script = _training_step_script()
+    script.main(["tiny_vqa", "--variant", "image_filters=8,fusion=film",
+                 "--variant", "batch_size=8", "--rounds", "2", "--steps", "1", "--warmup", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("tiny_vqa: one training step (median of 2 rounds of 1 steps")
+    rows = {line[:40].strip(): line[40:].split() for line in lines[2:]}
+    assert list(rows) == ["recipe as written", "image_filters=8,fusion=film", "batch_size=8"]
+    assert rows["recipe as written"][-1] == "1.00"  # the ratio is to the recipe's own step
+    # A narrower image branch has fewer weights; a batch size alone changes none.
+    params = {k: int(v[1].replace(",", "")) for k, v in rows.items()}
+    assert params["image_filters=8,fusion=film"] != params["recipe as written"]
+    assert params["batch_size=8"] == params["recipe as written"] and rows["batch_size=8"][0] == "8"
+
+
+def test_training_step_bench_variants_are_parsed_and_bad_ones_refused():
+    import argparse
+
+    script = _training_step_script()
+    assert script.parse_variant("image_filters=16,fusion_dim=48,fusion=film") == {
+        "image_filters": 16, "fusion_dim": 48, "fusion": "film"}
+    assert script.parse_variant("hidden_units=[128]") == {"hidden_units": [128]}
+    with pytest.raises(argparse.ArgumentTypeError, match="key=value"):
+        script.parse_variant("image_filters")
+    from mmzoo.training import load_recipe
+
+    recipe = load_recipe("tiny_vqa")
+    changed = script.variant_recipe(recipe, {"batch_size": 8, "image_filters": 6})
+    assert changed.training["batch_size"] == 8 and changed.model["image_filters"] == 6
+    assert changed.model["fusion"] == "concat"  # the other options stay the recipe's
+    assert (recipe.training["batch_size"], recipe.model["image_filters"]) == (16, 4)

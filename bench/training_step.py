@@ -1,0 +1,126 @@
+"""How long one training step of a recipe's model takes, against variants of it, side by side.
+
+A recipe's training time is its steps times the time of one step (plus the
+data pipeline and validation, which this leaves out). Before a 90-minute run,
+this says in a minute whether a variant of the recipe's `[model]` section (or
+its `batch_size`) fits a time budget on this machine, and what it costs
+against the recipe as written.
+
+Each variant's model is built from the recipe (`mmzoo.training.run.build_model_for`,
+so with the recipe's optimizer) and trained on one fixed random batch, after
+warm-up steps that trace the step function. The variants are timed in turns,
+round after round, so that a busy moment of a shared machine falls on all of
+them alike. Printed: the median (min, max) milliseconds per step over the
+rounds, microseconds per example, parameters, and the median's ratio to the
+recipe's.
+
+Usage:
+    python bench/training_step.py shapes_vqa
+    python bench/training_step.py shapes_vqa --variant image_filters=16,fusion_dim=48 \\
+        --variant film_blocks=3 --variant batch_size=128
+"""
+
+import argparse
+import ast
+import dataclasses
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def parse_variant(text):
+    """`"image_filters=16,fusion_dim=48"` -> `{"image_filters": 16, "fusion_dim": 48}`."""
+    variant = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(
+                f"a variant is key=value[,key=value...]. Received: {text!r}")
+        try:
+            variant[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            variant[key.strip()] = value.strip()  # a string option, e.g. fusion=concat
+    return variant
+
+
+def variant_recipe(recipe, variant):
+    """The recipe with `variant`'s keys set: `batch_size` in [training], the others in [model]."""
+    variant = dict(variant)
+    training = dict(recipe.training)
+    if "batch_size" in variant:
+        training["batch_size"] = variant.pop("batch_size")
+    return dataclasses.replace(recipe, model={**recipe.model, **variant}, training=training)
+
+
+def _batch(model, batch_size, vocab_size, rng):
+    import numpy as np
+
+    inputs = {}
+    for tensor in model.inputs:
+        name = tensor.name.split(":")[0]
+        shape = (batch_size,) + tuple(tensor.shape[1:])
+        if "int" in str(tensor.dtype):
+            inputs[name] = rng.integers(1, vocab_size, shape).astype("int32")
+        else:
+            inputs[name] = (rng.random(shape) * 255).astype("float32")
+    return inputs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="a recipe file or the name of a shipped recipe")
+    parser.add_argument("--variant", type=parse_variant, action="append", default=[],
+                        help="key=value[,key=value...]: [model] options or batch_size")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per variant")
+    parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from mmzoo.training.recipe import load_recipe
+    from mmzoo.training.run import build_model_for
+
+    recipe = load_recipe(args.recipe)
+    rng = np.random.default_rng(0)
+    rows = []
+    for variant in [{}] + args.variant:
+        r = variant_recipe(recipe, variant)
+        model = build_model_for(r, steps_per_epoch=1000)
+        vocab = (getattr(model, "build_options", None) or {}).get("vocab_size") or 2
+        batch = r.training["batch_size"]
+        x = _batch(model, batch, vocab, rng)
+        y = rng.integers(0, model.output_shape[-1], batch) if r.task == "classification" \
+            else None
+        if y is None:
+            raise SystemExit(f"training_step.py times classification recipes; {r.name} is "
+                             f"task={r.task!r}")
+        for _ in range(args.warmup):
+            model.train_on_batch(x, y)
+        label = ",".join(f"{k}={v}" for k, v in variant.items()) or "recipe as written"
+        rows.append({"label": label, "model": model, "x": x, "y": y, "batch": batch,
+                     "params": model.count_params(), "times": []})
+    for _ in range(args.rounds):
+        for row in rows:
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                row["model"].train_on_batch(row["x"], row["y"])
+            row["times"].append((time.perf_counter() - start) / args.steps)
+    base = statistics.median(rows[0]["times"])
+    print(f"{recipe.name}: one training step (median of {args.rounds} rounds of "
+          f"{args.steps} steps; variants in turns)")
+    print(f"{'variant':<40} {'batch':>5} {'params':>9} {'ms/step':>8} {'(min-max)':>13} "
+          f"{'us/example':>10} {'ratio':>6}")
+    for row in rows:
+        med = statistics.median(row["times"])
+        spread = f"{min(row['times']) * 1e3:.0f}-{max(row['times']) * 1e3:.0f}"
+        print(f"{row['label']:<40} {row['batch']:>5} {row['params']:>9,} {med * 1e3:>8.1f} "
+              f"{spread:>13} {med * 1e6 / row['batch']:>10.0f} {med / base:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
