@@ -425,6 +425,11 @@ def _resolve(model_or_entry, images, texts, tokenizer, generated=(), raw=None):
             and modality.name in model.input else value.ndim
         inputs[modality.name] = value[None] if value.ndim == needed_rank - 1 else value
     needed = set(model.input) if isinstance(model.input, dict) else set()
+    extra = sorted(set(inputs) - needed) if needed else []
+    if extra:
+        arguments = [MODALITIES.get(m).argument for m in extra]
+        raise ValueError(f"The model reads {sorted(needed)}, not {' or '.join(extra)}: "
+                         f"`{arguments[0]}` would be ignored. Received: {arguments[0]}")
     missing = sorted(needed - set(inputs) - {"modality_mask", *generated})
     if missing:
         raise ValueError(f"The model reads {sorted(needed)}; pass "

@@ -333,3 +333,14 @@ def test_mmzoo_explain_is_callable_however_the_module_was_imported(first):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("Explanation")
+
+
+def test_inputs_of_a_modality_the_model_does_not_read_are_refused_not_ignored():
+    """An image-only model explained with texts would explain the image alone, silently."""
+    model = mmzoo.build_model("classification", image_branch="convnet", image_blocks=1,
+                              image_filters=4, text_branch=None, image_shape=(32, 32, 3),
+                              num_classes=INFO.num_classes)
+    with pytest.raises(ValueError, match=r"reads \['image'\], not text: `texts` would be "
+                                         r"ignored\. Received: texts"):
+        mmzoo.explain(model, **first(1))
+    assert len(mmzoo.explain(model, images=X["image"][:1], steps=1)) == 1

@@ -245,3 +245,9 @@ def test_cli_train_of_the_tiny_spoken_recipe_gives_an_entry_that_hears(tmp_path)
                                            sample_rate=22050), 22050)
     answers = entry.predict(images=str(png), audio=str(wav))
     assert len(answers) == 1 and answers[0][0][0] in shapes.ANSWERS
+    # It hears the question: no tokenizer in the entry, and a written one is refused, not
+    # ignored (the answer would come from the audio alone).
+    assert entry.tokenizer is None and not (work / "tiny_spoken_vqa" / "tokenizer.json").exists()
+    with pytest.raises(ValueError, match=r"'tiny_spoken_vqa' does not read text \(its model "
+                                         r"reads image and audio\), so `texts` cannot be used"):
+        entry.predict(images=str(png), texts=str(scene["question"][0]), audio=str(wav))

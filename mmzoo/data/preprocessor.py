@@ -132,20 +132,29 @@ class Preprocessor:
             SAMPLE_RATE if audio_sample_rate is None else audio_sample_rate)
 
     @classmethod
-    def from_task_info(cls, info):
+    def from_task_info(cls, info, modalities=None):
         """The preprocessor of data made by `shapes_arrays` / `shapes_dataset`.
 
         Args:
             info: a `mmzoo.data.TaskInfo`.
+            modalities: the inputs the model reads (e.g. `("image", "audio")`,
+                the names of its inputs); the preprocessor then keeps only
+                their settings, so a model that hears its questions carries
+                no tokenizer. Default: every input the data has.
 
         Returns:
             A `Preprocessor`.
         """
-        return cls(info.task, info.tokenizer, sequence_length=info.sequence_length,
-                   image_size=info.image_shape, label_names=info.label_names,
+        def kept(modality, value):
+            return value if modalities is None or modality in modalities else None
+
+        tokenizer = kept("text", info.tokenizer)
+        return cls(info.task, tokenizer,
+                   sequence_length=info.sequence_length if tokenizer is not None else None,
+                   image_size=kept("image", info.image_shape), label_names=info.label_names,
                    text_field=info.text_field,
-                   audio_samples=getattr(info, "audio_samples", None),
-                   audio_sample_rate=getattr(info, "audio_sample_rate", None))
+                   audio_samples=kept("audio", getattr(info, "audio_samples", None)),
+                   audio_sample_rate=kept("audio", getattr(info, "audio_sample_rate", None)))
 
     def __repr__(self):
         audio = "" if self.audio_samples is None else (

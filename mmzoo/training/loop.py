@@ -109,9 +109,12 @@ class TrainingResult:
 
     def preprocessor(self):
         """The `mmzoo.data.Preprocessor` of the model's inputs and outputs."""
+        from mmzoo.checks import model_input_specs
         from mmzoo.data.preprocessor import Preprocessor
 
-        return Preprocessor.from_task_info(self.info)
+        # Only what the model reads: a model that hears its questions gets no tokenizer.
+        return Preprocessor.from_task_info(self.info,
+                                           modalities=tuple(model_input_specs(self.model)))
 
     def entry_metadata(self):
         """The `metadata` of a zoo entry of this run (for `mmzoo.zoo.save_entry`).

@@ -585,10 +585,23 @@ class ZooEntry:
         A missing modality is filled in (zeros, flagged in `modality_mask`,
         whose columns follow `MODALITIES`) only for models trained for it
         (`modality_mask=True`).
+
+        Raises:
+            ValueError: a modality the model needs is missing (and the model
+                has no modality mask), or raw inputs are given for a modality
+                the model does not read (e.g. `texts` for `shapes_spoken_vqa`,
+                which hears the question): they would be ignored.
         """
-        inputs = self.preprocessor(images=images, texts=texts, **raw)
         needed = model_input_specs(self.model)
         present = [m for m in MODALITIES if m in needed]
+        given = {"images": images, "texts": texts, **raw}
+        for m in MODALITIES.all():
+            if m.name not in needed and given.get(m.argument) is not None:
+                raise ValueError(
+                    f"Entry {self.name!r} does not read {m.name} (its model reads "
+                    f"{' and '.join(present)}), so `{m.argument}` cannot be used: it would "
+                    f"be ignored. Received: {m.argument}")
+        inputs = self.preprocessor(images=images, texts=texts, **raw)
         n = len(next(iter(inputs.values())))
         missing = [m for m in present if m not in inputs]
         if missing and "modality_mask" not in needed:
