@@ -56,20 +56,6 @@ def variant_recipe(recipe, variant):
     return dataclasses.replace(recipe, model={**recipe.model, **variant}, training=training)
 
 
-def _batch(model, batch_size, vocab_size, rng):
-    import numpy as np
-
-    inputs = {}
-    for tensor in model.inputs:
-        name = tensor.name.split(":")[0]
-        shape = (batch_size,) + tuple(tensor.shape[1:])
-        if "int" in str(tensor.dtype):
-            inputs[name] = rng.integers(1, vocab_size, shape).astype("int32")
-        else:
-            inputs[name] = (rng.random(shape) * 255).astype("float32")
-    return inputs
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", help="a recipe file or the name of a shipped recipe")
@@ -82,23 +68,23 @@ def main(argv=None):
 
     import numpy as np
 
+    from mmzoo.export.parity import synthetic_inputs
     from mmzoo.training.recipe import load_recipe
     from mmzoo.training.run import build_model_for
 
     recipe = load_recipe(args.recipe)
+    if recipe.task != "classification":
+        raise SystemExit(f"training_step.py times classification recipes; {recipe.name} is "
+                         f"task={recipe.task!r}")
     rng = np.random.default_rng(0)
     rows = []
     for variant in [{}] + args.variant:
         r = variant_recipe(recipe, variant)
         model = build_model_for(r, steps_per_epoch=1000)
-        vocab = (getattr(model, "build_options", None) or {}).get("vocab_size") or 2
         batch = r.training["batch_size"]
-        x = _batch(model, batch, vocab, rng)
-        y = rng.integers(0, model.output_shape[-1], batch) if r.task == "classification" \
-            else None
-        if y is None:
-            raise SystemExit(f"training_step.py times classification recipes; {r.name} is "
-                             f"task={r.task!r}")
+        # Inputs in each modality's range (pixels, token ids, waveforms), random labels.
+        x = synthetic_inputs(model, batch, seed=0)
+        y = rng.integers(0, model.output_shape[-1], batch)
         for _ in range(args.warmup):
             model.train_on_batch(x, y)
         label = ",".join(f"{k}={v}" for k, v in variant.items()) or "recipe as written"

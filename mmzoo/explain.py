@@ -427,9 +427,9 @@ def _resolve(model_or_entry, images, texts, tokenizer, generated=(), raw=None):
     needed = set(model.input) if isinstance(model.input, dict) else set()
     extra = sorted(set(inputs) - needed) if needed else []
     if extra:
-        arguments = [MODALITIES.get(m).argument for m in extra]
+        argument = MODALITIES.get(extra[0]).argument
         raise ValueError(f"The model reads {sorted(needed)}, not {' or '.join(extra)}: "
-                         f"`{arguments[0]}` would be ignored. Received: {arguments[0]}")
+                         f"`{argument}` would be ignored. Received: {argument}")
     missing = sorted(needed - set(inputs) - {"modality_mask", *generated})
     if missing:
         raise ValueError(f"The model reads {sorted(needed)}; pass "
