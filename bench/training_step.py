@@ -3,7 +3,7 @@
 A recipe's training time is its steps times the time of one step (plus the
 data pipeline and validation, which this leaves out). Before a 90-minute run,
 this says in a minute whether a variant of the recipe's `[model]` section (or
-its `batch_size`) fits a time budget on this machine, and what it costs
+its `batch_size`, or `jit_compile`: XLA, which Keras leaves off on a CPU) fits a time budget on this machine, and what it costs
 against the recipe as written.
 
 Each variant's model is built from the recipe (`mmzoo.training.run.build_model_for`,
@@ -17,12 +17,11 @@ recipe's.
 Usage:
     python bench/training_step.py shapes_vqa
     python bench/training_step.py shapes_vqa --variant image_filters=16,fusion_dim=48 \\
-        --variant film_blocks=3 --variant batch_size=128
+        --variant film_blocks=3 --variant batch_size=128 --variant jit_compile=True
 """
 
 import argparse
 import ast
-import dataclasses
 import os
 import statistics
 import sys
@@ -47,20 +46,29 @@ def parse_variant(text):
     return variant
 
 
+# Variant keys that belong to the recipe's [training] section: how a step runs.
+TRAINING_KEYS = ("batch_size", "jit_compile")
+
+
 def variant_recipe(recipe, variant):
-    """The recipe with `variant`'s keys set: `batch_size` in [training], the others in [model]."""
-    variant = dict(variant)
-    training = dict(recipe.training)
-    if "batch_size" in variant:
-        training["batch_size"] = variant.pop("batch_size")
-    return dataclasses.replace(recipe, model={**recipe.model, **variant}, training=training)
+    """The recipe with `variant`'s keys set: `TRAINING_KEYS` in [training], the others in [model].
+
+    The result is checked as a recipe file is, so a bad value is refused with the
+    recipe's own error (a `RecipeError` naming the key).
+    """
+    from mmzoo.training.recipe import Recipe
+
+    config = recipe.to_dict()
+    for key, value in variant.items():
+        config["training" if key in TRAINING_KEYS else "model"][key] = value
+    return Recipe.from_dict(config, source=f"{recipe.name} with --variant {variant}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", help="a recipe file or the name of a shipped recipe")
     parser.add_argument("--variant", type=parse_variant, action="append", default=[],
-                        help="key=value[,key=value...]: [model] options or batch_size")
+                        help="key=value[,key=value...]: [model] options, batch_size or jit_compile")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per variant")
     parser.add_argument("--steps", type=int, default=10, help="steps per round")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")

@@ -115,3 +115,10 @@ def test_training_step_bench_variants_are_parsed_and_bad_ones_refused():
     assert changed.training["batch_size"] == 8 and changed.model["image_filters"] == 6
     assert changed.model["fusion"] == "concat"  # the other options stay the recipe's
     assert (recipe.training["batch_size"], recipe.model["image_filters"]) == (16, 4)
+    assert script.variant_recipe(recipe, {}).to_dict() == recipe.to_dict()
+    # jit_compile is how a step runs: a [training] key, checked as in a recipe file.
+    assert script.variant_recipe(recipe, {"jit_compile": True}).training["jit_compile"] is True
+    with pytest.raises(ValueError, match="jit_compile"):
+        script.variant_recipe(recipe, {"jit_compile": "yes"})
+    with pytest.raises(ValueError, match="image_filters"):
+        script.variant_recipe(recipe, {"image_filters": -1})

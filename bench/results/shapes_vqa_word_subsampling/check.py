@@ -1,4 +1,11 @@
-"""Dev checks of a shapes_vqa candidate: paraphrases (seed 777) and word ranking (seed 9191)."""
+"""Dev checks of a shapes_vqa candidate: paraphrases (seed 777) and word ranking (seed 9191).
+
+The word ranking is also split by whether the question's naming words are needed:
+they are when another object of the scene differs from the named one in the
+attribute asked for; otherwise every object gives the same answer, so a model
+that answers right may ignore the named attribute, and a faithful attribution
+then gives it little.
+"""
 import sys
 import numpy as np
 import mmzoo
@@ -18,6 +25,10 @@ data = shapes.generate_scenes(int(sys.argv[2]) if len(sys.argv) > 2 else 330, sp
                               image_size=32, seed=int(sys.argv[3]) if len(sys.argv) > 3 else 9191)
 keep = np.isin(data["question_type"], [0, 1])
 images, questions = data["image"][keep], [str(q) for q in data["question"][keep]]
+scenes = [s for s, k in zip(data["scenes"], keep) if k]
+asked = ["colour" if t == 0 else "shape" for t in data["question_type"][keep]]
+needed = [any(getattr(o, a) != getattr(s.objects[0], a) for o in s.objects[1:])
+          for s, a in zip(scenes, asked)]
 ex = mmzoo.explain(entry, images=list(images), texts=questions, steps=16)
 attributes = set(shapes.COLOURS) | set(shapes.SHAPES)
 FUNCTION = {"what", "is", "the", "of", "a", "an", "object"}
@@ -32,3 +43,7 @@ for name, words in (("strict", FUNCTION), ("closed", FUNCTION - {"object"})):
         if named <= fw[0]:
             misses[fw[1]] += 1
     print(name, len(wins), round(np.mean(wins), 3), dict(misses), flush=True)
+    for flag, label in ((True, "needed"), (False, "not needed")):
+        part = [w for w, n in zip(wins, needed) if n == flag]
+        print(f"  {name}, naming words {label}: {len(part)} questions, "
+              f"{round(np.mean(part), 3) if part else '-'}", flush=True)
