@@ -3,8 +3,8 @@
 A recipe's training time is its steps times the time of one step (plus the
 data pipeline and validation, which this leaves out). Before a 90-minute run,
 this says in a minute whether a variant of the recipe's `[model]` section (or
-its `batch_size`, or `jit_compile`: XLA, which Keras leaves off on a CPU) fits a time budget on this machine, and what it costs
-against the recipe as written.
+its `batch_size`, or `jit_compile`: XLA, which Keras leaves off on a CPU) fits
+a time budget on this machine, and what it costs against the recipe as written.
 
 Each variant's model is built from the recipe (`mmzoo.training.run.build_model_for`,
 so with the recipe's optimizer) and trained on one fixed random batch, after
@@ -84,10 +84,13 @@ def main(argv=None):
     if recipe.task != "classification":
         raise SystemExit(f"training_step.py times classification recipes; {recipe.name} is "
                          f"task={recipe.task!r}")
+    try:  # every variant is checked before any model is built
+        recipes = [variant_recipe(recipe, variant) for variant in [{}] + args.variant]
+    except ValueError as error:
+        raise SystemExit(f"training_step.py: {error}") from None
     rng = np.random.default_rng(0)
     rows = []
-    for variant in [{}] + args.variant:
-        r = variant_recipe(recipe, variant)
+    for variant, r in zip([{}] + args.variant, recipes):
         model = build_model_for(r, steps_per_epoch=1000)
         batch = r.training["batch_size"]
         # Inputs in each modality's range (pixels, token ids, waveforms), random labels.

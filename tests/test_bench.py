@@ -122,3 +122,6 @@ def test_training_step_bench_variants_are_parsed_and_bad_ones_refused():
         script.variant_recipe(recipe, {"jit_compile": "yes"})
     with pytest.raises(ValueError, match="image_filters"):
         script.variant_recipe(recipe, {"image_filters": -1})
+    # From the command line, before any model is built: the message, not a traceback.
+    with pytest.raises(SystemExit, match=r"training_step.py: .*jit_compile must be 'auto', true"):
+        script.main(["tiny_vqa", "--variant", "image_filters=6", "--variant", "jit_compile=yes"])
