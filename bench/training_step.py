@@ -17,7 +17,7 @@ recipe's.
 Usage:
     python bench/training_step.py shapes_vqa
     python bench/training_step.py shapes_vqa --variant image_filters=16,fusion_dim=48 \\
-        --variant film_blocks=3 --variant batch_size=128 --variant jit_compile=True
+        --variant film_blocks=3 --variant batch_size=128 --variant jit_compile=true
 """
 
 import argparse
@@ -32,17 +32,24 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 
 def parse_variant(text):
-    """`"image_filters=16,fusion_dim=48"` -> `{"image_filters": 16, "fusion_dim": 48}`."""
+    """`"image_filters=16,fusion_dim=48"` -> `{"image_filters": 16, "fusion_dim": 48}`.
+
+    Values are Python literals; `true` and `false` are also read as in a recipe file.
+    """
     variant = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise argparse.ArgumentTypeError(
                 f"a variant is key=value[,key=value...]. Received: {text!r}")
+        value = value.strip()
+        if value in ("true", "false"):  # TOML's spelling, as in the recipe
+            variant[key.strip()] = value == "true"
+            continue
         try:
-            variant[key.strip()] = ast.literal_eval(value.strip())
+            variant[key.strip()] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            variant[key.strip()] = value.strip()  # a string option, e.g. fusion=concat
+            variant[key.strip()] = value  # a string option, e.g. fusion=concat
     return variant
 
 

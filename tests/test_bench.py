@@ -106,6 +106,9 @@ def test_training_step_bench_variants_are_parsed_and_bad_ones_refused():
     assert script.parse_variant("image_filters=16,fusion_dim=48,fusion=film") == {
         "image_filters": 16, "fusion_dim": 48, "fusion": "film"}
     assert script.parse_variant("hidden_units=[128]") == {"hidden_units": [128]}
+    # A recipe's spelling of booleans, and Python's.
+    assert script.parse_variant("jit_compile=true") == {"jit_compile": True}
+    assert script.parse_variant("jit_compile=False") == {"jit_compile": False}
     with pytest.raises(argparse.ArgumentTypeError, match="key=value"):
         script.parse_variant("image_filters")
     from mmzoo.training import load_recipe

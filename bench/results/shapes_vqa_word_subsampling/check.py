@@ -26,7 +26,7 @@ data = shapes.generate_scenes(int(sys.argv[2]) if len(sys.argv) > 2 else 330, sp
 keep = np.isin(data["question_type"], [0, 1])
 images, questions = data["image"][keep], [str(q) for q in data["question"][keep]]
 scenes = [s for s, k in zip(data["scenes"], keep) if k]
-asked = ["colour" if t == 0 else "shape" for t in data["question_type"][keep]]
+asked = [shapes.QUESTION_TYPES[t] for t in data["question_type"][keep]]  # colour or shape
 needed = [any(getattr(o, a) != getattr(s.objects[0], a) for o in s.objects[1:])
           for s, a in zip(scenes, asked)]
 ex = mmzoo.explain(entry, images=list(images), texts=questions, steps=16)
