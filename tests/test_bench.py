@@ -74,14 +74,30 @@ def test_fusion_bench_resume_refuses_other_settings(smoke, tmp_path):
     assert "seed=0 there, 3 here" in result.stderr
 
 
-def _training_step_script():
+def _bench_script(name):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("training_step",
-                                                  ROOT / "bench" / "training_step.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _training_step_script():
+    return _bench_script("training_step")
+
+
+def test_ig_convergence_bench_prints_the_miss_shrinking_with_the_steps(capsys):
+    script = _bench_script("ig_convergence")
+    script.main(["shapes_vqa", "--scenes", "12", "--steps", "1,64"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("shapes_vqa: integrated gradients' miss on 12 test questions")
+    rows = {int(line.split()[0]): [float(v) for v in line.split()[1:]] for line in lines[2:]}
+    assert list(rows) == [1, 64]
+    assert rows[1][0] == rows[64][0] >= 6  # the same questions (score moved by >= 0.01)
+    assert rows[64][1] < rows[1][1]  # the median miss shrinks with the steps
+    with pytest.raises(SystemExit):
+        script.main(["shapes_vqa", "--steps", "0,8"])
 
 
 def test_training_step_bench_times_the_recipe_and_its_variants_side_by_side(capsys):

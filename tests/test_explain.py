@@ -20,7 +20,7 @@ def small(fusion, **options):
         options.setdefault("fusion_dim", 8)
     if fusion not in ("film", "relation"):
         options.setdefault("pooling", "avg")
-    return mmzoo.build_model("classification", fusion=fusion, **SMALL, **options)
+    return mmzoo.build_model("classification", fusion=fusion, **{**SMALL, **options})
 
 
 def first(n=3):
@@ -47,22 +47,63 @@ def test_every_fusion_is_explained(fusion):
         assert e.score == pytest.approx(float(probs["probabilities"][i].max()), abs=1e-5)
 
 
-def test_integrated_gradients_are_complete():
-    model = small("concat")
-    model.fit(X, Y, epochs=2, verbose=0)
-    (e,) = mmzoo.explain(model, **first(1), steps=128)
-    embedding = model.get_layer("text_gru").get_layer("text_gru_embedding")
+def _embedding_branches():
+    from mmzoo.registry import TEXT_BRANCHES
+
+    return [n for n in TEXT_BRANCHES.names() if TEXT_BRANCHES.get(n).info.get("input_dtype") == "int32"]
+
+
+@pytest.mark.parametrize("text_branch", _embedding_branches())
+def test_integrated_gradients_are_complete(text_branch):
+    """The attributions add up to the score's change from the baseline (completeness,
+    Sundararajan et al. 2017) for every text branch, the ones that do not mask
+    padding too: padding is left out of `token_scores`, so it must not move."""
+    from mmzoo.registry import TEXT_BRANCHES
+
+    uses = TEXT_BRANCHES.get(text_branch).options
+    options = {k: v for k, v in SMALL.items() if k not in ("text_units", "embedding_dim")
+               or k in uses}
+    model = mmzoo.build_model("classification", fusion="concat", pooling="avg",
+                              **{**options, "text_branch": text_branch})
+    rng = np.random.default_rng(0)  # large random weights: the text moves the score a lot
+    for v in model.weights:
+        value = rng.normal(0, 0.5, v.shape)
+        v.assign((np.abs(value) + 0.5 if "variance" in v.path else value).astype(v.dtype))
+    assert (X["text"][0] == 0).any()  # the question is padded
+    explanations = mmzoo.explain(model, **first(8), steps=512)  # ReLU kinks need many
+    embedding = model.get_layer(f"text_{text_branch}").get_layer(f"text_{text_branch}_embedding")
     table = embedding.embeddings.numpy()
-    embedding.embeddings.assign(np.zeros_like(table))
+    baseline_table = np.zeros_like(table)
+    baseline_table[0] = table[0]  # every token of the question embedded as zeros
+    embedding.embeddings.assign(baseline_table)
     try:
-        baseline = model.predict({"image": X["image"][:1], "text": X["text"][:1]},
-                                 verbose=0)["probabilities"][0, e.target]
+        baseline = model.predict({"image": X["image"][:8], "text": X["text"][:8]},
+                                 verbose=0)["probabilities"]
     finally:
         embedding.embeddings.assign(table)
-    # The attributions add up to the score's change from the zero-embedding baseline.
-    total, change = sum(s for _, s in e.token_scores), float(e.score - baseline)
-    assert total == pytest.approx(change, abs=2e-3 + 0.02 * abs(change))
+    changes = []
+    for i, e in enumerate(explanations):
+        assert e.baseline_score == pytest.approx(float(baseline[i, e.target]), abs=1e-6)
+        total, change = sum(s for _, s in e.token_scores), e.score - e.baseline_score
+        assert total == pytest.approx(change, abs=1e-3 + 0.02 * abs(change))
+        assert e.convergence_delta == pytest.approx(total - change, abs=1e-6)
+        changes.append(abs(change))
+    assert max(changes) > 0.1  # something to attribute
     np.testing.assert_array_equal(embedding.embeddings.numpy(), table)  # restored
+
+
+def test_convergence_delta_shrinks_with_the_steps():
+    """One Riemann point is a poor integral; 128 are a good one (the delta is the error)."""
+    model = small("concat")
+    model.fit(X, Y, epochs=2, verbose=0)
+    coarse = mmzoo.explain(model, **first(8), steps=1)
+    fine = mmzoo.explain(model, **first(8), steps=128)
+    assert [c.baseline_score for c in coarse] == [f.baseline_score for f in fine]
+    assert (np.median([abs(f.convergence_delta) for f in fine])
+            < np.median([abs(c.convergence_delta) for c in coarse]))
+    image_only = mmzoo.build_model("classification", **{**SMALL, "text_branch": None})
+    (i,) = mmzoo.explain(image_only, images=X["image"][:1], steps=1)
+    assert i.baseline_score is None and i.convergence_delta is None
 
 
 def test_missing_modality_shares_use_the_mask_and_the_figure_is_drawn(tmp_path):
@@ -149,6 +190,8 @@ def test_captions_are_explained_word_by_word(architecture, tmp_path):
             change = word.score - float(base[i, t, word.target])
             total = sum(s for _, s in word.token_scores)
             assert total == pytest.approx(change, abs=2e-3 + 0.03 * abs(change))
+            assert word.baseline_score == pytest.approx(float(base[i, t, word.target]), abs=1e-5)
+            assert word.convergence_delta == pytest.approx(total - change, abs=1e-5)
     path = tmp_path / "caption.png"
     results[0].plot(path)
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -309,6 +352,11 @@ def test_cli_explain_writes_the_figure(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "answer" in result.stdout and "modality   image" in result.stdout
     assert out.read_bytes()[:4] == b"\x89PNG"
+    # A note says when the word scores miss the score's change by over 5% (too few steps).
+    (why,) = mmzoo.explain(mmzoo.load("shapes_vqa"), images=str(tmp_path / "scene.png"),
+                           texts=str(data["question"][0]), steps=4)
+    off = abs(why.convergence_delta) > 0.05 * abs(why.score - why.baseline_score)
+    assert ("raise --steps (now 4)" in result.stdout) == off, result.stdout
 
 
 @pytest.mark.parametrize("first", ["", "import mmzoo.explain", "from mmzoo.explain import Explanation"])

@@ -243,7 +243,7 @@ def add_explain(parser):
                         help="the question or caption (none for a captioner: it explains "
                              "the caption it generates)")
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
-    parser.add_argument("--steps", type=int, default=32,
+    parser.add_argument("--steps", type=int, default=128,
                         help="integrated-gradients steps (default: %(default)s)")
     parser.add_argument("--image-method", choices=("grad_cam", "hirescam"), default="grad_cam",
                         help="the image map: Grad-CAM or HiResCAM (default: %(default)s)")
@@ -270,6 +270,11 @@ def run_explain(args):
     print("modality   " + ", ".join(f"{m} {v:.0%}" for m, v in why.modality_scores.items()))
     if why.token_scores:
         print("words      " + " ".join(f"{w}({s:+.3f})" for w, s in why.token_scores))
+        change = why.score - why.baseline_score
+        if abs(why.convergence_delta) > 0.05 * abs(change):  # Sundararajan et al.'s check
+            print(f"note       the word scores add up to {change + why.convergence_delta:+.3f}, "
+                  f"not {change:+.3f} (the score's change from the zero embedding): more "
+                  f"than 5% off, raise --steps (now {args.steps})")
     print(f"figure     {args.out}")
 
 
