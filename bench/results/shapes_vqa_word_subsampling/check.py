@@ -1,5 +1,7 @@
 """Dev checks of a shapes_vqa candidate: paraphrases (seed 777) and word ranking (seed 9191).
 
+Usage: python check.py ENTRY [scenes=330] [seed=9191] [integrated-gradients steps=16]
+
 The word ranking is also split by whether the question's naming words are needed:
 they are when another object of the scene differs from the named one in the
 attribute asked for; otherwise every object gives the same answer, so a model
@@ -29,7 +31,8 @@ scenes = [s for s, k in zip(data["scenes"], keep) if k]
 asked = [shapes.QUESTION_TYPES[t] for t in data["question_type"][keep]]  # colour or shape
 needed = [any(getattr(o, a) != getattr(s.objects[0], a) for o in s.objects[1:])
           for s, a in zip(scenes, asked)]
-ex = mmzoo.explain(entry, images=list(images), texts=questions, steps=16)
+ex = mmzoo.explain(entry, images=list(images), texts=questions,
+                   steps=int(sys.argv[4]) if len(sys.argv) > 4 else 16)  # the explain test's 16
 attributes = set(shapes.COLOURS) | set(shapes.SHAPES)
 FUNCTION = {"what", "is", "the", "of", "a", "an", "object"}
 import collections
