@@ -7,11 +7,11 @@ is the approximation's miss, and the paper's check is that it stays within
 5% of that change.
 
 For fresh test scenes of mmzoo-shapes, every question type, this explains the
-entry's answers at each number of steps and prints, per number: the median
-relative miss `|convergence_delta| / |score - baseline_score|`, the share of
-questions over 5%, the largest miss, and seconds per question. Questions
-whose score barely moves from the baseline (under 0.01) are left out: there
-is nothing to attribute.
+entry's answers (a captioner's: every generated word) at each number of
+steps and prints, per number: the median relative miss
+`|convergence_delta| / |score - baseline_score|`, the share over 5%, the
+largest miss, and seconds per scene. Answers whose score barely moves from
+the baseline (under 0.01) are left out: there is nothing to attribute.
 
 Usage:
     python bench/ig_convergence.py [shapes_vqa] [--scenes 200] [--seed 4343] \\
@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("entry", nargs="?", default="shapes_vqa",
-                        help="a zoo entry (name or folder) that reads images and text "
-                             "(default: %(default)s)")
+                        help="a zoo entry (name or folder) that reads images and text: "
+                             "a VQA model or a captioner (default: %(default)s)")
     parser.add_argument("--scenes", type=int, default=200, help="fresh test scenes")
     parser.add_argument("--seed", type=int, default=4343, help="the scenes' seed")
     parser.add_argument("--steps", default="16,32,64,128,256",
@@ -51,16 +51,27 @@ def main(argv=None):
     from mmzoo.data import shapes
 
     entry = mmzoo.load(args.entry)
+    inputs = set(entry.model.input) if isinstance(entry.model.input, dict) else set()
+    if inputs != {"image", "text"} or entry.task not in ("classification", "captioning"):
+        parser.error(f"{args.entry!r} must read images and text and answer or caption "
+                     f"(integrated gradients explain its words). Received: a "
+                     f"{entry.task!r} entry reading {sorted(inputs)}")
+    captions = entry.task == "captioning"  # each generated word is explained
     size = int(entry.model.input["image"].shape[1])
     data = shapes.generate_scenes(args.scenes, split="test", image_size=size, seed=args.seed)
     images, texts = list(data["image"]), [str(q) for q in data["question"]]
-    print(f"{args.entry}: integrated gradients' miss on {len(texts)} test questions "
+    what = "caption words" if captions else "questions"
+    print(f"{args.entry}: integrated gradients' miss on {len(texts)} test scenes' {what} "
           f"(seed {args.seed}); the paper's bound is 5% of the score's change")
-    print(f"{'steps':>6} {'questions':>9} {'median miss':>11} {'over 5%':>8} {'largest':>8} "
-          f"{'s/question':>10}")
+    print(f"{'steps':>6} {'explained':>9} {'median miss':>11} {'over 5%':>8} {'largest':>8} "
+          f"{'s/scene':>10}")
     for n in steps:
         start = time.perf_counter()
-        explanations = mmzoo.explain(entry, images=images, texts=texts, steps=n)
+        if captions:
+            explanations = [w for c in mmzoo.explain(entry, images=images, steps=n)
+                            for w in c.words]
+        else:
+            explanations = mmzoo.explain(entry, images=images, texts=texts, steps=n)
         seconds = (time.perf_counter() - start) / len(texts)
         miss = np.array([abs(e.convergence_delta) / abs(e.score - e.baseline_score)
                          for e in explanations if abs(e.score - e.baseline_score) >= 0.01])

@@ -91,13 +91,17 @@ def test_ig_convergence_bench_prints_the_miss_shrinking_with_the_steps(capsys):
     script = _bench_script("ig_convergence")
     script.main(["shapes_vqa", "--scenes", "12", "--steps", "1,64"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("shapes_vqa: integrated gradients' miss on 12 test questions")
+    assert lines[0].startswith("shapes_vqa: integrated gradients' miss on 12 test scenes' "
+                               "questions")
     rows = {int(line.split()[0]): [float(v) for v in line.split()[1:]] for line in lines[2:]}
     assert list(rows) == [1, 64]
     assert rows[1][0] == rows[64][0] >= 6  # the same questions (score moved by >= 0.01)
     assert rows[64][1] < rows[1][1]  # the median miss shrinks with the steps
     with pytest.raises(SystemExit):
         script.main(["shapes_vqa", "--steps", "0,8"])
+    with pytest.raises(SystemExit):  # no words to explain
+        script.main(["shapes_spoken_vqa", "--steps", "8"])
+    assert "must read images and text" in capsys.readouterr().err
 
 
 def test_training_step_bench_times_the_recipe_and_its_variants_side_by_side(capsys):
