@@ -101,7 +101,10 @@ def test_ig_convergence_bench_prints_the_miss_shrinking_with_the_steps(capsys):
         script.main(["shapes_vqa", "--steps", "0,8"])
     with pytest.raises(SystemExit):  # no words to explain
         script.main(["shapes_spoken_vqa", "--steps", "8"])
-    assert "must read images and text" in capsys.readouterr().err
+    assert "the entry must read images and text" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a retrieval model's words have no answer to explain
+        script.main(["shapes_retrieval", "--steps", "8"])
+    assert "is a 'retrieval' entry" in capsys.readouterr().err
 
 
 def test_training_step_bench_times_the_recipe_and_its_variants_side_by_side(capsys):

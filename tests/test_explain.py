@@ -101,9 +101,14 @@ def test_convergence_delta_shrinks_with_the_steps():
     assert [c.baseline_score for c in coarse] == [f.baseline_score for f in fine]
     assert (np.median([abs(f.convergence_delta) for f in fine])
             < np.median([abs(c.convergence_delta) for c in coarse]))
+    # converged(): within 5% of the change, or a change too small to attribute.
+    for e in coarse + fine:
+        change = abs(e.score - e.baseline_score)
+        assert e.converged() is (change < 0.01 or abs(e.convergence_delta) <= 0.05 * change)
+        assert e.converged(tolerance=np.inf) is True
     image_only = mmzoo.build_model("classification", **{**SMALL, "text_branch": None})
     (i,) = mmzoo.explain(image_only, images=X["image"][:1], steps=1)
-    assert i.baseline_score is None and i.convergence_delta is None
+    assert i.baseline_score is None and i.convergence_delta is None and i.converged() is None
 
 
 def test_missing_modality_shares_use_the_mask_and_the_figure_is_drawn(tmp_path):
@@ -356,7 +361,8 @@ def test_cli_explain_writes_the_figure(tmp_path):
     (why,) = mmzoo.explain(mmzoo.load("shapes_vqa"), images=str(tmp_path / "scene.png"),
                            texts=str(data["question"][0]), steps=4)
     off = abs(why.convergence_delta) > 0.05 * abs(why.score - why.baseline_score)
-    assert ("raise --steps (now 4)" in result.stdout) == off, result.stdout
+    assert why.converged() is (not off or abs(why.score - why.baseline_score) < 0.01)
+    assert ("raise --steps (now 4, try 128)" in result.stdout) == (not why.converged())
 
 
 @pytest.mark.parametrize("first", ["", "import mmzoo.explain", "from mmzoo.explain import Explanation"])

@@ -237,13 +237,15 @@ def run_evaluate(args):
 
 
 def add_explain(parser):
+    from mmzoo.explain import DEFAULT_STEPS
+
     _add_entry(parser)
     parser.add_argument("--image", required=True, help="an image file")
     parser.add_argument("--text", default=None,
                         help="the question or caption (none for a captioner: it explains "
                              "the caption it generates)")
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
-    parser.add_argument("--steps", type=int, default=128,
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                         help="integrated-gradients steps (default: %(default)s)")
     parser.add_argument("--image-method", choices=("grad_cam", "hirescam"), default="grad_cam",
                         help="the image map: Grad-CAM or HiResCAM (default: %(default)s)")
@@ -251,6 +253,13 @@ def add_explain(parser):
                         help="the feature map it is made on: the last one of the image's "
                              "path (the fusion's own for FiLM and cross-attention) or the "
                              "image branch's (default: %(default)s)")
+
+
+def _more_steps(steps):
+    """The integrated-gradients steps to suggest after `steps` fell short: the default, or double."""
+    from mmzoo.explain import DEFAULT_STEPS
+
+    return DEFAULT_STEPS if steps < DEFAULT_STEPS else 2 * steps
 
 
 def run_explain(args):
@@ -264,17 +273,22 @@ def run_explain(args):
         for word in why.words:
             print(f"  {word.answer:<12} {word.score:6.1%}   image {word.modality_scores['image']:4.0%}"
                   f"   text {word.modality_scores['text']:4.0%}")
+        off = [w.answer for w in why.words if w.converged() is False]
+        if off:
+            print(f"note       the scores of the words before {', '.join(map(repr, off))} miss "
+                  f"their probability's change from the zero embedding by more than 5%: "
+                  f"raise --steps (now {args.steps}, try {_more_steps(args.steps)})")
         print(f"figure     {args.out}")
         return
     print(f"answer     {why.answer} ({why.score:.1%})")
     print("modality   " + ", ".join(f"{m} {v:.0%}" for m, v in why.modality_scores.items()))
     if why.token_scores:
         print("words      " + " ".join(f"{w}({s:+.3f})" for w, s in why.token_scores))
-        change = why.score - why.baseline_score
-        if abs(why.convergence_delta) > 0.05 * abs(change):  # Sundararajan et al.'s check
+        if not why.converged():  # Sundararajan et al.'s check
+            change = why.score - why.baseline_score
             print(f"note       the word scores add up to {change + why.convergence_delta:+.3f}, "
                   f"not {change:+.3f} (the score's change from the zero embedding): more "
-                  f"than 5% off, raise --steps (now {args.steps})")
+                  f"than 5% off, raise --steps (now {args.steps}, try {_more_steps(args.steps)})")
     print(f"figure     {args.out}")
 
 
