@@ -29,7 +29,7 @@ cells = [
         "TUNER = \"hyperband\"    # or \"bayesian\", \"random\"\n"
         "MAX_MINUTES = 8\n"
         "NUM_SCENES = 2000       # fresh test scenes to find answers to explain (a wrong one too)\n"
-        "EXPLAIN_STEPS = 32      # integrated-gradients steps",
+        "EXPLAIN_STEPS = 128     # integrated-gradients steps (the default)",
         metadata={"tags": ["parameters"]},
     ),
     new_code_cell(
