@@ -603,6 +603,24 @@ def _cam(fmap, gmap, method, inputs):
     return np.where(total > 0, cam / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
 
 
+def _embedding_layer(model):
+    """`(embedding, branch)`: the Embedding layer the text goes through, and its `text_...`
+    branch (`None` for a model without one, e.g. the caption decoder)."""
+    import keras
+
+    branch = next((layer for layer in model.layers if layer.name.startswith("text_")
+                   and isinstance(layer, keras.Model)), None)
+    layers = model.layers if branch is None else branch.layers
+    embedding = next((layer for layer in layers
+                      if isinstance(layer, keras.layers.Embedding)), None)
+    if embedding is None:
+        raise ValueError(f"Model {model.name!r} has no text branch and no Embedding "
+                         "layer to attribute to." if branch is None else
+                         f"The text branch {branch.name!r} has no Embedding layer to "
+                         "attribute to.")
+    return embedding, branch
+
+
 def _text_embedding(model):
     """`(embedding, gradient)`: the layer embedding the text, and `gradient(x, score)`.
 
@@ -613,14 +631,8 @@ def _text_embedding(model):
     import keras
     import tensorflow as tf
 
-    branch = next((layer for layer in model.layers if layer.name.startswith("text_")
-                   and isinstance(layer, keras.Model)), None)
+    embedding, branch = _embedding_layer(model)
     if branch is None:
-        embedding = next((layer for layer in model.layers
-                          if isinstance(layer, keras.layers.Embedding)), None)
-        if embedding is None:
-            raise ValueError(f"Model {model.name!r} has no text branch and no Embedding "
-                             "layer to attribute to.")
         probe = keras.Model(model.inputs, [embedding.output, model.output])
 
         def gradient(x, score):
@@ -630,11 +642,6 @@ def _text_embedding(model):
             return tape.gradient(value, embedded)
 
         return embedding, _compiled(gradient)
-    embedding = next((layer for layer in branch.layers
-                      if isinstance(layer, keras.layers.Embedding)), None)
-    if embedding is None:
-        raise ValueError(f"The text branch {branch.name!r} has no Embedding layer to "
-                         "attribute to.")
     probe = _watch(model, branch)
     inner = keras.Model(branch.inputs, [embedding.output, branch.output])
 
@@ -687,7 +694,7 @@ def _baseline_output(model, inputs):
     """The model's output at integrated gradients' baseline (`_baseline_table`)."""
     import keras
 
-    embedding, _ = _text_embedding(model)
+    embedding, _ = _embedding_layer(model)
     table = embedding.embeddings
     original = np.asarray(table.numpy())
     try:
