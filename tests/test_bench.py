@@ -107,6 +107,23 @@ def test_ig_convergence_bench_prints_the_miss_shrinking_with_the_steps(capsys):
     assert "is a 'retrieval' entry" in capsys.readouterr().err
 
 
+def test_cpu_step_bench_times_both_kernels_with_the_loop_and_unrolled(capsys):
+    script = _bench_script("cpu_step")
+    # Each child checks that TensorFlow runs the kernels its setting asked for.
+    script.main(["tiny_vqa", "--variant", "text_branch=gru", "--rounds", "1", "--steps", "1",
+                 "--warmup", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("tiny_vqa: one training step of batch 16 (medians of 1 rounds")
+    assert lines[0].endswith("recurrent layers: text_gru_gru)")
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[2:]}
+    assert list(rows) == [("Eigen", "loop"), ("Eigen", "unrolled"), ("oneDNN", "loop"),
+                          ("oneDNN", "unrolled")]
+    assert rows[("Eigen", "loop")][-2:] == ["1.00", "1.00"]
+    assert all(float(row[0]) > 0 and float(row[2]) > 0 for row in rows.values())
+    with pytest.raises(SystemExit, match="fusion"):  # refused before any child starts
+        script.main(["tiny_vqa", "--variant", "fusion=nope"])
+
+
 def test_training_step_bench_times_the_recipe_and_its_variants_side_by_side(capsys):
     script = _training_step_script()
     script.main(["tiny_vqa", "--variant", "image_filters=8,fusion=film",

@@ -131,6 +131,28 @@ def test_commands_run_with_quiet_tensorflow_unless_the_user_chose(monkeypatch):
     assert seen == ["2", "0"] and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
+def test_commands_turn_on_onednn_before_tensorflow_unless_the_user_chose(monkeypatch):
+    import mmzoo.cli as cli
+
+    seen = []
+    monkeypatch.setitem(cli.COMMANDS, "probe", (lambda parser: None,
+                                                lambda args: seen.append(
+                                                    os.environ.get("TF_ENABLE_ONEDNN_OPTS")),
+                                                "records the environment"))
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    # TensorFlow is imported in this process: the setting would come too late
+    # (TensorFlow reads it once), so it is left alone.
+    assert "tensorflow" in sys.modules
+    assert cli.main(["probe"]) == 0
+    assert seen == [None]
+    monkeypatch.delitem(sys.modules, "tensorflow")  # as in a fresh `mmzoo` process
+    assert cli.main(["probe"]) == 0
+    assert seen == [None, "1"]
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # the user's choice is kept
+    assert cli.main(["probe"]) == 0
+    assert seen == [None, "1", "0"]
+
+
 def test_startup_bench_runs_and_writes_its_table(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "startup.py"), "--rounds", "1",
                              "--warmup", "0", "--out", str(tmp_path)],

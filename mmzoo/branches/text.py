@@ -26,6 +26,13 @@ SEQUENCES = {"return_sequences": True}
 # training step, 12% less for the whole step; bench/recurrent_unroll.py).
 # The unrolled graph grows with the length, so longer texts keep the loop.
 UNROLL_MAX_STEPS = 32
+
+
+def unrolls(sequence_length):
+    """Whether a recurrent layer over `sequence_length` steps runs unrolled (`unroll=`)."""
+    return sequence_length is not None and sequence_length <= UNROLL_MAX_STEPS
+
+
 # The options of a recurrent text branch.
 RECURRENT_VALIDATORS = {
     "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int, "text_units": positive_int}
@@ -41,7 +48,7 @@ def _recurrent(layer_class, kind, sequence_length, vocab_size, embedding_dim, te
         vocab_size, embedding_dim, mask_zero=True, name=f"text_{kind}_embedding"
     )(inputs)
     x = layer_class(text_units, return_sequences=return_sequences,
-                    unroll=sequence_length <= UNROLL_MAX_STEPS, name=f"text_{kind}_{kind}")(x)
+                    unroll=unrolls(sequence_length), name=f"text_{kind}_{kind}")(x)
     return keras.Model(inputs, x, name=name)
 
 
