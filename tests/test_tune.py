@@ -49,6 +49,10 @@ def test_search_writes_table_plot_and_a_trainable_best_recipe(search):
     assert best.training["epochs"] == load_recipe("tiny_vqa").training["epochs"]
     assert ("film_blocks" in best.model) == (best.model["fusion"] == "film")
     assert best.to_dict() == result.best_recipe.to_dict()
+    # The description states the search's choice, not the base recipe's design.
+    assert best.description.startswith("The best trial of mmzoo tune on tiny_vqa: fusion=")
+    assert f"fusion={best.model['fusion']}," in best.description
+    assert load_recipe("tiny_vqa").description not in best.description
 
 
 def test_search_continues_from_its_state(search, tmp_path):

@@ -527,7 +527,10 @@ def _report(search, recipe, dimensions, times, out, objective):
     best_recipe = _apply(recipe, best)
     chosen = ", ".join(f"{k}={_cell(v)}" for k, v in best.items())
     best_recipe = write_recipe(best_recipe, paths["recipe"], name=f"{recipe.name}_tuned",
-                 description=f"{recipe.description} Tuned by mmzoo tune: {chosen}.",
+                 # Not the base recipe's description: it names the base's design
+                 # ("four FiLM blocks"), which the search may have changed.
+                 description=f"The best trial of mmzoo tune on {recipe.name}: {chosen}; "
+                             f"every other setting as in {recipe.name}.",
                  note=f"{monitor} {rows[0]['score']:.4f} in trial {rows[0]['trial_id']} of "
                       f"mmzoo tune; searched: {', '.join(d.name for d in dimensions)}")
     from mmzoo.training.plot import plot_tuning
