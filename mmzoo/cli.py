@@ -222,7 +222,7 @@ def make_parser():
 PYTHON_NAMES = {
     "predict": {"images": "--image", "texts": "--text", "audio": "--audio"},
     "explain": {"images": "--image", "texts": "--text", "image_method": "--image-method",
-                "image_layer": "--image-layer"},
+                "image_layer": "--image-layer", "text_baseline": "--text-baseline"},
     "evaluate": {"num_examples": "--examples"},
     "tune": {"search_space": "--space"},
 }

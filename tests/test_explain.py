@@ -92,6 +92,37 @@ def test_integrated_gradients_are_complete(text_branch):
     np.testing.assert_array_equal(embedding.embeddings.numpy(), table)  # restored
 
 
+@pytest.mark.parametrize("text_branch", ["gru", "cnn"])
+def test_the_unknown_word_baseline_is_the_question_with_every_word_unknown(text_branch):
+    """`text_baseline="unknown"` starts from the out-of-vocabulary word's embedding: its
+    baseline score is the model's score for the question with every word replaced by
+    the unknown word (padding kept), and the words add up to the change from there."""
+    from mmzoo.data.tokenizer import OOV
+
+    model = mmzoo.build_model("classification", fusion="concat", pooling="avg",
+                              **{**SMALL, "text_branch": text_branch})
+    rng = np.random.default_rng(1)  # large random weights: the text moves the score a lot
+    for v in model.weights:
+        value = rng.normal(0, 0.5, v.shape)
+        v.assign((np.abs(value) + 0.5 if "variance" in v.path else value).astype(v.dtype))
+    explanations = mmzoo.explain(model, **first(8), steps=512, text_baseline="unknown")
+    unknown = np.where(X["text"][:8] != 0, OOV, 0)
+    baseline = model.predict({"image": X["image"][:8], "text": unknown},
+                             verbose=0)["probabilities"]
+    zero = mmzoo.explain(model, **first(8), steps=1)
+    changes = []
+    for i, e in enumerate(explanations):
+        assert e.baseline_score == pytest.approx(float(baseline[i, e.target]), abs=1e-6)
+        total, change = sum(s for _, s in e.token_scores), e.score - e.baseline_score
+        assert total == pytest.approx(change, abs=1e-3 + 0.02 * abs(change))
+        changes.append(abs(change))
+    assert max(changes) > 0.1  # something to attribute
+    assert [e.baseline_score for e in zero] != [e.baseline_score for e in explanations]
+    with pytest.raises(ValueError, match="text_baseline.*'zero', 'unknown'.*Received: "
+                                         "text_baseline='pad'"):
+        mmzoo.explain(model, **first(1), text_baseline="pad")
+
+
 def test_convergence_delta_shrinks_with_the_steps():
     """One Riemann point is a poor integral; 128 are a good one (the delta is the error)."""
     model = small("concat")
@@ -353,16 +384,23 @@ def test_cli_explain_writes_the_figure(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mmzoo", "explain", "shapes_vqa", "--image",
          str(tmp_path / "scene.png"), "--text", str(data["question"][0]), "--out", str(out),
-         "--steps", "4"], capture_output=True, text=True, timeout=300, env=env)
+         "--steps", "4", "--text-baseline", "unknown"], capture_output=True, text=True,
+        timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "answer" in result.stdout and "modality   image" in result.stdout
     assert out.read_bytes()[:4] == b"\x89PNG"
     # A note says when the word scores miss the score's change by over 5% (too few steps).
     (why,) = mmzoo.explain(mmzoo.load("shapes_vqa"), images=str(tmp_path / "scene.png"),
-                           texts=str(data["question"][0]), steps=4)
+                           texts=str(data["question"][0]), steps=4, text_baseline="unknown")
     off = abs(why.convergence_delta) > 0.05 * abs(why.score - why.baseline_score)
     assert why.converged() is (not off or abs(why.score - why.baseline_score) < 0.01)
     assert ("raise --steps (now 4, try 128)" in result.stdout) == (not why.converged())
+    # The words are those of the baseline asked for (the flag reaches explain()).
+    word, value = result.stdout.split("words      ")[1].split()[0][:-1].split("(")  # what(+0.012)
+    assert word == why.token_scores[0][0]
+    assert float(value) == pytest.approx(why.token_scores[0][1], abs=2e-3)
+    if not why.converged():
+        assert "(the score's change from every word unknown)" in result.stdout
 
 
 @pytest.mark.parametrize("first", ["", "import mmzoo.explain", "from mmzoo.explain import Explanation"])

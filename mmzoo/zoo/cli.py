@@ -237,7 +237,7 @@ def run_evaluate(args):
 
 
 def add_explain(parser):
-    from mmzoo.explain import DEFAULT_STEPS
+    from mmzoo.explain import DEFAULT_STEPS, TEXT_BASELINES
 
     _add_entry(parser)
     parser.add_argument("--image", required=True, help="an image file")
@@ -247,6 +247,10 @@ def add_explain(parser):
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                         help="integrated-gradients steps (default: %(default)s)")
+    parser.add_argument("--text-baseline", choices=TEXT_BASELINES, default="zero",
+                        help="where integrated gradients start: the all-zero embedding, or "
+                             "every word the unknown word, which a model trained with word "
+                             "dropout reads as a missing word (default: %(default)s)")
     parser.add_argument("--image-method", choices=("grad_cam", "hirescam"), default="grad_cam",
                         help="the image map: Grad-CAM or HiResCAM (default: %(default)s)")
     parser.add_argument("--image-layer", choices=("last", "branch"), default="last",
@@ -266,7 +270,9 @@ def run_explain(args):
     from mmzoo.explain import explain
 
     (why,) = explain(_load(args), images=args.image, texts=args.text, steps=args.steps,
-                     image_method=args.image_method, image_layer=args.image_layer)
+                     text_baseline=args.text_baseline, image_method=args.image_method,
+                     image_layer=args.image_layer)
+    start = {"zero": "the zero embedding", "unknown": "every word unknown"}[args.text_baseline]
     why.plot(args.out)
     if hasattr(why, "words"):  # a caption: one line per generated word
         print(f"caption    {why.caption}")
@@ -276,7 +282,7 @@ def run_explain(args):
         off = [w.answer for w in why.words if w.converged() is False]
         if off:
             print(f"note       the scores of the words before {', '.join(map(repr, off))} miss "
-                  f"their probability's change from the zero embedding by more than 5%: "
+                  f"their probability's change from {start} by more than 5%: "
                   f"raise --steps (now {args.steps}, try {_more_steps(args.steps)})")
         print(f"figure     {args.out}")
         return
@@ -287,7 +293,7 @@ def run_explain(args):
         if not why.converged():  # Sundararajan et al.'s check
             change = why.score - why.baseline_score
             print(f"note       the word scores add up to {change + why.convergence_delta:+.3f}, "
-                  f"not {change:+.3f} (the score's change from the zero embedding): more "
+                  f"not {change:+.3f} (the score's change from {start}): more "
                   f"than 5% off, raise --steps (now {args.steps}, try {_more_steps(args.steps)})")
     print(f"figure     {args.out}")
 
