@@ -11,9 +11,10 @@
 
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported, so each
 kernel setting runs in a process of its own. Each round starts one child per
-setting (Eigen, then oneDNN); each child builds the recipe's model, times
-`--steps` training steps on one fixed batch with the recurrent layers looped
-and then unrolled (in turns, after warm-up), and reports them. Printed, per
+setting (Eigen, then oneDNN); each child builds the recipe's model twice (the
+same weights), with the recurrent layers looped and unrolled, and times
+`--steps` training steps of each on one fixed batch, after warm-up, in turns
+of five steps, so that a busy moment falls on both. Printed, per
 combination: the median over rounds (min-max) of milliseconds per step, the
 median CPU milliseconds per step (process time, all threads: what the data
 pipeline competes for during training), and the ratio of the medians to Eigen
@@ -53,26 +54,33 @@ def child(args):
     from mmzoo.training.run import build_model_for
 
     recipe = variant_recipe(load_recipe(args.recipe), args.variant or {})
-    keras.utils.set_random_seed(0)
-    model = build_model_for(recipe, steps_per_epoch=1000)
-    recurrent = [layer for layer in model._flatten_layers()
-                 if isinstance(layer, keras.layers.RNN)]
     batch = recipe.training["batch_size"]
-    x = synthetic_inputs(model, batch, seed=0)
-    y = np.random.default_rng(0).integers(0, model.output_shape[-1], batch)
-    modes = (False, True) if recurrent else (None,)
-    timings = {}
-    for unroll in modes:  # each mode traces its own step function
+    models = {}
+    for unroll in (False, True):  # one model per mode, the same weights
+        keras.utils.set_random_seed(0)
+        model = build_model_for(recipe, steps_per_epoch=1000)
+        recurrent = [layer for layer in model._flatten_layers()
+                     if isinstance(layer, keras.layers.RNN)]
         for layer in recurrent:
             layer.unroll = unroll
-        model.make_train_function(force=True)
+        models[str(unroll) if recurrent else "None"] = model
+        if not recurrent:
+            break
+    x = synthetic_inputs(model, batch, seed=0)
+    y = np.random.default_rng(0).integers(0, model.output_shape[-1], batch)
+    for model in models.values():
         for _ in range(args.warmup):
             model.train_on_batch(x, y)
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(args.steps):
-            model.train_on_batch(x, y)
-        timings[str(unroll)] = ((time.perf_counter() - wall) / args.steps,
-                                (time.process_time() - cpu) / args.steps)
+    timings = {mode: [0.0, 0.0] for mode in models}
+    blocks = max(1, args.steps // 5)  # in turns, a few steps at a time
+    for block in range(blocks):
+        steps = args.steps // blocks + (block < args.steps % blocks)
+        for mode, model in models.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                model.train_on_batch(x, y)
+            timings[mode][0] += (time.perf_counter() - wall) / args.steps
+            timings[mode][1] += (time.process_time() - cpu) / args.steps
     print(json.dumps({"onednn": bool(_pywrap_util_port.IsMklEnabled()),
                       "recurrent": [layer.name for layer in recurrent],
                       "batch": batch, "timings": timings}))

@@ -115,41 +115,40 @@ def test_keras_then_mmzoo_registers_the_layers(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "True"
 
 
-def test_commands_run_with_quiet_tensorflow_unless_the_user_chose(monkeypatch):
+def _probe(monkeypatch, variable):
+    """`mmzoo probe`, a command that records `variable` as the command sees it."""
     import mmzoo.cli as cli
 
     seen = []
     monkeypatch.setitem(cli.COMMANDS, "probe", (lambda parser: None,
-                                                lambda args: seen.append(
-                                                    os.environ.get("TF_CPP_MIN_LOG_LEVEL")),
+                                                lambda args: seen.append(os.environ.get(variable)),
                                                 "records the environment"))
-    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    assert cli.main(["probe"]) == 0
+    monkeypatch.delenv(variable, raising=False)
+    return lambda: cli.main(["probe"]), seen
+
+
+def test_commands_run_with_quiet_tensorflow_unless_the_user_chose(monkeypatch):
+    probe, seen = _probe(monkeypatch, "TF_CPP_MIN_LOG_LEVEL")
+    assert probe() == 0
     assert seen == ["2"] and "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # put back
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
-    assert cli.main(["probe"]) == 0
+    assert probe() == 0
     assert seen == ["2", "0"] and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
 def test_commands_turn_on_onednn_before_tensorflow_unless_the_user_chose(monkeypatch):
-    import mmzoo.cli as cli
+    import tensorflow  # noqa: F401  (as after any test that ran a model)
 
-    seen = []
-    monkeypatch.setitem(cli.COMMANDS, "probe", (lambda parser: None,
-                                                lambda args: seen.append(
-                                                    os.environ.get("TF_ENABLE_ONEDNN_OPTS")),
-                                                "records the environment"))
-    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    probe, seen = _probe(monkeypatch, "TF_ENABLE_ONEDNN_OPTS")
     # TensorFlow is imported in this process: the setting would come too late
     # (TensorFlow reads it once), so it is left alone.
-    assert "tensorflow" in sys.modules
-    assert cli.main(["probe"]) == 0
+    assert probe() == 0
     assert seen == [None]
     monkeypatch.delitem(sys.modules, "tensorflow")  # as in a fresh `mmzoo` process
-    assert cli.main(["probe"]) == 0
+    assert probe() == 0
     assert seen == [None, "1"]
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # the user's choice is kept
-    assert cli.main(["probe"]) == 0
+    assert probe() == 0
     assert seen == [None, "1", "0"]
 
 

@@ -20,11 +20,13 @@ VOCAB_SIZE = at_least(2, "the vocabulary includes padding")
 # How a branch that can give per-token features is built that way (registration info).
 SEQUENCES = {"return_sequences": True}
 # Recurrent text branches of at most this many tokens run their time steps
-# unrolled (Keras's `unroll=True`) rather than in a symbolic loop: on a CPU
-# the loop's per-step overhead outweighs the arithmetic of a short question
-# (`shapes_vqa`'s 16-token GRU: about a third less CPU time in the GRU's
-# training step, 12% less for the whole step; bench/recurrent_unroll.py).
-# The unrolled graph grows with the length, so longer texts keep the loop.
+# unrolled (Keras's `unroll=True`) rather than in a symbolic loop, whose
+# per-step overhead is large against a short question's arithmetic on a CPU
+# (Keras: "unrolling can speed-up an RNN ... only suitable for short
+# sequences"). Side by side, a `shapes_vqa` training step (16-token GRU) took
+# 3 to 4% less CPU time (bench/cpu_step.py; the GRU is a small part of the
+# step). The unrolled graph grows with the length, so longer texts keep the
+# loop.
 UNROLL_MAX_STEPS = 32
 
 
