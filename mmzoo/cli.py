@@ -290,8 +290,8 @@ def _use_onednn_kernels():
     TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 deep-learning
     instructions (Intel Cascade Lake and newer); on others (AVX2, AMD) it runs
     Eigen's kernels. On the 2-core AVX2 machines mmzoo is trained and tested on,
-    oneDNN takes 15 to 20% less CPU time per `shapes_vqa` training step
-    (bench/onednn.py). TensorFlow reads the setting once, when it is imported,
+    oneDNN takes a fifth less CPU time per `shapes_vqa` training step
+    (bench/cpu_step.py: 0.80 of Eigen's, side by side). TensorFlow reads the setting once, when it is imported,
     so this acts only before the command imports it, and it stays set for the
     process (and the processes it starts). A value the user set is kept:
     `TF_ENABLE_ONEDNN_OPTS=0 mmzoo ...` runs Eigen's kernels.
