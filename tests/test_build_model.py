@@ -249,26 +249,3 @@ def test_a_single_modality_model_takes_the_full_data_dict():
     model.fit(full, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
     with pytest.raises((KeyError, ValueError)):
         model.predict({"image": full["image"]}, verbose=0)  # a missing input still fails
-
-
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_short_recurrent_text_branches_run_unrolled_and_compute_the_same(kind):
-    from mmzoo.branches.text import UNROLL_MAX_STEPS
-    from mmzoo.registry import TEXT_BRANCHES
-
-    build = TEXT_BRANCHES.get(kind).builder
-    short = build(UNROLL_MAX_STEPS, vocab_size=30, embedding_dim=8, text_units=6)
-    long = build(UNROLL_MAX_STEPS + 1, vocab_size=30, embedding_dim=8, text_units=6)
-    [rnn] = [layer for layer in short.layers if isinstance(layer, keras.layers.RNN)]
-    assert rnn.unroll
-    assert not [layer for layer in long.layers if isinstance(layer, keras.layers.RNN)][0].unroll
-    # The same weights with the symbolic loop: the same features, padding masked.
-    looped = keras.Model.from_config(short.get_config())
-    [other] = [layer for layer in looped.layers if isinstance(layer, keras.layers.RNN)]
-    other.unroll = False
-    looped.set_weights(short.get_weights())
-    ids = np.random.default_rng(0).integers(1, 30, (4, UNROLL_MAX_STEPS))
-    ids[:, 5:] = 0  # padding after five words
-    ids[0, 2:] = 0
-    np.testing.assert_allclose(short.predict(ids, verbose=0), looped.predict(ids, verbose=0),
-                               rtol=1e-5, atol=1e-6)

@@ -19,22 +19,6 @@ from mmzoo.validators import at_least, choice, positive_int
 VOCAB_SIZE = at_least(2, "the vocabulary includes padding")
 # How a branch that can give per-token features is built that way (registration info).
 SEQUENCES = {"return_sequences": True}
-# Recurrent text branches of at most this many tokens run their time steps
-# unrolled (Keras's `unroll=True`) rather than in a symbolic loop, whose
-# per-step overhead is large against a short question's arithmetic on a CPU
-# (Keras: "unrolling can speed-up an RNN ... only suitable for short
-# sequences"). Side by side, a `shapes_vqa` training step (16-token GRU) took
-# 3 to 4% less CPU time (bench/cpu_step.py; the GRU is a small part of the
-# step). The unrolled graph grows with the length, so longer texts keep the
-# loop.
-UNROLL_MAX_STEPS = 32
-
-
-def unrolls(sequence_length):
-    """Whether a recurrent layer over `sequence_length` steps runs unrolled (`unroll=`)."""
-    return sequence_length is not None and sequence_length <= UNROLL_MAX_STEPS
-
-
 # The options of a recurrent text branch.
 RECURRENT_VALIDATORS = {
     "vocab_size": VOCAB_SIZE, "embedding_dim": positive_int, "text_units": positive_int}
@@ -43,14 +27,12 @@ RECURRENT_VALIDATORS = {
 def _recurrent(layer_class, kind, sequence_length, vocab_size, embedding_dim, text_units, name,
                return_sequences=False):
     """Embedding (padding id 0 masked) + one recurrent layer reading the last state
-    (or every state, with the padding mask attached); unrolled up to
-    `UNROLL_MAX_STEPS` tokens."""
+    (or every state, with the padding mask attached)."""
     inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="text")
     x = keras.layers.Embedding(
         vocab_size, embedding_dim, mask_zero=True, name=f"text_{kind}_embedding"
     )(inputs)
-    x = layer_class(text_units, return_sequences=return_sequences,
-                    unroll=unrolls(sequence_length), name=f"text_{kind}_{kind}")(x)
+    x = layer_class(text_units, return_sequences=return_sequences, name=f"text_{kind}_{kind}")(x)
     return keras.Model(inputs, x, name=name)
 
 

@@ -25,7 +25,7 @@ context) -> (logits, states)`; see `mmzoo.captioning.generate`.
 
 import keras
 
-from mmzoo.branches.text import VOCAB_SIZE, unrolls
+from mmzoo.branches.text import VOCAB_SIZE
 from mmzoo.registry import HEADS, IMAGE_BRANCHES, TASKS
 from mmzoo.tasks.model import OptionsModel
 from mmzoo.tasks.options import MODEL_DEFAULTS, check_values, fill_component_options
@@ -169,8 +169,7 @@ def lstm_decoder(image_features, text, *, decoder="lstm", architecture="merge",
         c0 = keras.layers.Dense(text_units, name=f"{name}_init_c")(image_features)
         if dropout:
             h0 = keras.layers.Dropout(dropout, name=f"{name}_image_dropout")(h0)
-        x = keras.layers.LSTM(text_units, return_sequences=True,
-                              unroll=unrolls(sequence_length), name=f"{name}_lstm")(
+        x = keras.layers.LSTM(text_units, return_sequences=True, name=f"{name}_lstm")(
             x, initial_state=[h0, c0])
     else:
         image = keras.layers.Dense(text_units, activation="relu",
@@ -178,13 +177,11 @@ def lstm_decoder(image_features, text, *, decoder="lstm", architecture="merge",
         if dropout:
             image = keras.layers.Dropout(dropout, name=f"{name}_image_dropout")(image)
         image = keras.layers.RepeatVector(sequence_length, name=f"{name}_image_repeat")(image)
-        words = keras.layers.LSTM(text_units, return_sequences=True,
-                                  unroll=unrolls(sequence_length), name="text_lstm")(x)
+        words = keras.layers.LSTM(text_units, return_sequences=True, name="text_lstm")(x)
         # Per time step, so a plain Concatenate (the "concat" fusion joins
         # feature vectors only); the text mask passes through it.
         x = keras.layers.Concatenate(name="fusion_concat")([image, words])
-        x = keras.layers.LSTM(text_units, return_sequences=True,
-                              unroll=unrolls(sequence_length), name=f"{name}_lstm")(x)
+        x = keras.layers.LSTM(text_units, return_sequences=True, name=f"{name}_lstm")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return keras.layers.Dense(vocab_size, name=f"{name}_logits")(x)
