@@ -287,9 +287,9 @@ class CaptionExplanation:
 
 IMAGE_METHODS = ("grad_cam", "hirescam")
 IMAGE_LAYERS = ("last", "branch")
-# Integrated gradients' baselines for the text: the all-zero embedding, or
-# every word the unknown (out-of-vocabulary) word (`_baseline_table`).
-TEXT_BASELINES = ("zero", "unknown")
+# Integrated gradients' baselines for the text (`_baseline_table`), each with
+# the words that name it in messages.
+TEXT_BASELINES = {"zero": "the zero embedding", "unknown": "every word unknown"}
 
 # Integrated gradients' default steps: 32 missed the 5% completeness bound on
 # 56% of shapes_vqa's questions, 128 on 8% (bench/ig_convergence.py).
@@ -407,7 +407,7 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=DEFAU
     if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
         raise ValueError(f"`steps` must be a positive integer. Received: steps={steps!r}")
     if text_baseline not in TEXT_BASELINES:
-        raise ValueError(f"`text_baseline` must be one of {TEXT_BASELINES}. "
+        raise ValueError(f"`text_baseline` must be one of {tuple(TEXT_BASELINES)}. "
                          f"Received: text_baseline={text_baseline!r}")
     inputs = {k: np.asarray(v) for k, v in inputs.items()}
     if task.generative:

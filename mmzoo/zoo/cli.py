@@ -247,7 +247,7 @@ def add_explain(parser):
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                         help="integrated-gradients steps (default: %(default)s)")
-    parser.add_argument("--text-baseline", choices=TEXT_BASELINES, default="zero",
+    parser.add_argument("--text-baseline", choices=tuple(TEXT_BASELINES), default="zero",
                         help="where integrated gradients start: the all-zero embedding, or "
                              "every word the unknown word, which a model trained with word "
                              "dropout reads as a missing word (default: %(default)s)")
@@ -267,12 +267,12 @@ def _more_steps(steps):
 
 
 def run_explain(args):
-    from mmzoo.explain import explain
+    from mmzoo.explain import TEXT_BASELINES, explain
 
     (why,) = explain(_load(args), images=args.image, texts=args.text, steps=args.steps,
                      text_baseline=args.text_baseline, image_method=args.image_method,
                      image_layer=args.image_layer)
-    start = {"zero": "the zero embedding", "unknown": "every word unknown"}[args.text_baseline]
+    start = TEXT_BASELINES[args.text_baseline]
     why.plot(args.out)
     if hasattr(why, "words"):  # a caption: one line per generated word
         print(f"caption    {why.caption}")
