@@ -141,6 +141,17 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
       'text_branch = "none"\n\n[training]\nword_subsampling = 0.02\n'),
      "training.word_subsampling drops words of the text input: the model reads 'image'. "
      "Received: word_subsampling=0.02"),
+    (("epochs = 1", "epochs = 2\nword_dropout_from_epoch = 2"),
+     "training.word_dropout_from_epoch starts word dropout, but word_dropout and "
+     "word_subsampling are 0. Received: word_dropout_from_epoch=2"),
+    (("epochs = 1", "epochs = 2\nword_dropout = 0.1\nword_dropout_from_epoch = 3"),
+     "training.word_dropout_from_epoch must be at most epochs (2), or no epoch drops a word. "
+     "Received: word_dropout_from_epoch=3"),
+    (("epochs = 1", "epochs = 2\nword_dropout = 0.1\nword_dropout_from_epoch = 0"),
+     "training.word_dropout_from_epoch must be"),
+    (("epochs = 1", "epochs = 2\nword_subsampling = 0.1\nword_dropout_from_epoch = 2"),
+     'training.word_dropout_from_epoch needs dataset.source = "stream" (each batch knows its '
+     "step there). Received: source='memory'"),
 ])
 def test_bad_values_name_key_value_and_allowed(tmp_path, edit, expected):
     message = _error(tmp_path, TINY.replace(*edit))

@@ -150,6 +150,27 @@ def test_training_texts_lose_words_and_a_resumed_run_replays_the_draws(source, o
         np.testing.assert_array_equal(a, b)
 
 
+def test_word_dropout_starts_at_its_epoch_and_a_resumed_run_replays_it():
+    """`word_dropout_from_epoch = 2`: epoch 1 reads whole texts, epoch 2 the same draws as
+    a run with word dropout throughout."""
+    plain = build_run(recipe(word_dropout=0.0)).data
+    throughout = build_run(recipe()).data
+    later = build_run(recipe(word_dropout_from_epoch=2)).data
+    steps = later.steps_per_epoch
+    run, clean, every = texts(later.train), texts(plain.train), texts(throughout.train)
+    assert len(run) == 2 * steps
+    for noisy, words in zip(run[:steps], clean[:steps], strict=True):
+        np.testing.assert_array_equal(noisy, words)
+    for noisy, words in zip(run[steps:], every[steps:], strict=True):
+        np.testing.assert_array_equal(noisy, words)
+    assert any((a != b).any() for a, b in zip(run[steps:], clean[steps:]))
+    resumed = build_run(recipe(word_dropout_from_epoch=2)).data
+    for step in (1, steps + 1):
+        again = texts(resumed.train_from(step).take(2 * steps - step))
+        for a, b in zip(again, run[step:], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_train_says_which_words_it_drops(tmp_path, capsys):
     from mmzoo.training import train
 
@@ -162,3 +183,6 @@ def test_train_says_which_words_it_drops(tmp_path, capsys):
     train(recipe(epochs=1), tmp_path / "uniform", verbose=2)
     assert ("mmzoo train: training text read with words dropped (word_dropout 0.25, "
             "word_subsampling 0.0): every word 0.25") in capsys.readouterr().out
+    train(recipe(epochs=2, word_dropout_from_epoch=2), tmp_path / "later", verbose=2)
+    assert ("mmzoo train: training text read with words dropped (word_dropout 0.25, "
+            "word_subsampling 0.0, from epoch 2): every word 0.25") in capsys.readouterr().out

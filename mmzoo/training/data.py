@@ -282,15 +282,21 @@ def _stream_training_data(recipe, tokenizer):
     dtypes = [a.dtype for a in first]
     shapes_ = [(None, *a.shape[1:]) for a in first]
 
+    first_dropped = (tr["word_dropout_from_epoch"] - 1) * steps
+
     def load(step):
         outputs = tf.numpy_function(make_batch, [step], dtypes, stateful=False)
         for tensor, shape in zip(outputs, shapes_):
             tensor.set_shape(shape)
         inputs = dict(zip(keys, outputs[:-1]))
         inputs["image"] = tf.cast(inputs["image"], tf.float32)
-        if np.any(rates):  # batch `step`'s own draw
-            inputs["text"] = word_dropout(inputs["text"], rates,
-                                          tf.stack([tf.constant(tr["seed"], tf.int64), step]))
+        if np.any(rates):  # batch `step`'s own draw, from `word_dropout_from_epoch` on
+            text = inputs["text"]
+            inputs["text"] = tf.cond(
+                step >= first_dropped,
+                lambda: word_dropout(text, rates,
+                                     tf.stack([tf.constant(tr["seed"], tf.int64), step])),
+                lambda: text)
         return inputs, outputs[-1]
 
     def train_from(step):

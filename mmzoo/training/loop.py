@@ -279,9 +279,11 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
         else:
             shown = ", ".join(f"{w!r} {r:.2f}" for w, r in list(rates.items())[:8])
             more = f" and {len(rates) - 8} more words" if len(rates) > 8 else ""
+        first_epoch = recipe.training["word_dropout_from_epoch"]
+        since = f", from epoch {first_epoch}" if first_epoch > 1 else ""
         say(f"mmzoo train: training text read with words dropped (word_dropout "
             f"{recipe.training['word_dropout']}, word_subsampling "
-            f"{recipe.training['word_subsampling']}): {shown}{more}")
+            f"{recipe.training['word_subsampling']}{since}): {shown}{more}")
     start = time.perf_counter()
     distillation = None
     if recipe.training["distill_epochs"]:

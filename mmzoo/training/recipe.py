@@ -222,6 +222,7 @@ SCHEMA = {
         "shuffle_buffer": (_int(1), 10_000),
         "word_dropout": (_rate, 0.0),
         "word_subsampling": (_rate, 0.0),
+        "word_dropout_from_epoch": (_int(1), 1),
         "monitor": (_string, "val_loss"),
         "early_stopping_patience": (_int(0), 0),
         "restore_best": (_bool, True),
@@ -273,7 +274,9 @@ class Recipe:
             probability that a training text's word is read as unknown:
             `mmzoo.data.augment.word_dropout`), `word_subsampling` (the
             threshold of frequent-word subsampling, Mikolov et al. 2013:
-            `mmzoo.data.augment.subsampling_rates`), `monitor`,
+            `mmzoo.data.augment.subsampling_rates`), `word_dropout_from_epoch`
+            (the 1-based epoch from which both apply: a curriculum that first
+            learns from whole texts; `dataset.source = "stream"` only), `monitor`,
             `early_stopping_patience`, `restore_best`, `jit_compile`,
             `deterministic_ops`, `precision` (the Keras dtype policy the model
             is built in: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`),
@@ -603,6 +606,26 @@ def _check_model(model, task, dataset, source):
     return options
 
 
+def _check_word_dropout_start(recipe, source):
+    """`training.word_dropout_from_epoch` needs words to drop, the run's epochs and a stream."""
+    tr = recipe.training
+    start = tr["word_dropout_from_epoch"]
+    if start == 1:
+        return
+    if not (tr["word_dropout"] or tr["word_subsampling"]):
+        raise RecipeError(f"{source}: training.word_dropout_from_epoch starts word dropout, "
+                          f"but word_dropout and word_subsampling are 0. Received: "
+                          f"word_dropout_from_epoch={start!r}")
+    if start > tr["epochs"]:
+        raise RecipeError(f"{source}: training.word_dropout_from_epoch must be at most "
+                          f"epochs ({tr['epochs']}), or no epoch drops a word. Received: "
+                          f"word_dropout_from_epoch={start!r}")
+    if recipe.dataset["source"] != "stream":
+        raise RecipeError(f"{source}: training.word_dropout_from_epoch needs dataset.source = "
+                          f"\"stream\" (each batch knows its step there). Received: "
+                          f"source={recipe.dataset['source']!r}")
+
+
 def _check_transfer(recipe, modalities, source):
     """`freeze` and the distillation keys need `init_from` and inputs the rows carry."""
     tr = recipe.training
@@ -657,6 +680,7 @@ def _check_model_options(recipe, source):
             raise RecipeError(f"{source}: training.{key} drops words of the text input: "
                               f"the model reads {', '.join(map(repr, modalities))}. "
                               f"Received: {key}={rate!r}")
+    _check_word_dropout_start(recipe, source)
     object.__setattr__(recipe, "modalities", modalities)
     _check_transfer(recipe, modalities, source)
     # Normalised (e.g. hidden_units as a tuple), so to_dict() is stable.

@@ -15,7 +15,7 @@ cells = [
         "# From a zoo entry to a phone: TFLite export, quantization and the raw-input app\n\n"
         "Take the shipped `mobile_vqa` entry (`shapes_vqa`'s CoordConv convnet, four FiLM "
         "blocks and readout with a text CNN question encoder distilled from its GRU, 32x32 "
-        "images, 99.4% on its test split), export it to TFLite in all four variants "
+        "images; its card below gives its test accuracy), export it to TFLite in all four variants "
         "(float32, float16, dynamic-range, int8), and measure what each costs and keeps: "
         "file size, batch-1 latency in the LiteRT interpreter a phone runs, agreement "
         "with the Keras model and accuracy on the test split. Then run the `.tflite` file "
@@ -62,7 +62,7 @@ cells = [
         "metrics (`entry.metadata[\"metrics\"]`) were measured on the 5,000 questions of "
         "the mmzoo-shapes test split its recipe names. It answers colour, shape and "
         "existence questions almost perfectly and counts well; relational questions "
-        "(*what is nearest to ...?*) are its weak spot (about 86%), and most of its close "
+        "(*what is nearest to ...?*) are its weak spot, and most of its close "
         "calls are there. That matters for quantization below."
     ),
     new_code_cell(
