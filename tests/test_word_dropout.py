@@ -164,6 +164,9 @@ def test_word_dropout_starts_at_its_epoch_and_a_resumed_run_replays_it():
     for noisy, words in zip(run[steps:], every[steps:], strict=True):
         np.testing.assert_array_equal(noisy, words)
     assert any((a != b).any() for a, b in zip(run[steps:], clean[steps:]))
+    shorter = build_run(recipe(epochs=1, word_dropout_from_epoch=2)).data
+    for noisy, words in zip(texts(shorter.train), clean[:steps], strict=True):
+        np.testing.assert_array_equal(noisy, words)  # a run that ends before it starts
     resumed = build_run(recipe(word_dropout_from_epoch=2)).data
     for step in (1, steps + 1):
         again = texts(resumed.train_from(step).take(2 * steps - step))
@@ -184,5 +187,11 @@ def test_train_says_which_words_it_drops(tmp_path, capsys):
     assert ("mmzoo train: training text read with words dropped (word_dropout 0.25, "
             "word_subsampling 0.0): every word 0.25") in capsys.readouterr().out
     train(recipe(epochs=2, word_dropout_from_epoch=2), tmp_path / "later", verbose=2)
+    said = capsys.readouterr().out
     assert ("mmzoo train: training text read with words dropped (word_dropout 0.25, "
-            "word_subsampling 0.0, from epoch 2): every word 0.25") in capsys.readouterr().out
+            "word_subsampling 0.0, from epoch 2): every word 0.25") in said
+    assert "note: word dropout starts" not in said
+    # A run shorter than the curriculum (`--epochs`, a tuner's trial) reads whole texts.
+    train(recipe(epochs=1, word_dropout_from_epoch=2), tmp_path / "short", verbose=2)
+    assert ("mmzoo train: note: word dropout starts at epoch 2, after this run's 1 epoch: "
+            "every epoch reads whole texts") in capsys.readouterr().out

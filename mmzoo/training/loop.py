@@ -279,11 +279,14 @@ def train(recipe, out_dir, *, epochs=None, seed=None, data_dir=None, verbose="au
         else:
             shown = ", ".join(f"{w!r} {r:.2f}" for w, r in list(rates.items())[:8])
             more = f" and {len(rates) - 8} more words" if len(rates) > 8 else ""
-        first_epoch = recipe.training["word_dropout_from_epoch"]
+        first_epoch, epochs = (recipe.training[k] for k in ("word_dropout_from_epoch", "epochs"))
         since = f", from epoch {first_epoch}" if first_epoch > 1 else ""
         say(f"mmzoo train: training text read with words dropped (word_dropout "
             f"{recipe.training['word_dropout']}, word_subsampling "
             f"{recipe.training['word_subsampling']}{since}): {shown}{more}")
+        if first_epoch > epochs:
+            say(f"mmzoo train: note: word dropout starts at epoch {first_epoch}, after this "
+                f"run's {epochs} epoch{'s' if epochs > 1 else ''}: every epoch reads whole texts")
     start = time.perf_counter()
     distillation = None
     if recipe.training["distill_epochs"]:

@@ -276,7 +276,8 @@ class Recipe:
             threshold of frequent-word subsampling, Mikolov et al. 2013:
             `mmzoo.data.augment.subsampling_rates`), `word_dropout_from_epoch`
             (the 1-based epoch from which both apply: a curriculum that first
-            learns from whole texts; `dataset.source = "stream"` only), `monitor`,
+            learns from whole texts; `dataset.source = "stream"` only; a start
+            after the last epoch, as in a shorter run, drops no word), `monitor`,
             `early_stopping_patience`, `restore_best`, `jit_compile`,
             `deterministic_ops`, `precision` (the Keras dtype policy the model
             is built in: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`),
@@ -607,7 +608,12 @@ def _check_model(model, task, dataset, source):
 
 
 def _check_word_dropout_start(recipe, source):
-    """`training.word_dropout_from_epoch` needs words to drop, the run's epochs and a stream."""
+    """`training.word_dropout_from_epoch` needs words to drop and a stream.
+
+    A start after the last epoch is allowed (`mmzoo train` says that no epoch drops a
+    word): a shorter run of the same recipe (`--epochs`, `mmzoo tune`'s trials) keeps
+    the curriculum's epochs of whole texts, as a warm-up longer than a run would.
+    """
     tr = recipe.training
     start = tr["word_dropout_from_epoch"]
     if start == 1:
@@ -615,10 +621,6 @@ def _check_word_dropout_start(recipe, source):
     if not (tr["word_dropout"] or tr["word_subsampling"]):
         raise RecipeError(f"{source}: training.word_dropout_from_epoch starts word dropout, "
                           f"but word_dropout and word_subsampling are 0. Received: "
-                          f"word_dropout_from_epoch={start!r}")
-    if start > tr["epochs"]:
-        raise RecipeError(f"{source}: training.word_dropout_from_epoch must be at most "
-                          f"epochs ({tr['epochs']}), or no epoch drops a word. Received: "
                           f"word_dropout_from_epoch={start!r}")
     if recipe.dataset["source"] != "stream":
         raise RecipeError(f"{source}: training.word_dropout_from_epoch needs dataset.source = "
