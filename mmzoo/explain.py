@@ -292,7 +292,7 @@ IMAGE_LAYERS = ("last", "branch")
 TEXT_BASELINES = {"zero": "the zero embedding", "unknown": "every word unknown"}
 
 # Integrated gradients' default steps: 32 missed the 5% completeness bound on
-# 56% of shapes_vqa's questions, 128 on 8% (bench/ig_convergence.py).
+# 49% of shapes_vqa's questions, 128 on 3% (bench/ig_convergence.py).
 DEFAULT_STEPS = 128
 
 
@@ -313,8 +313,8 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=DEFAU
             default the model's answer.
         steps: integrated-gradients steps (>= 1). Each explanation's
             `convergence_delta` says whether they were enough (within 5% of
-            `score - baseline_score`): on 193 `shapes_vqa` questions, 32
-            steps missed that for 56% of them, 128 steps for 8%
+            `score - baseline_score`): on 200 `shapes_vqa` questions, 32
+            steps missed that for 49% of them, 128 steps for 3%
             (`bench/ig_convergence.py`).
         text_baseline: where integrated gradients start: `"zero"`, the
             all-zero embedding (Sundararajan et al.'s baseline for text), or
@@ -324,12 +324,13 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=DEFAU
             has learnt the unknown word as "a word is missing here", while
             it never saw the zero embedding, which it may read as a
             question of its own and credit to words that carry no
-            information. On `shapes_vqa` candidates trained with word
+            information. On `shapes_vqa` models trained with word
             dropout, the named attribute outranks every function word in
-            0.68 to 0.83 of 40 colour and shape questions from zero, 0.93
-            to 0.98 from the unknown word, the misses on "what" gone; the
-            shipped entry, which reads the question type from "object",
-            gives 0.43 and 0.48: that shortcut shows from both (README).
+            0.68 to 0.83 of 40 colour and shape questions from zero (the
+            shipped entry: 0.80), 0.93 to 0.98 from the unknown word (0.975),
+            most misses on "what" gone; the entry trained on whole questions,
+            which read the question type from "object", gave 0.43 and 0.48:
+            that shortcut shows from both (README).
         tokenizer: a `mmzoo.data.Tokenizer` for a bare model given strings.
         image_method: `"grad_cam"` (Selvaraju et al. 2017: each channel
             weighted by its spatially averaged gradient) or `"hirescam"`
@@ -338,14 +339,14 @@ def explain(model_or_entry, images=None, texts=None, *, target=None, steps=DEFAU
             channels matter *where* (FiLM), averaging the gradient over the
             map blurs that away: on `shapes_vqa`, the HiResCAM peak lies on
             the object a colour or shape question names far more often
-            on the image branch's map (0.90 against 0.31; on the FiLM's
+            on the image branch's map (0.97 against 0.36; on FiLM's
             last map both exceed 0.95).
         image_layer: `"last"`: the last feature map of the image's path,
             the fusion's own when it transforms the map (FiLM,
             cross-attention), else the image branch's; `"branch"`: the
             image branch's last feature map. On `shapes_vqa` the first
             puts the Grad-CAM peak on the object a colour or shape question
-            names far more often (0.99 against 0.31 of 72 fresh questions):
+            names far more often (0.96 against 0.36 of 72 fresh questions):
             the branch's map has not seen the question.
         audio_window: for a model that hears, the occlusion window of
             `audio_scores`, in seconds (> 0).

@@ -330,12 +330,6 @@ def word_ranking(vqa):
     return rate
 
 
-@pytest.mark.xfail(strict=True, reason="measured 0.425 on shapes_vqa (the 40 colour and shape "
-                   "questions of 120 scenes, 16 steps, zero-embedding baseline; 0.675 on the "
-                   "entry before its spatial-softmax readout): the bar is 0.8. Every miss is "
-                   "a shape question whose last word, 'object', outscores the colour. Retrained "
-                   "with word dropout 0.15 (not shipped: relational 0.855), 'object' no longer "
-                   "wins but 'what' does: 0.52 on 109 other questions")
 def test_attribute_words_outrank_function_words(word_ranking):
     assert word_ranking(FUNCTION_WORDS) >= 0.8, word_ranking(FUNCTION_WORDS)
 

@@ -4,12 +4,15 @@ Each word of a batch of token ids is replaced, with probability `rate`, by
 the out-of-vocabulary id, so a model cannot lean on one word when the
 sentence says the same thing twice. In mmzoo-shapes every shape question ends
 in "object" ("what shape is the red object?") and no colour question does;
-`shapes_vqa`'s GRU, trained without word dropout, reads the question type from
-that last word alone and answers "what shape is the red thing?" at chance
-(0.037). The same recipe at `word_dropout = 0.15` answers it at 0.998, as
+`shapes_vqa`'s GRU, trained without word dropout, read the question type from
+that last word alone and answered "what shape is the red thing?" at chance
+(0.037). The same recipe at `word_dropout = 0.15` answered it at 0.998, as
 well as the question asked with "object". Each dropped word can make a
 training question unanswerable, so long questions pay most: that run lost 12
-points on the relational questions.
+points on the relational questions. The shipped recipe drops 5% of the words
+and subsamples the frequent ones from epoch 16 (`word_dropout_from_epoch`),
+after 15 epochs of whole questions have taught it the relations: 1.000 with
+"thing", relational 0.984.
 
 Replacing by the unknown word (rather than deleting the word) keeps every
 other word in its place, as in Kiperwasser & Goldberg (2016, "Simple and
