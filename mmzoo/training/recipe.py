@@ -611,8 +611,8 @@ def _check_word_dropout_start(recipe, source):
     """`training.word_dropout_from_epoch` needs words to drop and a stream.
 
     A start after the last epoch is allowed (`mmzoo train` says that no epoch drops a
-    word): a shorter run of the same recipe (`--epochs`, `mmzoo tune`'s trials) keeps
-    the curriculum's epochs of whole texts, as a warm-up longer than a run would.
+    word): a shorter run of the same recipe (`--epochs`, `mmzoo tune`'s trials) then
+    reads whole texts throughout.
     """
     tr = recipe.training
     start = tr["word_dropout_from_epoch"]
